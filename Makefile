@@ -1,0 +1,38 @@
+# One-command set-up: `make demo` and `make test` both depend on `make setup`,
+# which is idempotent (a stamp file records a finished install).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+# torch is installed first and never replaced. Override for CUDA, e.g.
+#   make setup TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu121"
+# A venv that already has torch keeps it.
+TORCH ?= torch==2.13.0
+VPY := $(VENV)/bin/python
+PIP := $(VPY) -m pip
+STAMP := $(VENV)/.lrdrop-setup-done
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): setup.py
+	@bash scripts/check_build_env.sh $(PYTHON)
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@$(VPY) -c "import torch" 2>/dev/null \
+	  && echo "[setup] keeping installed torch $$($(VPY) -c 'import torch; print(torch.__version__)')" \
+	  || $(PIP) install $(TORCH)
+	$(PIP) install numpy cython "setuptools<81" wheel
+	# --no-build-isolation: build fairseq's extensions against the torch above
+	$(PIP) install --no-build-isolation -e ".[test]"
+	@touch $(STAMP)
+	@echo "[setup] done: $(VENV)"
+
+demo: setup
+	$(VPY) scripts/smoke_train.py
+
+test: setup
+	$(VPY) -m pytest tests $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,70 @@
+"""Narrow fixes that let fairseq 0.12 run on Python 3.11 / torch >= 2.6.
+
+Everything that patches fairseq or torch lives here, is applied once from
+``lrdrop_fairseq/__init__.py``, and says why it exists and when it can go.
+"""
+import argparse
+import contextlib
+import logging
+import warnings
+
+
+@contextlib.contextmanager
+def preserve_root_logger():
+    """fairseq's ``models/wav2vec/wav2vec2_classification.py`` calls
+    ``logging.basicConfig(level=DEBUG)`` at import, which turns the root logger
+    to DEBUG in any program that imports fairseq before configuring logging.
+    Remove once fairseq no longer configures logging at import."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        for h in list(root.handlers):
+            if h not in handlers:
+                root.removeHandler(h)
+
+
+def allow_fairseq_checkpoints_in_safe_load():
+    """torch >= 2.6 loads with ``weights_only=True`` by default, and fairseq's
+    ``checkpoint_utils.load_checkpoint_to_cpu`` (generate, resume, distributed
+    resume) calls ``torch.load`` without ``weights_only``; the safe unpickler
+    then refuses the config objects fairseq stores. Allow-list exactly those
+    classes instead of turning the check off. Remove once fairseq passes
+    ``weights_only`` itself."""
+    try:
+        from torch.serialization import add_safe_globals
+    except ImportError:  # torch < 2.4 loads fairseq checkpoints unrestricted
+        return
+    safe = [argparse.Namespace]
+    try:  # configs saved as OmegaConf objects (older fairseq checkpoints, some hub models)
+        from omegaconf import DictConfig, ListConfig
+        from omegaconf.base import ContainerMetadata, Metadata
+        from omegaconf.nodes import AnyNode
+
+        safe += [DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode]
+    except ImportError:
+        pass
+    add_safe_globals(safe)
+
+
+def silence_known_harmless_warnings():
+    """Warnings fairseq 0.12 triggers on current torch/hydra that a user cannot
+    act on: they come from fairseq's own code, not from the user's flags.
+    Remove each filter once fairseq's code no longer triggers it."""
+    # fairseq/tasks/fairseq_task.py uses the deprecated torch.cuda.amp.autocast
+    warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.cuda\.amp\.autocast.*")
+    warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.cuda\.amp\.GradScaler.*")
+    # fairseq's data loaders ask for pin_memory also when there is no accelerator
+    warnings.filterwarnings("ignore", category=UserWarning, message=r".*pin_memory.*")
+    # fairseq/dataclass/utils.py composes configs the way hydra < 1.1 expected
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"hydra\..*")
+    warnings.filterwarnings("ignore", category=UserWarning, message=r".*(_self_|hydra|initialize|compose).*")
+    # torch.jit.script is deprecated; fairseq scripts a few helpers at import
+    warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit\.script.*")
+
+
+def apply():
+    silence_known_harmless_warnings()
+    allow_fairseq_checkpoints_in_safe_load()

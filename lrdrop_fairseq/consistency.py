@@ -1,0 +1,103 @@
+"""The LR-Drop consistency losses as pure tensor functions.
+
+Nothing here knows about fairseq. Every function compares the two halves of a
+batch that went through the model as ``[x; x]`` (two dropout sub-models) and
+returns a *sum over non-pad positions*, so that the criterion can normalise
+all terms the same way fairseq's label-smoothed criterion does (by tokens, or
+by sentences with ``--sentence-avg``).
+
+All terms are computed in fp32: under ``--fp16``/``--bf16`` the inputs are
+upcast here, because the differences being measured are small and
+half-precision rounding would swamp them.
+"""
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+HIDDEN_LOSSES = ("mse", "cosine")
+ATTN_LOSSES = ("kl", "mse")
+
+# log(0) is -inf, and (0 - 0) * (-inf - -inf) is NaN. Clamping probabilities
+# to the smallest normal float32 before the log keeps masked keys (exact zeros
+# in both rows) at exactly 0 contribution, and leaves every other value alone
+# (a softmax probability below 1e-38 contributes nothing measurable anyway).
+_TINY = torch.finfo(torch.float32).tiny
+
+
+def split_halves(x: Tensor, dim: int = 0):
+    """Split a tensor computed on ``[x; x]`` into the two sub-model halves."""
+    n = x.size(dim)
+    if n % 2 != 0:
+        raise ValueError(f"expected a doubled batch along dim {dim}, got size {n}")
+    return x.narrow(dim, 0, n // 2), x.narrow(dim, n // 2, n // 2)
+
+
+def symmetric_kl_from_log_probs(lprobs1: Tensor, lprobs2: Tensor, pad_mask: Optional[Tensor] = None) -> Tensor:
+    """``sum over positions of (KL(p1||p2) + KL(p2||p1)) / 2``, last dim is the distribution.
+
+    Uses ``KL(p||q) + KL(q||p) = sum (p - q) * (log p - log q)``: one fused
+    pass over log-probabilities the caller already has (for the NLL), instead
+    of two softmaxes and two ``kl_div`` calls. ``pad_mask`` (True = ignore)
+    has the shape of the inputs without the last dim.
+    """
+    lp, lq = lprobs1.float(), lprobs2.float()
+    per_pos = 0.5 * ((lp.exp() - lq.exp()) * (lp - lq)).sum(-1)
+    if pad_mask is not None:
+        per_pos = per_pos.masked_fill(pad_mask, 0.0)
+    return per_pos.sum()
+
+
+def hidden_consistency(h1: Tensor, h2: Tensor, pad_mask: Optional[Tensor] = None, loss: str = "mse") -> Tensor:
+    """Distance between the halves' hidden states of one layer, summed over non-pad tokens.
+
+    ``h1``, ``h2``: (..., C) with the token positions in the leading dims;
+    ``pad_mask`` (True = pad) has the leading shape. ``mse``: squared
+    difference averaged over C; ``cosine``: ``1 - cos(h1, h2)``.
+    """
+    h1, h2 = h1.float(), h2.float()
+    if loss == "mse":
+        per_tok = (h1 - h2).pow(2).mean(-1)
+    elif loss == "cosine":
+        per_tok = 1.0 - F.cosine_similarity(h1, h2, dim=-1, eps=1e-8)
+    else:
+        raise ValueError(f"unknown hidden loss {loss!r}; choose from {HIDDEN_LOSSES}")
+    if pad_mask is not None:
+        per_tok = per_tok.masked_fill(pad_mask, 0.0)
+    return per_tok.sum()
+
+
+def attention_consistency(a1: Tensor, a2: Tensor, query_pad_mask: Optional[Tensor] = None, loss: str = "kl") -> Tensor:
+    """Distance between the halves' per-head attention rows of one layer.
+
+    ``a1``, ``a2``: (H, B, Tq, Tk) softmax probabilities over keys (masked
+    keys are exact zeros in both). ``query_pad_mask``: (B, Tq), True = pad
+    query, whose row is ignored. ``kl``: symmetric KL over keys; ``mse``:
+    squared difference summed over keys (a sum, so padded keys, zero in both
+    rows, cannot change it). Averaged over heads, summed over queries.
+    """
+    if loss == "kl":
+        per_query = 0.5 * _sym_kl_rows(a1, a2)
+    elif loss == "mse":
+        per_query = (a1.float() - a2.float()).pow(2).sum(-1)
+    else:
+        raise ValueError(f"unknown attention loss {loss!r}; choose from {ATTN_LOSSES}")
+    per_query = per_query.mean(0)  # average over heads -> (B, Tq)
+    if query_pad_mask is not None:
+        per_query = per_query.masked_fill(query_pad_mask, 0.0)
+    return per_query.sum()
+
+
+def _sym_kl_rows(p: Tensor, q: Tensor) -> Tensor:
+    """``KL(p||q) + KL(q||p)`` over the last dim, for probabilities with exact zeros (masked
+    keys): zeros in both rows contribute exactly 0, never NaN."""
+    p, q = p.float(), q.float()
+    return ((p - q) * (p.clamp_min(_TINY).log() - q.clamp_min(_TINY).log())).sum(-1)
+
+
+def mean_over_layers(per_layer: Sequence[Tensor]) -> Optional[Tensor]:
+    """Average per-layer sums, so a weight means the same at any depth. None if empty."""
+    if len(per_layer) == 0:
+        return None
+    return torch.stack([t.float() for t in per_layer]).mean()

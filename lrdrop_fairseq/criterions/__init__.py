@@ -1,0 +1,1 @@
+from . import lr_drop  # noqa: F401  (registers the criterion)

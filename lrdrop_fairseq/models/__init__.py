@@ -1,0 +1,1 @@
+from . import transformer_lrdrop  # noqa: F401  (registers the architectures)

@@ -1,0 +1,232 @@
+"""What the ``*_lrdrop`` models add to fairseq's encoder-decoders: per-layer records.
+
+A model with :class:`LRDropModelMixin` has exactly the parameters and the
+computation of its fairseq parent. Only when the criterion passes
+``lrdrop_record=RecordSpec(...)`` to ``forward`` does it also return, in the
+decoder's ``extra["lrdrop"]``:
+
+- ``encoder_states`` / ``decoder_states``: the output of each selected layer,
+  (T, B, C), before any final layer norm (fairseq's ``encoder_states`` /
+  ``inner_states`` without the embedding output);
+- ``encoder_padding_mask`` (B, S), True at pad positions (the decoder's pad
+  positions are the target's, which the criterion has);
+- ``attn[type]`` for ``type`` in :data:`ATTN_TYPES`: per-head attention
+  probabilities of each selected layer, (H, B, T_query, T_key), fp32, taken
+  after the softmax and *before* attention dropout. Padded keys and the causal
+  upper triangle are exact zeros; padded *query* rows are not, so consumers
+  must mask them.
+
+Validation and beam search never pass ``lrdrop_record`` and run fairseq's own
+code path unchanged (including torch's fused attention).
+"""
+import contextlib
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from fairseq.modules.multihead_attention import MultiheadAttention
+from torch import Tensor
+
+ATTN_TYPES = ("encoder_self", "decoder_self", "encoder_decoder")
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    """What one forward pass should record.
+
+    ``layers``: ``None`` for every layer, else layer indices (Python-style, so
+    -1 is the last layer), applied to encoder and decoder layers alike.
+    """
+
+    hidden: bool = True
+    attn_types: Tuple[str, ...] = ATTN_TYPES
+    layers: Optional[Tuple[int, ...]] = None
+
+    def select(self, num_layers: int) -> List[int]:
+        if self.layers is None:
+            return list(range(num_layers))
+        picked = []
+        for i in self.layers:
+            if not -num_layers <= i < num_layers:
+                raise IndexError(
+                    f"--consistency-layers names layer {i}, but the model has {num_layers} "
+                    f"layers (valid: 0..{num_layers - 1}, or negative from the end)"
+                )
+            picked.append(i % num_layers)
+        return sorted(set(picked))
+
+
+class RecordingMultiheadAttention(MultiheadAttention):
+    """fairseq's attention that can keep its per-head probabilities for one forward.
+
+    Adds no parameters and no ``__init__`` state (the flags are class-level
+    defaults), so a built ``MultiheadAttention`` is turned into one by
+    re-classing it (:func:`enable_recording`): fairseq's own constructor
+    arguments stay in fairseq's ``build_*_attention`` methods.
+    """
+
+    record_weights: bool = False
+    recorded: Optional[Tensor] = None
+
+    def forward(
+        self,
+        query,
+        key,
+        value,
+        key_padding_mask=None,
+        incremental_state=None,
+        need_weights: bool = True,
+        static_kv: bool = False,
+        attn_mask=None,
+        before_softmax: bool = False,
+        need_head_weights: bool = False,
+    ):
+        if not self.record_weights or before_softmax:
+            return super().forward(
+                query, key, value, key_padding_mask, incremental_state, need_weights,
+                static_kv, attn_mask, before_softmax, need_head_weights,
+            )
+        # torch's fused path returns head-averaged, post-dropout weights; the
+        # explicit path (which skip_embed_dim_check forces) returns per-head,
+        # fp32, pre-dropout probabilities, which is what consistency compares.
+        forced_explicit = self.skip_embed_dim_check
+        self.skip_embed_dim_check = True
+        try:
+            out, head_weights = super().forward(
+                query, key, value, key_padding_mask, incremental_state, True,
+                static_kv, attn_mask, False, True,
+            )
+        finally:
+            self.skip_embed_dim_check = forced_explicit
+        self.recorded = head_weights
+        if need_head_weights:
+            return out, head_weights
+        return out, (head_weights.mean(dim=0) if need_weights else None)
+
+
+def enable_recording(module: torch.nn.Module) -> torch.nn.Module:
+    """Re-class every fairseq ``MultiheadAttention`` inside ``module`` (in place)."""
+    for m in module.modules():
+        if type(m) is MultiheadAttention:
+            m.__class__ = RecordingMultiheadAttention
+    return module
+
+
+class LRDropModelMixin:
+    """Mix in before a fairseq encoder-decoder (``TransformerModel``, ``BARTModel``)."""
+
+    supports_lrdrop_records = True
+    lrdrop_num_updates: int = 0  # read by --consistency-warmup-updates
+
+    def set_num_updates(self, num_updates):
+        super().set_num_updates(num_updates)
+        self.lrdrop_num_updates = num_updates
+
+    @classmethod
+    def build_encoder(cls, args, src_dict, embed_tokens):
+        return enable_recording(super().build_encoder(args, src_dict, embed_tokens))
+
+    @classmethod
+    def build_decoder(cls, args, tgt_dict, embed_tokens):
+        return enable_recording(super().build_decoder(args, tgt_dict, embed_tokens))
+
+    def forward(self, *args, lrdrop_record: Optional[RecordSpec] = None, **kwargs):
+        if lrdrop_record is None:
+            return super().forward(*args, **kwargs)
+        with self._recording(lrdrop_record) as (modules, encoder_out):
+            decoder_out = super().forward(*args, **kwargs)
+            records = self._collect(lrdrop_record, modules, encoder_out, decoder_out)
+        decoder_out[1]["lrdrop"] = records
+        return decoder_out
+
+    def lrdrop_attention_modules(self, spec: RecordSpec) -> Dict[str, List[RecordingMultiheadAttention]]:
+        """The attention modules of the selected layers, per attention type."""
+        enc_layers = [self.encoder.layers[i] for i in spec.select(len(self.encoder.layers))]
+        dec_layers = [self.decoder.layers[i] for i in spec.select(len(self.decoder.layers))]
+        by_type = {
+            "encoder_self": [layer.self_attn for layer in enc_layers],
+            "decoder_self": [layer.self_attn for layer in dec_layers],
+            "encoder_decoder": [layer.encoder_attn for layer in dec_layers],
+        }
+        return {t: by_type[t] for t in spec.attn_types}
+
+    @contextlib.contextmanager
+    def _recording(self, spec: RecordSpec):
+        modules = self.lrdrop_attention_modules(spec)
+        encoder_out: List[dict] = []
+        # The encoder's states are not part of fairseq's model output; a
+        # forward hook takes them without copying the encoder's forward.
+        hook = self.encoder.register_forward_hook(lambda _m, _inp, out: encoder_out.append(out))
+        for mods in modules.values():
+            for m in mods:
+                m.record_weights = True
+        try:
+            yield modules, encoder_out
+        finally:
+            hook.remove()
+            for mods in modules.values():
+                for m in mods:
+                    m.record_weights = False
+                    m.recorded = None
+
+    def _collect(self, spec: RecordSpec, modules, encoder_out: List[dict], decoder_out) -> dict:
+        if len(encoder_out) != 1:
+            raise RuntimeError(f"expected one encoder call per forward, saw {len(encoder_out)}")
+        enc = encoder_out[0]
+        extra = decoder_out[1]
+        records = {
+            "encoder_padding_mask": _encoder_padding_mask(enc),
+            "attn": {t: [m.recorded for m in mods] for t, mods in modules.items()},
+        }
+        if spec.hidden:
+            enc_states = enc.get("encoder_states") or []
+            if len(enc_states) != len(self.encoder.layers) + 1:
+                raise RuntimeError(
+                    "encoder states were not returned; call the model with return_all_hiddens=True"
+                )
+            dec_states = extra["inner_states"]
+            records["encoder_states"] = [enc_states[1 + i] for i in spec.select(len(self.encoder.layers))]
+            records["decoder_states"] = [dec_states[1 + i] for i in spec.select(len(self.decoder.layers))]
+        for t, weights in records["attn"].items():
+            if any(w is None for w in weights):
+                raise RuntimeError(f"attention type {t!r} was not recorded in every selected layer")
+        return records
+
+
+def _encoder_padding_mask(encoder_out: dict) -> Optional[Tensor]:
+    masks = encoder_out.get("encoder_padding_mask") or []
+    return masks[0] if len(masks) > 0 else None
+
+
+def parse_layers(spec: str) -> Optional[Tuple[int, ...]]:
+    """``all`` -> None, ``last`` -> (-1,), ``0,2,-1`` -> (0, 2, -1). Raises ValueError."""
+    s = spec.strip().lower()
+    if s == "all":
+        return None
+    if s == "last":
+        return (-1,)
+    try:
+        layers = tuple(int(x) for x in s.split(",") if x.strip() != "")
+    except ValueError:
+        layers = ()
+    if len(layers) == 0:
+        raise ValueError(
+            f"--consistency-layers {spec!r}: use 'all', 'last', or comma-separated layer indices "
+            "such as '0,2,-1' (0-based; negative counts from the last layer)"
+        )
+    return layers
+
+
+def parse_attn_types(spec: str) -> Tuple[str, ...]:
+    s = spec.strip().lower()
+    if s == "all":
+        return ATTN_TYPES
+    types = tuple(t.strip() for t in s.split(",") if t.strip())
+    unknown = [t for t in types if t not in ATTN_TYPES]
+    if unknown or not types:
+        raise ValueError(
+            f"--attn-types {spec!r}: unknown {unknown or 'empty list'}; use 'all' or a comma-separated "
+            f"subset of {', '.join(ATTN_TYPES)}"
+        )
+    return types
+

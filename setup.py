@@ -1,0 +1,45 @@
+"""lrdrop-fairseq: LR-Drop (Layer-wise Regularized Dropout) as a fairseq plugin.
+
+Install with ``make setup`` (see README): torch must be installed *before* this
+package, and fairseq must be built with ``--no-build-isolation`` so that its
+C++ extensions compile against that torch instead of a freshly downloaded one.
+"""
+import sys
+
+from setuptools import find_packages, setup
+
+if sys.version_info < (3, 8):
+    sys.exit("lrdrop-fairseq needs Python >= 3.8 (fairseq 0.12 does); found %s" % sys.version.split()[0])
+
+setup(
+    name="lrdrop-fairseq",
+    version="0.1.0",
+    description="LR-Drop (Layer-wise Regularized Dropout) and R-Drop for fairseq translation and summarization",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.8",
+    packages=find_packages(include=["lrdrop_fairseq", "lrdrop_fairseq.*"]),
+    install_requires=[
+        # torch is deliberately unpinned here: `make setup` installs the pinned
+        # build first (TORCH=...), and a user's own CUDA build must be kept.
+        "torch>=1.13",
+        # The official fairseq 0.12.2 does not import on Python 3.11 (dataclass
+        # mutable defaults); fairseq-fixed is a maintained fork of fairseq main
+        # with the same import name `fairseq`.
+        'fairseq==0.12.2; python_version < "3.11"',
+        'fairseq-fixed==0.12.3.1; python_version >= "3.11"',
+        "sacrebleu>=2.0",
+        "sentencepiece>=0.1.97",
+        "sacremoses>=0.0.53",
+        "rouge-score>=0.1.2",
+        "matplotlib>=3.5",
+        "tensorboardX>=2.5",  # fairseq's TensorBoard logging (--tensorboard-logdir)
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: MIT License",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
