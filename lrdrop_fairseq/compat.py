@@ -61,6 +61,8 @@ def silence_known_harmless_warnings():
     # fairseq/dataclass/utils.py composes configs the way hydra < 1.1 expected
     warnings.filterwarnings("ignore", category=UserWarning, module=r"hydra\..*")
     warnings.filterwarnings("ignore", category=UserWarning, message=r".*(_self_|hydra|initialize|compose).*")
+    # fairseq passes a float causal mask with a bool padding mask to torch's MHA
+    warnings.filterwarnings("ignore", category=UserWarning, message=r".*mismatched key_padding_mask and attn_mask.*")
     # torch.jit.script is deprecated; fairseq scripts a few helpers at import
     warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit\.script.*")
 

@@ -1,0 +1,38 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(ROOT, "scripts")
+BIN = os.path.dirname(sys.executable)
+sys.path.insert(0, SCRIPTS)
+
+import lrdrop_fairseq  # noqa: E402,F401  (registers archs/criterion for in-process tests)
+
+
+def run(cmd, cwd=None, env=None, check=True):
+    """Run a CLI as a user would; on failure show its output."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    p = subprocess.run(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if check and p.returncode != 0:
+        raise AssertionError(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stdout[-6000:]}")
+    return p
+
+
+def tool(name):
+    return os.path.join(BIN, name)
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory):
+    """A binarized toy translation corpus (see scripts/make_toy_corpus.py)."""
+    from make_toy_corpus import write_corpus
+
+    d = tmp_path_factory.mktemp("toy")
+    raw = write_corpus(str(d / "raw"), (("train", 600), ("valid", 60), ("test", 40)))
+    run([tool("fairseq-preprocess"), "--source-lang", "src", "--target-lang", "tgt",
+         "--trainpref", f"{raw}/train", "--validpref", f"{raw}/valid", "--testpref", f"{raw}/test",
+         "--destdir", str(d / "bin"), "--workers", "1"])
+    return str(d / "bin")

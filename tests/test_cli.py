@@ -1,0 +1,86 @@
+"""End to end, as a user runs it: fairseq-train / fairseq-generate subprocesses."""
+import json
+import os
+
+import pytest
+
+from conftest import ROOT, run, tool
+
+USER_DIR = os.path.join(ROOT, "lrdrop_fairseq")
+COMMON = ["--arch", "transformer_lrdrop_tiny", "--encoder-layers", "2", "--decoder-layers", "2",
+          "--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
+          "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "2", "--decoder-attention-heads", "2",
+          "--dropout", "0.1", "--attention-dropout", "0.1", "--optimizer", "adam", "--lr", "2e-3",
+          "--max-tokens", "800", "--cpu", "--seed", "1", "--log-format", "json", "--log-interval", "2",
+          "--no-epoch-checkpoints", "--num-workers", "0", "--label-smoothing", "0.1"]
+
+
+def train(data, save_dir, criterion_args, max_update, extra=()):
+    return run([tool("fairseq-train"), data, "--user-dir", USER_DIR, "--save-dir", save_dir,
+                "--max-update", str(max_update), *COMMON, *criterion_args, *extra])
+
+
+def json_lines(out, tag):
+    rows = []
+    for line in out.splitlines():
+        if f"| {tag} |" in line:
+            rows.append(json.loads(line.split(f"| {tag} | ", 1)[1]))
+    return rows
+
+
+def generate(data, path, user_dir=True):
+    args = [tool("fairseq-generate"), data, "--path", path, "--beam", "3", "--cpu",
+            "--max-sentences", "20", "--gen-subset", "test"]
+    if user_dir:
+        args += ["--user-dir", USER_DIR]
+    out = run(args).stdout
+    hyps = sorted(line for line in out.splitlines() if line.startswith("H-"))
+    return hyps, out
+
+
+@pytest.mark.parametrize("name, crit, terms", [
+    ("label_smoothing", ["--criterion", "label_smoothed_cross_entropy"], []),
+    ("rdrop", ["--criterion", "lr_drop", "--hidden-weight", "0", "--attn-weight", "0"], ["kl_loss"]),
+    ("lrdrop", ["--criterion", "lr_drop"], ["kl_loss", "hidden_loss", "attn_loss"]),
+])
+def test_train_logs_every_term_and_validates(toy_data, tmp_path, name, crit, terms):
+    out = train(toy_data, str(tmp_path / name), crit, max_update=6).stdout
+    inner = json_lines(out, "train_inner")
+    assert inner, out[-3000:]
+    for t in terms:
+        assert t in inner[-1] and float(inner[-1][t]) > 0, (t, inner[-1])
+    for t in {"kl_loss", "hidden_loss", "attn_loss"} - set(terms):
+        assert t not in inner[-1]
+    valid = json_lines(out, "valid")
+    assert valid and "valid_loss" in valid[-1]
+    assert not any(t in valid[-1] for t in ("valid_kl_loss", "valid_objective"))
+    assert "Traceback" not in out
+
+
+def test_resume_generate_and_export(toy_data, tmp_path):
+    save = str(tmp_path / "ckpt")
+    first = train(toy_data, save, ["--criterion", "lr_drop"], max_update=4).stdout
+    assert os.path.isfile(os.path.join(save, "checkpoint_last.pt"))
+    resumed = train(toy_data, save, ["--criterion", "lr_drop"], max_update=8).stdout
+    assert "Loaded checkpoint" in resumed and "@ 4 updates" in resumed, resumed[-3000:]
+    updates = [int(r["num_updates"]) for r in json_lines(resumed, "train_inner")]
+    assert updates and min(updates) > 4 and max(updates) == 8
+    assert "num_updates" in first
+
+    ckpt = os.path.join(save, "checkpoint_last.pt")
+    hyps, out = generate(toy_data, ckpt)
+    assert len(hyps) == 40, out[-2000:]
+    assert "BLEU4" in out
+
+    plain = str(tmp_path / "plain.pt")
+    exp = run([tool("python"), os.path.join(ROOT, "scripts", "export_checkpoint.py"), ckpt, plain]).stdout
+    assert "transformer_tiny" in exp
+    plain_hyps, _ = generate(toy_data, plain, user_dir=False)  # plain fairseq, no plugin
+    assert plain_hyps == hyps
+
+
+def test_plain_arch_with_layer_terms_fails_clearly(toy_data, tmp_path):
+    p = run([tool("fairseq-train"), toy_data, "--user-dir", USER_DIR, "--save-dir", str(tmp_path),
+             "--max-update", "1", *COMMON, "--arch", "transformer_tiny", "--criterion", "lr_drop"], check=False)
+    assert p.returncode != 0
+    assert "LRDropConfigError" in p.stdout and "transformer_lrdrop" in p.stdout

@@ -1,0 +1,127 @@
+"""The pure loss functions against values computed by hand."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lrdrop_fairseq import consistency as C
+
+P, Q = [0.5, 0.5], [0.9, 0.1]
+# (KL(p||q) + KL(q||p)) / 2, written out
+KL_PQ = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)
+KL_QP = 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)
+SYM = (KL_PQ + KL_QP) / 2
+
+
+def test_hand_value_is_what_we_think():
+    assert SYM == pytest.approx(0.439445, abs=1e-6)
+
+
+def test_symmetric_kl_hand_value_and_padding():
+    lp = torch.log(torch.tensor([P, [0.2, 0.8]]))
+    lq = torch.log(torch.tensor([Q, [0.7, 0.3]]))
+    pad = torch.tensor([False, True])
+    assert C.symmetric_kl_from_log_probs(lp, lq, pad).item() == pytest.approx(SYM, rel=1e-6)
+    # whatever sits at the padded position changes nothing
+    lq2 = lq.clone()
+    lq2[1] = torch.log(torch.tensor([0.01, 0.99]))
+    assert C.symmetric_kl_from_log_probs(lp, lq2, pad).item() == pytest.approx(SYM, rel=1e-6)
+    # without the mask the second position counts
+    assert C.symmetric_kl_from_log_probs(lp, lq).item() > SYM + 0.1
+
+
+def test_symmetric_kl_matches_rdrop_kl_div_formulation():
+    torch.manual_seed(0)
+    lp = torch.randn(7, 11).log_softmax(-1)
+    lq = torch.randn(7, 11).log_softmax(-1)
+    pad = torch.tensor([0, 0, 1, 0, 0, 1, 0], dtype=torch.bool)
+    # R-Drop's published compute_kl_loss
+    p_loss = F.kl_div(lp, lq.exp(), reduction="none").masked_fill(pad[:, None], 0.0).sum()
+    q_loss = F.kl_div(lq, lp.exp(), reduction="none").masked_fill(pad[:, None], 0.0).sum()
+    ref = (p_loss + q_loss) / 2
+    assert C.symmetric_kl_from_log_probs(lp, lq, pad).item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_symmetric_kl_gradients_match_reference():
+    torch.manual_seed(1)
+    logits = torch.randn(2, 5, 9, requires_grad=True)
+    lp, lq = logits.log_softmax(-1).unbind(0)
+    C.symmetric_kl_from_log_probs(lp, lq).backward()
+    g_fused = logits.grad.clone()
+    logits.grad = None
+    lp, lq = logits.log_softmax(-1).unbind(0)
+    ref = (F.kl_div(lp, lq.exp(), reduction="sum") + F.kl_div(lq, lp.exp(), reduction="sum")) / 2
+    ref.backward()
+    torch.testing.assert_close(g_fused, logits.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_hidden_mse_and_cosine_hand_values():
+    # (T=3, B=1, C=2); the third token is padding
+    h1 = torch.tensor([[[1.0, 2.0]], [[1.0, 0.0]], [[5.0, 5.0]]])
+    h2 = torch.tensor([[[0.0, 0.0]], [[1.0, 0.0]], [[-5.0, 9.0]]])
+    pad = torch.tensor([[False], [False], [True]])
+    # mean over C of squared differences: (1 + 4)/2 + 0
+    assert C.hidden_consistency(h1, h2, pad, "mse").item() == pytest.approx(2.5)
+    a = torch.tensor([[[1.0, 0.0]], [[1.0, 1.0]], [[3.0, 3.0]]])
+    b = torch.tensor([[[0.0, 1.0]], [[2.0, 2.0]], [[-3.0, 1.0]]])
+    # 1 - cos: orthogonal -> 1, parallel -> 0
+    assert C.hidden_consistency(a, b, pad, "cosine").item() == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="unknown hidden loss"):
+        C.hidden_consistency(a, b, pad, "l1")
+
+
+def _attn_pair():
+    # (H=2, B=1, Tq=2, Tk=3); key 2 is padding (exact zeros); query 1 is padding
+    a1 = torch.tensor([[[[0.5, 0.5, 0.0], [0.3, 0.7, 0.0]]], [[[0.2, 0.8, 0.0], [1.0, 0.0, 0.0]]]])
+    a2 = torch.tensor([[[[0.9, 0.1, 0.0], [0.6, 0.4, 0.0]]], [[[0.2, 0.8, 0.0], [0.0, 1.0, 0.0]]]])
+    qpad = torch.tensor([[False, True]])
+    return a1, a2, qpad
+
+
+def test_attention_kl_hand_value_masked_keys_no_nan():
+    a1, a2, qpad = _attn_pair()
+    # head 0, query 0: SYM; head 1 identical rows: 0; mean over heads
+    got = C.attention_consistency(a1, a2, qpad, "kl")
+    assert torch.isfinite(got)
+    assert got.item() == pytest.approx(SYM / 2, rel=1e-6)
+
+
+def test_attention_mse_hand_value():
+    a1, a2, qpad = _attn_pair()
+    # head 0, query 0: 0.4^2 + 0.4^2 = 0.32; head 1: 0; mean over heads
+    assert C.attention_consistency(a1, a2, qpad, "mse").item() == pytest.approx(0.16, rel=1e-6)
+
+
+def test_attention_padded_query_rows_change_nothing():
+    a1, a2, qpad = _attn_pair()
+    ref = C.attention_consistency(a1, a2, qpad).item()
+    a2b = a2.clone()
+    a2b[:, :, 1] = torch.tensor([0.5, 0.25, 0.25])
+    assert C.attention_consistency(a1, a2b, qpad).item() == pytest.approx(ref, rel=1e-7)
+
+
+def test_attention_gradients_finite_with_zero_entries():
+    a1, a2, qpad = _attn_pair()
+    a1 = a1.clone().requires_grad_(True)
+    a2 = a2.clone().requires_grad_(True)
+    C.attention_consistency(a1, a2, qpad, "kl").backward()
+    assert torch.isfinite(a1.grad).all() and torch.isfinite(a2.grad).all()
+    assert a1.grad.abs().sum() > 0
+
+
+def test_half_precision_inputs_are_upcast():
+    a1, a2, qpad = _attn_pair()
+    got = C.attention_consistency(a1.half(), a2.half(), qpad)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(SYM / 2, rel=1e-3)
+
+
+def test_mean_over_layers_and_split():
+    assert C.mean_over_layers([]) is None
+    assert C.mean_over_layers([torch.tensor(1.0), torch.tensor(3.0)]).item() == 2.0
+    x = torch.arange(6).view(6, 1)
+    a, b = C.split_halves(x)
+    assert a.flatten().tolist() == [0, 1, 2] and b.flatten().tolist() == [3, 4, 5]
+    with pytest.raises(ValueError):
+        C.split_halves(torch.zeros(3))

@@ -1,0 +1,160 @@
+"""lr_drop against fairseq's label smoothing and R-Drop's published criterion."""
+import pytest
+import torch
+import torch.nn.functional as F
+from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
+
+from lrdrop_fairseq.criterions.lr_drop import LRDropConfigError
+from helpers import build, first_batch
+
+W0 = ["--kl-weight", "0", "--hidden-weight", "0", "--attn-weight", "0"]
+
+
+def rdrop_reference_loss(model, sample, eps, pad, alpha):
+    """R-Drop's published reg_label_smoothed_cross_entropy forward, restated."""
+    net_input = {k: torch.cat([v, v.clone()], 0) for k, v in sample["net_input"].items()}
+    net_output = model(**net_input)
+    lprobs = model.get_normalized_probs(net_output, log_probs=True).view(-1, len(model.decoder.dictionary))
+    target = sample["target"]
+    pad_mask = target.unsqueeze(-1).eq(pad)
+    loss, _ = label_smoothed_nll_loss(lprobs, torch.cat([target, target]).view(-1, 1), eps, ignore_index=pad)
+    lp = model.get_normalized_probs(net_output, log_probs=True)
+    pt = model.get_normalized_probs(net_output, log_probs=False)
+    p, q = lp.split(lp.size(0) // 2)
+    p_tec, q_tec = pt.split(pt.size(0) // 2)
+    p_loss = F.kl_div(p, q_tec, reduction="none").masked_fill(pad_mask, 0.0).sum()
+    q_loss = F.kl_div(q, p_tec, reduction="none").masked_fill(pad_mask, 0.0).sum()
+    return loss + alpha * (p_loss + q_loss) / 2
+
+
+def test_all_weights_zero_is_two_copy_label_smoothing(toy_data):
+    task, model, crit = build(toy_data, extra=W0, dropout=0.0)
+    sample = first_batch(task)
+    model.train()
+    loss, sample_size, log = crit(model, sample)
+    model.eval()
+    with torch.no_grad():
+        ls_loss, _, ls_log = crit(model, sample)  # eval: the ordinary single pass
+    assert sample_size == sample["ntokens"]
+    torch.testing.assert_close(loss.detach(), 2 * ls_loss, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(log["loss"], ls_log["loss"], rtol=1e-5, atol=1e-5)
+    assert not any(k in log for k in ("kl_loss", "hidden_loss", "attn_loss"))
+
+
+def test_dropout_zero_makes_every_consistency_term_exactly_zero(toy_data):
+    task, model, crit = build(toy_data, dropout=0.0)
+    sample = first_batch(task)
+    model.train()
+    loss, _, log = crit(model, sample)
+    for k in ("kl_loss", "hidden_loss", "attn_loss"):
+        assert log[k].item() == pytest.approx(0.0, abs=1e-6), k
+    model.eval()
+    with torch.no_grad():
+        ls_loss, _, _ = crit(model, sample)
+    torch.testing.assert_close(loss.detach(), 2 * ls_loss, rtol=1e-5, atol=1e-4)
+
+
+def test_rdrop_mode_equals_published_rdrop_on_same_masks(toy_data):
+    task, model, crit = build(toy_data, extra=["--kl-weight", "5", "--hidden-weight", "0", "--attn-weight", "0"])
+    sample = first_batch(task)
+    model.train()
+    torch.manual_seed(123)
+    ours, _, log = crit(model, sample)
+    torch.manual_seed(123)  # same dropout masks
+    ref = rdrop_reference_loss(model, sample, 0.1, task.tgt_dict.pad(), 5.0)
+    assert log["kl_loss"].item() > 0
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-4)
+
+
+def test_full_lrdrop_terms_positive_and_weighted_sum(toy_data):
+    task, model, crit = build(toy_data, extra=["--kl-weight", "2", "--hidden-weight", "3", "--attn-weight", "4"])
+    sample = first_batch(task)
+    model.train()
+    loss, _, log = crit(model, sample)
+    for k in ("kl_loss", "hidden_loss", "attn_loss"):
+        assert log[k].item() > 0, k
+    expected = 2 * log["loss"] + 2 * log["kl_loss"] + 3 * log["hidden_loss"] + 4 * log["attn_loss"]
+    torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-4)
+    assert log["objective"] == loss.detach()
+
+
+def test_gradients_reach_every_parameter(toy_data):
+    task, model, crit = build(toy_data)
+    sample = first_batch(task)
+    model.train()
+    loss, _, _ = crit(model, sample)
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert missing == []
+
+
+def test_consistency_term_gradient_flows_to_both_halves(toy_data):
+    task, model, crit = build(toy_data, extra=["--kl-weight", "0", "--hidden-weight", "1", "--attn-weight", "0"])
+    sample = first_batch(task)
+    model.train()
+    net_input = {k: torch.cat([v, v]) for k, v in sample["net_input"].items()}
+    out = model(**net_input, lrdrop_record=crit.record_spec)
+    states = out[1]["lrdrop"]["decoder_states"]
+    for s in states:
+        s.retain_grad()
+    terms = crit.consistency_terms(*crit.get_lprobs_and_target(model, out, {**sample, "target": torch.cat([sample["target"]] * 2)}),
+                                   out[1]["lrdrop"], sample["target"])
+    terms["hidden_loss"].backward()
+    B = sample["target"].size(0)
+    g = states[-1].grad
+    assert g[:, :B].abs().sum() > 0 and g[:, B:].abs().sum() > 0
+    # symmetric: the halves get opposite gradients of the squared difference
+    torch.testing.assert_close(g[:, :B], -g[:, B:])
+
+
+def test_warmup_ramps_weights(toy_data):
+    task, model, crit = build(toy_data, extra=["--consistency-warmup-updates", "10"])
+    model.set_num_updates(5)
+    w = crit.current_weights(model)
+    assert w == {"kl_loss": 2.5, "hidden_loss": 0.5, "attn_loss": 0.5}
+    model.set_num_updates(50)
+    assert crit.current_weights(model)["kl_loss"] == 5.0
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--hidden-weight", "-1"], "--hidden-weight must be >= 0"),
+    (["--kl-weight", "nan"], "--kl-weight must be >= 0"),
+    (["--attn-types", "encoder_self,cross"], "--attn-types"),
+    (["--consistency-layers", "first"], "--consistency-layers"),
+])
+def test_bad_flags_fail_at_startup_naming_the_flag(toy_data, extra, match):
+    with pytest.raises(LRDropConfigError, match=match):
+        build(toy_data, extra=extra)
+
+
+def test_plain_arch_with_layer_terms_is_refused_with_the_fix(toy_data):
+    task, model, crit = build(toy_data, arch="transformer_tiny")
+    model.train()
+    with pytest.raises(LRDropConfigError, match="transformer_lrdrop_iwslt_de_en"):
+        crit(model, first_batch(task))
+    # weights 0 for the layer terms: R-Drop with any architecture
+    task, model, crit = build(toy_data, arch="transformer_tiny", extra=["--hidden-weight", "0", "--attn-weight", "0"])
+    model.train()
+    assert crit(model, first_batch(task))[2]["kl_loss"] > 0
+
+
+def test_layer_index_out_of_range_is_refused(toy_data):
+    task, model, crit = build(toy_data, extra=["--consistency-layers", "0,5"])
+    model.train()
+    with pytest.raises(LRDropConfigError, match="layer 5"):
+        crit(model, first_batch(task))
+
+
+def test_all_dropout_zero_warns(toy_data, caplog):
+    task, model, crit = build(toy_data, dropout=0.0)
+    model.train()
+    with caplog.at_level("WARNING"):
+        crit(model, first_batch(task))
+    assert "consistency terms are exactly 0" in caplog.text
+
+
+def test_non_finite_term_is_reported_by_name(toy_data):
+    from lrdrop_fairseq.criterions.lr_drop import LRDropCriterion
+
+    with pytest.raises(FloatingPointError, match="hidden_loss"):
+        LRDropCriterion._check_finite({"kl_loss": torch.tensor(1.0), "hidden_loss": torch.tensor(float("nan"))})

@@ -1,0 +1,82 @@
+"""transformer_lrdrop: same parameters and outputs as fairseq's transformer, plus records."""
+import torch
+
+from lrdrop_fairseq.models.recording import ATTN_TYPES, RecordSpec
+from helpers import build, first_batch
+
+
+def _doubled(sample):
+    return {k: torch.cat([v, v]) for k, v in sample["net_input"].items()}
+
+
+def test_no_new_parameters_and_identical_outputs(toy_data):
+    task, lr_model, _ = build(toy_data)
+    _, plain, _ = build(toy_data, arch="transformer_tiny", criterion="label_smoothed_cross_entropy")
+    assert list(lr_model.state_dict()) == list(plain.state_dict())
+    plain.load_state_dict(lr_model.state_dict())
+    sample = first_batch(task)
+    lr_model.eval(), plain.eval()
+    with torch.no_grad():
+        a = lr_model(**sample["net_input"])[0]
+        b = plain(**sample["net_input"])[0]
+    assert torch.equal(a, b)
+
+
+def test_records_shapes_masks_and_rows(toy_data):
+    task, model, _ = build(toy_data, dropout=0.0)
+    model.train()
+    sample = first_batch(task)
+    B, S = sample["net_input"]["src_tokens"].shape
+    T = sample["target"].size(1)
+    out = model(**_doubled(sample), lrdrop_record=RecordSpec())
+    rec = out[1]["lrdrop"]
+    assert len(rec["encoder_states"]) == 2 and len(rec["decoder_states"]) == 2
+    assert rec["encoder_states"][0].shape == (S, 2 * B, 16)
+    assert rec["decoder_states"][0].shape == (T, 2 * B, 16)
+    shapes = {"encoder_self": (2, 2 * B, S, S), "decoder_self": (2, 2 * B, T, T), "encoder_decoder": (2, 2 * B, T, S)}
+    src_pad = sample["net_input"]["src_tokens"].eq(task.src_dict.pad())
+    tgt_pad = sample["net_input"]["prev_output_tokens"].eq(task.tgt_dict.pad())
+    assert src_pad.any() and tgt_pad.any(), "the batch must contain padding for this test to mean anything"
+    key_pad = {"encoder_self": src_pad, "decoder_self": tgt_pad, "encoder_decoder": src_pad}
+    for t in ATTN_TYPES:
+        assert len(rec["attn"][t]) == 2
+        for a in rec["attn"][t]:
+            assert a.shape == shapes[t] and a.dtype == torch.float32
+            torch.testing.assert_close(a.sum(-1), torch.ones_like(a.sum(-1)))
+            kp = torch.cat([key_pad[t], key_pad[t]])  # (2B, Tk)
+            assert (a.masked_select(kp[None, :, None, :].expand_as(a)) == 0).all(), f"{t}: padded keys not 0"
+    causal = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+    assert (rec["attn"]["decoder_self"][0][..., causal] == 0).all()
+    # dropout 0: the two halves are identical
+    for a in rec["attn"]["encoder_decoder"]:
+        torch.testing.assert_close(a[:, :B], a[:, B:])
+    # records are cleared afterwards and plain forwards record nothing
+    assert all(m.recorded is None and not m.record_weights for m in model.modules() if hasattr(m, "record_weights"))
+    assert "lrdrop" not in model(**_doubled(sample))[1]
+
+
+def test_layer_and_type_selection(toy_data):
+    task, model, _ = build(toy_data)
+    model.train()
+    sample = first_batch(task)
+    rec = model(**_doubled(sample), lrdrop_record=RecordSpec(hidden=False, attn_types=("decoder_self",), layers=(-1,)))[1]["lrdrop"]
+    assert list(rec["attn"]) == ["decoder_self"] and len(rec["attn"]["decoder_self"]) == 1
+    assert "encoder_states" not in rec
+    # only the last decoder layer's self-attention was switched to the explicit path
+    mods = model.lrdrop_attention_modules(RecordSpec(attn_types=("decoder_self",), layers=(-1,)))
+    assert mods["decoder_self"][0] is model.decoder.layers[1].self_attn
+
+
+def test_generation_with_lrdrop_arch_equals_plain(toy_data):
+    from fairseq.sequence_generator import SequenceGenerator
+
+    task, lr_model, _ = build(toy_data)
+    _, plain, _ = build(toy_data, arch="transformer_tiny", criterion="label_smoothed_cross_entropy")
+    plain.load_state_dict(lr_model.state_dict())
+    sample = first_batch(task)
+    outs = []
+    for m in (lr_model, plain):
+        m.eval()
+        gen = SequenceGenerator([m], task.tgt_dict, beam_size=3, max_len_b=10)
+        outs.append([h[0]["tokens"].tolist() for h in gen.generate([m], sample)])
+    assert outs[0] == outs[1]
