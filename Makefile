@@ -29,7 +29,7 @@ $(STAMP): setup.py
 	@echo "[setup] done: $(VENV)"
 
 demo: setup
-	$(VPY) scripts/smoke_train.py
+	PYTHON=$(VPY) bash scripts/smoke_demo.sh
 
 test: setup
 	$(VPY) -m pytest tests $(PYTEST_ARGS)
