@@ -1,0 +1,144 @@
+#!/usr/bin/env python
+"""Build a German-English sentence corpus from the Ding dictionary (Debian ``trans-de-en``).
+
+Source and licence: the Ding German-English dictionary by Frank Richter,
+https://dict.tu-chemnitz.de/, GPL-2.0-or-later, as packaged by Debian
+(``trans-de-en``). The corpus is built on the user's machine, never shipped.
+
+Lines look like ``german entries :: english entries``; each side is split by
+`` | `` into aligned sub-entries, alternatives within a sub-entry by ``;``,
+with grammar tags ``{n}`` and domain tags ``[coll.]``. Many sub-entries are
+example sentences. A pair is kept when, after taking the first alternative
+and stripping tags, both sides look like sentences (capitalised, ending in
+``.?!``, at least 3 words). Pairs are de-duplicated on the German side, then
+split into train/valid/test with a fixed seed.
+
+    python scripts/build_ding_corpus.py OUT_DIR [--dict PATH] [--valid 500 --test 1000 --seed 1]
+
+With no ``--dict`` the Debian package is fetched with ``apt-get download``
+(no installation, no root needed beyond apt's cache) into OUT_DIR/download.
+Writes OUT_DIR/{train,valid,test}.{de,en} and OUT_DIR/SOURCE.txt.
+"""
+import argparse
+import glob
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Iterable, List, Optional, Tuple
+
+TAG = re.compile(r"\{[^}]*\}|\[[^\]]*\]|<[^>]*>")
+SPACE = re.compile(r"\s+")
+DING_IN_DEB = "usr/share/trans/de-en"
+
+
+def clean(entry: str) -> str:
+    first = entry.split(";")[0]
+    return SPACE.sub(" ", TAG.sub(" ", first)).strip()
+
+
+def is_sentence(s: str) -> bool:
+    return len(s) > 1 and s[0].isupper() and s[-1] in ".?!" and len(s.split()) >= 3
+
+
+def sentence_pairs(lines: Iterable[str]) -> List[Tuple[str, str]]:
+    """Aligned (German, English) sentence pairs, de-duplicated on the German side, in file order."""
+    pairs, seen = [], set()
+    for line in lines:
+        line = line.rstrip("\n")
+        if not line or line.startswith("#") or " :: " not in line:
+            continue
+        de_side, en_side = line.split(" :: ", 1)
+        de_subs, en_subs = de_side.split(" | "), en_side.split(" | ")
+        if len(de_subs) != len(en_subs):
+            continue  # misaligned entry: cannot trust the pairing
+        for de, en in zip(de_subs, en_subs):
+            de, en = clean(de), clean(en)
+            if is_sentence(de) and is_sentence(en) and de.lower() not in seen:
+                seen.add(de.lower())
+                pairs.append((de, en))
+    return pairs
+
+
+def split(pairs, n_valid: int, n_test: int, seed: int):
+    if n_valid + n_test >= len(pairs):
+        raise ValueError(f"only {len(pairs)} pairs: cannot hold out {n_valid} valid + {n_test} test")
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    shuffled = [pairs[i] for i in order]
+    return {"test": shuffled[:n_test], "valid": shuffled[n_test:n_test + n_valid],
+            "train": shuffled[n_test + n_valid:]}
+
+
+def fetch_ding(download_dir: str) -> str:
+    """apt-get download trans-de-en and unpack it; returns the dictionary path."""
+    os.makedirs(download_dir, exist_ok=True)
+    extracted = os.path.join(download_dir, "x", DING_IN_DEB)
+    if os.path.isfile(extracted):
+        return extracted
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise RuntimeError(
+            "apt-get/dpkg-deb not found (not a Debian/Ubuntu system). Download the Ding dictionary "
+            "(https://dict.tu-chemnitz.de/, file de-en.txt) and pass --dict PATH, or use your own "
+            "parallel corpus with the demo's --src FILE --tgt FILE."
+        )
+    debs = glob.glob(os.path.join(download_dir, "trans-de-en_*.deb"))
+    if not debs:
+        p = subprocess.run(["apt-get", "download", "trans-de-en"], cwd=download_dir,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        debs = glob.glob(os.path.join(download_dir, "trans-de-en_*.deb"))
+        if p.returncode != 0 or not debs:
+            raise RuntimeError(
+                "'apt-get download trans-de-en' failed:\n" + p.stdout[-1500:] +
+                "\nRun 'apt-get update' first, or pass --dict PATH to a copy of the Ding dictionary."
+            )
+    subprocess.run(["dpkg-deb", "-x", debs[0], os.path.join(download_dir, "x")], check=True)
+    return extracted
+
+
+def write(out_dir: str, splits: dict, source_note: str):
+    os.makedirs(out_dir, exist_ok=True)
+    for name, pairs in splits.items():
+        for lang, idx in (("de", 0), ("en", 1)):
+            with open(os.path.join(out_dir, f"{name}.{lang}"), "w", encoding="utf-8") as f:
+                f.writelines(p[idx] + "\n" for p in pairs)
+    with open(os.path.join(out_dir, "SOURCE.txt"), "w", encoding="utf-8") as f:
+        f.write(source_note)
+
+
+def build(out_dir: str, dict_path: Optional[str] = None, n_valid=500, n_test=1000, seed=1):
+    if dict_path is None:
+        dict_path = fetch_ding(os.path.join(out_dir, "download"))
+    with open(dict_path, encoding="utf-8") as f:
+        pairs = sentence_pairs(f)
+    splits = split(pairs, n_valid, n_test, seed)
+    note = (
+        "German-English sentence pairs extracted from the Ding dictionary\n"
+        "(Frank Richter, https://dict.tu-chemnitz.de/), licence GPL-2.0-or-later,\n"
+        f"via Debian package trans-de-en; built by scripts/build_ding_corpus.py (seed {seed}).\n"
+        + "".join(f"{k}: {len(v)} pairs\n" for k, v in splits.items())
+    )
+    write(out_dir, splits, note)
+    return {k: len(v) for k, v in splits.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out_dir")
+    ap.add_argument("--dict", help="path to the Ding de-en file (default: fetch Debian's trans-de-en)")
+    ap.add_argument("--valid", type=int, default=500)
+    ap.add_argument("--test", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    try:
+        sizes = build(a.out_dir, a.dict, a.valid, a.test, a.seed)
+    except (RuntimeError, ValueError, OSError) as e:
+        sys.exit(f"build_ding_corpus: {e}")
+    print(f"wrote {a.out_dir}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+#!/usr/bin/env python
+"""The built-in German-English LR-Drop demo (``make demo``), on CPU, offline.
+
+Steps (each skips work already done under OUT, and names itself on failure):
+  1. corpus      German-English sentence pairs from Debian's Ding dictionary
+                 (scripts/build_ding_corpus.py), or your own --src/--tgt files
+  2. spm         a joint sentencepiece BPE model, applied to every split
+  3. binarize    fairseq-preprocess --joined-dictionary
+  4. train       fairseq-train --criterion lr_drop, for --minutes of training
+  5. translate   beam search on test, sacrebleu BLEU with its signature
+  6. plot        training curves (scripts/plot_curves.py)
+
+    python scripts/demo.py [--out runs/demo] [--minutes 15] [--src FILE --tgt FILE]
+
+Sizes were chosen for 2 CPU cores (docs in README: "The built-in demo").
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+BIN = os.path.dirname(sys.executable)
+
+# model and training settings for the CPU demo; --device cuda uses GPU_MODEL
+CPU_MODEL = ["--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim", "256",
+             "--decoder-embed-dim", "256", "--encoder-ffn-embed-dim", "512", "--decoder-ffn-embed-dim", "512",
+             "--encoder-attention-heads", "4", "--decoder-attention-heads", "4"]
+GPU_MODEL = ["--encoder-layers", "6", "--decoder-layers", "6", "--encoder-embed-dim", "512",
+             "--decoder-embed-dim", "512", "--encoder-ffn-embed-dim", "1024", "--decoder-ffn-embed-dim", "1024",
+             "--encoder-attention-heads", "4", "--decoder-attention-heads", "4"]
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+def step(n, name, what):
+    print(f"\n=== [demo] step {n}/6 {name}: {what}", flush=True)
+
+
+def run(cmd, log=None, name=""):
+    """Run a command; stream its output (tee to log); raise StepFailed naming the step."""
+    print("$ " + " ".join(cmd), flush=True)
+    with (open(log, "w", encoding="utf-8") if log else open(os.devnull, "w")) as lf:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        tail = []
+        for line in p.stdout:
+            lf.write(line)
+            tail = (tail + [line])[-40:]
+            if log is None or "| train_inner |" in line or "| valid |" in line or "| INFO | fairseq_cli.train | done" in line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        if p.wait() != 0:
+            raise StepFailed(f"step '{name}' failed (exit {p.returncode}); last output:\n{''.join(tail)}")
+
+
+def corpus(args, raw):
+    if os.path.isfile(os.path.join(raw, "test.en")):
+        print(f"(done already: {raw})")
+        return
+    import build_ding_corpus as ding
+
+    if args.src or args.tgt:
+        if not (args.src and args.tgt):
+            raise StepFailed("give both --src and --tgt (one sentence per line, aligned)")
+        with open(args.src, encoding="utf-8") as f:
+            src = [l.strip() for l in f]
+        with open(args.tgt, encoding="utf-8") as f:
+            tgt = [l.strip() for l in f]
+        if len(src) != len(tgt):
+            raise StepFailed(f"--src has {len(src)} lines but --tgt has {len(tgt)}; they must be aligned")
+        pairs = [(s, t) for s, t in zip(src, tgt) if s and t]
+        splits = ding.split(pairs, args.valid_size, args.test_size, args.seed)
+        ding.write(raw, splits, f"user corpus: {args.src} / {args.tgt} (seed {args.seed})\n")
+    else:
+        try:
+            ding.build(raw, args.ding, args.valid_size, args.test_size, args.seed)
+        except RuntimeError as e:
+            raise StepFailed(f"corpus: {e}")
+    print(open(os.path.join(raw, "SOURCE.txt"), encoding="utf-8").read())
+
+
+def sentencepiece(args, raw, spm_dir):
+    model = os.path.join(spm_dir, "spm.model")
+    if os.path.isfile(os.path.join(spm_dir, "test.en")):
+        print(f"(done already: {spm_dir})")
+        return model
+    import sentencepiece as spm
+
+    os.makedirs(spm_dir, exist_ok=True)
+    spm.SentencePieceTrainer.train(
+        input=[os.path.join(raw, "train.de"), os.path.join(raw, "train.en")],
+        model_prefix=os.path.join(spm_dir, "spm"), vocab_size=args.vocab, model_type="bpe",
+        character_coverage=1.0, num_threads=2, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0,
+        minloglevel=2,
+    )
+    sp = spm.SentencePieceProcessor(model_file=model)
+    for split in ("train", "valid", "test"):
+        for lang in ("de", "en"):
+            with open(os.path.join(raw, f"{split}.{lang}"), encoding="utf-8") as f, \
+                    open(os.path.join(spm_dir, f"{split}.{lang}"), "w", encoding="utf-8") as g:
+                for line in f:
+                    g.write(" ".join(sp.encode(line.strip(), out_type=str)) + "\n")
+    print(f"joint BPE vocabulary {args.vocab}: {model}")
+    return model
+
+
+def binarize(spm_dir, data_bin):
+    if os.path.isfile(os.path.join(data_bin, "test.de-en.en.bin")):
+        print(f"(done already: {data_bin})")
+        return
+    run([os.path.join(BIN, "fairseq-preprocess"), "--source-lang", "de", "--target-lang", "en",
+         "--trainpref", f"{spm_dir}/train", "--validpref", f"{spm_dir}/valid", "--testpref", f"{spm_dir}/test",
+         "--destdir", data_bin, "--joined-dictionary", "--workers", "2"],
+        log=os.path.join(os.path.dirname(data_bin), "preprocess.log"), name="binarize")
+
+
+def train(args, data_bin, ckpt_dir, log):
+    best = os.path.join(ckpt_dir, "checkpoint_best.pt")
+    if os.path.isfile(best) and os.path.isfile(log) and "done training" in open(log, encoding="utf-8").read():
+        print(f"(done already: {best})")
+        return best
+    model = GPU_MODEL if args.device == "cuda" else CPU_MODEL
+    cmd = [os.path.join(BIN, "fairseq-train"), data_bin, "--user-dir", os.path.join(ROOT, "lrdrop_fairseq"),
+           "--arch", "transformer_lrdrop", *model, "--share-all-embeddings",
+           "--criterion", "lr_drop", "--label-smoothing", "0.1", "--kl-weight", str(args.kl_weight),
+           "--hidden-weight", str(args.hidden_weight), "--attn-weight", str(args.attn_weight),
+           "--dropout", str(args.dropout), "--attention-dropout", "0.1",
+           "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", str(args.lr),
+           "--lr-scheduler", "inverse_sqrt", "--warmup-updates", str(args.warmup), "--weight-decay", "0.0001",
+           "--max-tokens", str(args.max_tokens), "--max-epoch", "1000",
+           "--stop-time-hours", f"{args.minutes / 60:.4f}", "--save-dir", ckpt_dir, "--no-epoch-checkpoints",
+           "--seed", str(args.seed), "--num-workers", "0", "--log-format", "json", "--log-interval", "25",
+           "--log-file", log]
+    if args.device == "cpu":
+        cmd.append("--cpu")
+    run(cmd, log=log + ".stdout", name="train")
+    return best
+
+
+def translate(args, data_bin, best, spm_model, raw, out):
+    hyp_file = os.path.join(out, "test.hyp.en")
+    gen_log = os.path.join(out, "generate.log")
+    run([os.path.join(BIN, "fairseq-generate"), data_bin, "--user-dir", os.path.join(ROOT, "lrdrop_fairseq"),
+         "--path", best, "--gen-subset", "test", "--beam", "5", "--max-tokens", "6000",
+         "--remove-bpe", "sentencepiece", *(["--cpu"] if args.device == "cpu" else [])],
+        log=gen_log, name="translate")
+    hyps = {}
+    for line in open(gen_log, encoding="utf-8"):
+        if line.startswith("D-"):
+            idx, _score, text = line.rstrip("\n").split("\t", 2)
+            hyps[int(idx[2:])] = text
+    with open(os.path.join(raw, "test.en"), encoding="utf-8") as f:
+        refs = [l.rstrip("\n") for l in f]
+    with open(os.path.join(raw, "test.de"), encoding="utf-8") as f:
+        srcs = [l.rstrip("\n") for l in f]
+    if len(hyps) != len(refs):
+        raise StepFailed(f"translate: got {len(hyps)} hypotheses for {len(refs)} test sentences ({gen_log})")
+    ordered = [hyps[i] for i in range(len(refs))]
+    with open(hyp_file, "w", encoding="utf-8") as f:
+        f.writelines(h + "\n" for h in ordered)
+    from score_bleu import bleu
+
+    score, signature = bleu(ordered, refs)
+    print("\nExample translations (test set):")
+    for i in range(0, len(refs), max(1, len(refs) // 6))[:6]:
+        print(f"  DE  {srcs[i]}\n  REF {refs[i]}\n  HYP {ordered[i]}\n")
+    print(f"sacreBLEU on test ({len(refs)} sentences): {score.score:.2f}   {signature}")
+    with open(os.path.join(out, "result.json"), "w") as f:
+        json.dump({"bleu": round(score.score, 2), "signature": signature, "test_sentences": len(refs),
+                   "minutes": args.minutes, "device": args.device}, f, indent=1)
+    return score.score
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(ROOT, "runs", "demo"), help="output folder (default runs/demo)")
+    ap.add_argument("--minutes", type=float, default=15.0, help="training time budget in minutes (default 15)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--src", help="your own source-language corpus (German side), one sentence per line")
+    ap.add_argument("--tgt", help="your own target-language corpus (English side), aligned with --src")
+    ap.add_argument("--ding", help="path to a Ding de-en dictionary file instead of Debian's package")
+    ap.add_argument("--vocab", type=int, default=4000, help="joint sentencepiece vocabulary size")
+    ap.add_argument("--valid-size", type=int, default=500)
+    ap.add_argument("--test-size", type=int, default=1000)
+    ap.add_argument("--kl-weight", type=float, default=1.0)
+    ap.add_argument("--hidden-weight", type=float, default=1.0)
+    ap.add_argument("--attn-weight", type=float, default=1.0)
+    ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--max-tokens", type=int, default=4096)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+
+    out = os.path.abspath(args.out)
+    raw, spm_dir, data_bin = (os.path.join(out, d) for d in ("corpus", "spm", "data-bin"))
+    ckpt_dir, log = os.path.join(out, "checkpoints"), os.path.join(out, "train.log")
+    os.makedirs(out, exist_ok=True)
+    os.environ.setdefault("OMP_NUM_THREADS", str(min(os.cpu_count() or 1, 8)))
+    t0 = time.time()
+    try:
+        step(1, "corpus", raw)
+        corpus(args, raw)
+        step(2, "spm", spm_dir)
+        spm_model = sentencepiece(args, raw, spm_dir)
+        step(3, "binarize", data_bin)
+        binarize(spm_dir, data_bin)
+        step(4, "train", f"transformer_lrdrop with lr_drop for {args.minutes:g} min on {args.device}")
+        best = train(args, data_bin, ckpt_dir, log)
+        step(5, "translate", "beam 5 on test, sacreBLEU")
+        translate(args, data_bin, best, spm_model, raw, out)
+        step(6, "plot", os.path.join(out, "curves.png"))
+        run([sys.executable, os.path.join(ROOT, "scripts", "plot_curves.py"), f"lr_drop={log}",
+             "--out", os.path.join(out, "curves.png")], name="plot")
+    except StepFailed as e:
+        sys.exit(f"\n[demo] FAILED: {e}")
+    print(f"\n[demo] done in {(time.time() - t0) / 60:.1f} min; everything is under {out}")
+
+
+if __name__ == "__main__":
+    main()
