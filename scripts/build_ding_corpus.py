@@ -32,12 +32,13 @@ from typing import Iterable, List, Optional, Tuple
 
 TAG = re.compile(r"\{[^}]*\}|\[[^\]]*\]|<[^>]*>")
 SPACE = re.compile(r"\s+")
+SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,!?;:])")
 DING_IN_DEB = "usr/share/trans/de-en"
 
 
 def clean(entry: str) -> str:
     first = entry.split(";")[0]
-    return SPACE.sub(" ", TAG.sub(" ", first)).strip()
+    return SPACE_BEFORE_PUNCT.sub(r"\1", SPACE.sub(" ", TAG.sub(" ", first))).strip()
 
 
 def is_sentence(s: str) -> bool:

@@ -17,6 +17,7 @@ Sizes were chosen for 2 CPU cores (docs in README: "The built-in demo").
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -138,6 +139,7 @@ def train(args, data_bin, ckpt_dir, log):
            "--log-file", log]
     if args.device == "cpu":
         cmd.append("--cpu")
+    cmd += shlex.split(args.train_args)  # last, so they override the demo's choices
     run(cmd, log=log + ".stdout", name="train")
     return best
 
@@ -195,6 +197,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--max-tokens", type=int, default=4096)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last "
+                    "(e.g. \"--encoder-layers 1 --decoder-layers 1\")")
     args = ap.parse_args()
 
     out = os.path.abspath(args.out)

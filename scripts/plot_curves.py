@@ -22,17 +22,28 @@ PANELS = [
 
 
 def read_log(path):
-    """{tag: [record, ...]} from the JSON lines of a fairseq log (stdout or --log-file)."""
+    """{"train_inner": [...], "valid": [...]} from a fairseq JSON log.
+
+    Reads both fairseq's stdout (``... | train_inner | {...}``) and its
+    ``--log-file`` (the bare JSON): records are told apart by their keys
+    (``valid_*`` for validation, ``train_*`` for epoch summaries, skipped).
+    """
     rows = {"train_inner": [], "valid": []}
     with open(path, encoding="utf-8") as f:
         for line in f:
-            for tag in rows:
-                marker = f"| {tag} | "
-                if marker in line:
-                    try:
-                        rows[tag].append(json.loads(line.split(marker, 1)[1]))
-                    except json.JSONDecodeError:
-                        pass
+            start = line.find("{")
+            if start < 0 or not line.rstrip().endswith("}"):
+                continue
+            try:
+                rec = json.loads(line[start:])
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(rec, dict) or "| train |" in line:
+                continue
+            if any(k.startswith("valid_") for k in rec):
+                rows["valid"].append(rec)
+            elif "num_updates" in rec and not any(k.startswith("train_") for k in rec):
+                rows["train_inner"].append(rec)
     return rows
 
 

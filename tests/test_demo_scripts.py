@@ -1,0 +1,139 @@
+"""Corpus builder, BLEU scorer and curve plotter on small hand-made inputs."""
+import json
+import os
+
+import pytest
+
+import build_ding_corpus as ding
+from conftest import ROOT, run, tool
+from score_bleu import bleu
+
+DING = """\
+# Version :: devel 2023-01-30
+# License :: GPL Version 2 or later; GNU General Public License
+Abendessen {n} | Das Abendessen hat mir geschmeckt. :: supper; dinner | I enjoyed my supper.
+Hund {m} | Der Hund bellt laut. | Hunde {pl} :: dog | The dog barks loudly. | dogs
+Katze {f} | Die Katze schläft {v} [ugs.] gern. ; Die Katze ruht. :: cat | The cat likes to sleep [coll.]. ; The cat rests.
+Misaligned | Das ist ein Satz. :: misaligned
+Doppelt | Das Abendessen hat mir geschmeckt. :: twice | Supper was great, thanks.
+Kurz | Ja gut. :: short | Yes fine.
+klein | das ist klein geschrieben. :: small | this is lower case.
+"""
+
+
+def test_sentence_pairs_alignment_tags_dedup():
+    pairs = ding.sentence_pairs(DING.splitlines(True))
+    assert pairs == [
+        ("Das Abendessen hat mir geschmeckt.", "I enjoyed my supper."),
+        ("Der Hund bellt laut.", "The dog barks loudly."),
+        ("Die Katze schläft gern.", "The cat likes to sleep."),
+    ]
+
+
+def test_split_is_fixed_by_seed_and_disjoint():
+    pairs = [(f"Satz Nummer {i}.", f"Sentence number {i}.") for i in range(50)]
+    a = ding.split(pairs, 5, 10, seed=1)
+    b = ding.split(pairs, 5, 10, seed=1)
+    c = ding.split(pairs, 5, 10, seed=2)
+    assert a == b and a != c
+    assert [len(a[k]) for k in ("train", "valid", "test")] == [35, 5, 10]
+    assert set(a["train"]) | set(a["valid"]) | set(a["test"]) == set(pairs)
+    with pytest.raises(ValueError, match="cannot hold out"):
+        ding.split(pairs, 30, 30, seed=1)
+
+
+def test_build_writes_aligned_files(tmp_path):
+    src = tmp_path / "de-en"
+    lines = [f"Wort{i} | Das ist Satz Nummer {i}. :: word{i} | This is sentence number {i}.\n" for i in range(30)]
+    src.write_text("".join(lines), encoding="utf-8")
+    sizes = ding.build(str(tmp_path / "out"), str(src), n_valid=3, n_test=4, seed=1)
+    assert sizes == {"test": 4, "valid": 3, "train": 23}
+    de = (tmp_path / "out" / "train.de").read_text(encoding="utf-8").splitlines()
+    en = (tmp_path / "out" / "train.en").read_text(encoding="utf-8").splitlines()
+    assert all(d.split()[-1] == e.split()[-1] for d, e in zip(de, en))
+    assert "GPL" in (tmp_path / "out" / "SOURCE.txt").read_text()
+
+
+def test_bleu_known_values():
+    refs = ["the cat sat on the mat", "a dog barks"]
+    assert bleu(refs, refs)[0].score == pytest.approx(100.0)
+    assert bleu(["xyz qqq", "uuu"], refs)[0].score == pytest.approx(0.0)
+    # one 4-word hypothesis against a 6-word reference: precisions 4/4, 3/3, 2/2, 1/1,
+    # brevity penalty exp(1 - 6/4)
+    score, sig = bleu(["the cat sat on"], ["the cat sat on the mat"])
+    assert score.score == pytest.approx(100 * 2.718281828 ** (1 - 6 / 4), rel=1e-4)
+    assert "nrefs:1" in sig and "tok:13a" in sig
+    with pytest.raises(ValueError, match="line-aligned"):
+        bleu(["a"], ["a", "b"])
+
+
+def test_score_bleu_cli_refuses_mismatched_files(tmp_path):
+    (tmp_path / "h").write_text("a b c\n")
+    (tmp_path / "r").write_text("a b c\nd e f\n")
+    p = run([tool("python"), os.path.join(ROOT, "scripts", "score_bleu.py"), str(tmp_path / "h"), str(tmp_path / "r")],
+            check=False)
+    assert p.returncode != 0 and "1 hypotheses but 2 references" in p.stdout
+    assert "Traceback" not in p.stdout
+
+
+def test_plot_curves_from_fixture_log(tmp_path):
+    log = tmp_path / "train.log"
+    rows = []
+    for u in (25, 50, 75):
+        rows.append("2026-01-01 00:00:00 | INFO | train_inner | " + json.dumps(
+            {"epoch": 1, "loss": str(10 - u / 25), "kl_loss": "0.1", "hidden_loss": "0.2", "attn_loss": "0.05",
+             "num_updates": str(u)}))
+    rows.append("2026-01-01 00:00:00 | INFO | valid | " + json.dumps(
+        {"epoch": 1, "valid_loss": "8.5", "valid_num_updates": "75"}))
+    log.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "curves.png"
+    run([tool("python"), os.path.join(ROOT, "scripts", "plot_curves.py"), f"lrdrop={log}", "--out", str(out)])
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    empty = tmp_path / "empty.log"
+    empty.write_text("nothing here\n")
+    p = run([tool("python"), os.path.join(ROOT, "scripts", "plot_curves.py"), str(empty), "--out", str(out)], check=False)
+    assert p.returncode != 0 and "no fairseq JSON log lines" in p.stdout
+
+
+def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
+    """scripts/demo.py with --src/--tgt (the path for users without Debian), tiny model, seconds of training."""
+    from make_toy_corpus import make_pair
+    import random
+
+    rng = random.Random(3)
+    pairs = [make_pair(rng, 20, 3, 8) for _ in range(400)]
+    (tmp_path / "src.txt").write_text("".join(p[0] + "\n" for p in pairs))
+    (tmp_path / "tgt.txt").write_text("".join(p[1] + "\n" for p in pairs))
+    out = tmp_path / "demo"
+    small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
+             "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 --max-update 30")
+    cmd = [tool("python"), os.path.join(ROOT, "scripts", "demo.py"), "--out", str(out),
+           "--src", str(tmp_path / "src.txt"), "--tgt", str(tmp_path / "tgt.txt"), "--vocab", "60",
+           "--valid-size", "20", "--test-size", "30", "--minutes", "2", "--warmup", "10",
+           "--max-tokens", "1000", "--train-args", small]
+    p = run(cmd)
+    assert "sacreBLEU on test (30 sentences)" in p.stdout and "BLEU|nrefs:1" in p.stdout
+    result = json.loads((out / "result.json").read_text())
+    assert result["test_sentences"] == 30 and 0 <= result["bleu"] <= 100
+    assert (out / "curves.png").stat().st_size > 10_000
+    assert len((out / "test.hyp.en").read_text().splitlines()) == 30
+    # a second run skips the finished steps
+    again = run(cmd).stdout
+    assert again.count("(done already") == 4
+
+    p = run(cmd[:2] + ["--out", str(tmp_path / "bad"), "--src", str(tmp_path / "src.txt")], check=False)
+    assert p.returncode != 0 and "give both --src and --tgt" in p.stdout
+
+
+def test_plot_reads_bare_log_file_records(tmp_path):
+    from plot_curves import read_log
+
+    log = tmp_path / "file.log"
+    log.write_text('{"epoch": 1, "loss": "9", "num_updates": "25"}\n'
+                   '{"epoch": 1, "valid_loss": "8", "valid_num_updates": "25"}\n'
+                   '{"epoch": 1, "train_loss": "9", "train_num_updates": "25"}\n'
+                   'Start iterating over samples\n')
+    rows = read_log(str(log))
+    assert [r["loss"] for r in rows["train_inner"]] == ["9"]
+    assert [r["valid_loss"] for r in rows["valid"]] == ["8"]
