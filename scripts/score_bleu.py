@@ -5,9 +5,22 @@
 
 Prints the score and sacrebleu's signature (report both); refuses files with
 different line counts.
+
+  --detok-hyps LANG   detokenise Moses-tokenised hypotheses first (sacremoses)
+  --compound-split    the papers' tokenised IWSLT/WMT BLEU: both sides already
+                      tokenised, hyphenated compounds split as fairseq's
+                      compound_split_bleu.sh does, no further tokenisation
 """
 import argparse
+import re
 import sys
+
+COMPOUND = re.compile(r"(\S)-(\S)")
+
+
+def compound_split(line: str) -> str:
+    # one pass, with the same non-overlapping semantics as the perl s{...}{...}g it mirrors
+    return COMPOUND.sub(r"\1 ##AT##-##AT## \2", line)
 
 
 def bleu(hyps, refs, tokenize="13a"):
@@ -31,9 +44,21 @@ def main():
     ap.add_argument("hypotheses")
     ap.add_argument("references")
     ap.add_argument("--tokenize", default="13a", help="sacrebleu tokenizer (default 13a)")
+    ap.add_argument("--detok-hyps", metavar="LANG", help="Moses-detokenise the hypotheses first")
+    ap.add_argument("--compound-split", action="store_true", help="tokenised, compound-split BLEU")
     a = ap.parse_args()
     try:
-        score, sig = bleu(read_lines(a.hypotheses), read_lines(a.references), a.tokenize)
+        hyps, refs = read_lines(a.hypotheses), read_lines(a.references)
+        if a.detok_hyps:
+            from sacremoses import MosesDetokenizer
+
+            md = MosesDetokenizer(lang=a.detok_hyps)
+            hyps = [md.detokenize(h.split()) for h in hyps]
+        tokenize = a.tokenize
+        if a.compound_split:
+            hyps, refs = [compound_split(h) for h in hyps], [compound_split(r) for r in refs]
+            tokenize = "none"
+        score, sig = bleu(hyps, refs, tokenize)
     except (ValueError, OSError) as e:
         sys.exit(f"score_bleu: {e}")
     print(f"BLEU = {score.score:.2f}  ({score})")

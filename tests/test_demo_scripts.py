@@ -137,3 +137,18 @@ def test_plot_reads_bare_log_file_records(tmp_path):
     rows = read_log(str(log))
     assert [r["loss"] for r in rows["train_inner"]] == ["9"]
     assert [r["valid_loss"] for r in rows["valid"]] == ["8"]
+
+
+def test_compound_split_as_fairseq_does():
+    from score_bleu import compound_split
+
+    assert compound_split("a well-known state-of-the-art x - y") == \
+        "a well ##AT##-##AT## known state ##AT##-##AT## of ##AT##-##AT## the ##AT##-##AT## art x - y"
+
+
+def test_iwslt_recipe_refuses_missing_data_and_bad_mode(tmp_path):
+    train = os.path.join(ROOT, "examples", "iwslt", "train.sh")
+    p = run(["bash", train, "nonsense"], check=False)
+    assert p.returncode == 2 and "usage" in p.stdout
+    p = run(["bash", train, "lrdrop"], env={"DATA": str(tmp_path)}, check=False)
+    assert p.returncode == 1 and "prepare-iwslt14.sh" in p.stdout
