@@ -12,7 +12,7 @@ PIP := $(VPY) -m pip
 STAMP := $(VENV)/.lrdrop-setup-done
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test clean-venv
+.PHONY: setup demo smoke test clean-venv
 
 setup: $(STAMP)
 
@@ -29,6 +29,9 @@ $(STAMP): setup.py
 	@echo "[setup] done: $(VENV)"
 
 demo: setup
+	$(VPY) scripts/demo.py $(DEMO_ARGS)
+
+smoke: setup
 	PYTHON=$(VPY) bash scripts/smoke_demo.sh
 
 test: setup

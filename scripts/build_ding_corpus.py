@@ -45,8 +45,10 @@ def is_sentence(s: str) -> bool:
     return len(s) > 1 and s[0].isupper() and s[-1] in ".?!" and len(s.split()) >= 3
 
 
-def sentence_pairs(lines: Iterable[str]) -> List[Tuple[str, str]]:
-    """Aligned (German, English) sentence pairs, de-duplicated on the German side, in file order."""
+def sentence_pairs(lines: Iterable[str], max_words: Optional[int] = None) -> List[Tuple[str, str]]:
+    """Aligned (German, English) sentence pairs, de-duplicated on the German side, in file order.
+
+    ``max_words``: drop pairs where either side has more words (None: keep all)."""
     pairs, seen = [], set()
     for line in lines:
         line = line.rstrip("\n")
@@ -58,7 +60,33 @@ def sentence_pairs(lines: Iterable[str]) -> List[Tuple[str, str]]:
             continue  # misaligned entry: cannot trust the pairing
         for de, en in zip(de_subs, en_subs):
             de, en = clean(de), clean(en)
+            if max_words is not None and max(len(de.split()), len(en.split())) > max_words:
+                continue
             if is_sentence(de) and is_sentence(en) and de.lower() not in seen:
+                seen.add(de.lower())
+                pairs.append((de, en))
+    return pairs
+
+
+PARENS = re.compile(r"\([^)]*\)")
+
+
+def phrase_pairs(lines: Iterable[str], max_words: int = 6) -> List[Tuple[str, str]]:
+    """Aligned dictionary entries that are not sentences (words and short phrases, 1..max_words
+    words per side, parenthesised glosses removed), de-duplicated on the German side."""
+    pairs, seen = [], set()
+    for line in lines:
+        if not line.strip() or line.startswith("#") or " :: " not in line:
+            continue
+        de_side, en_side = line.rstrip("\n").split(" :: ", 1)
+        de_subs, en_subs = de_side.split(" | "), en_side.split(" | ")
+        if len(de_subs) != len(en_subs):
+            continue
+        for de, en in zip(de_subs, en_subs):
+            de, en = (SPACE.sub(" ", PARENS.sub(" ", clean(x))).strip() for x in (de, en))
+            if not de or not en or is_sentence(de) or is_sentence(en):
+                continue
+            if max(len(de.split()), len(en.split())) <= max_words and de.lower() not in seen:
                 seen.add(de.lower())
                 pairs.append((de, en))
     return pairs
@@ -110,16 +138,27 @@ def write(out_dir: str, splits: dict, source_note: str):
         f.write(source_note)
 
 
-def build(out_dir: str, dict_path: Optional[str] = None, n_valid=500, n_test=1000, seed=1):
+def build(out_dir: str, dict_path: Optional[str] = None, n_valid=500, n_test=1000, seed=1,
+          max_words: Optional[int] = None, phrases: int = 0):
+    """Sentence splits; with ``phrases`` > 0, that many dictionary word/phrase pairs (a fixed
+    random sample) are added to *train only*, as extra lexical data; valid/test stay sentences."""
     if dict_path is None:
         dict_path = fetch_ding(os.path.join(out_dir, "download"))
     with open(dict_path, encoding="utf-8") as f:
-        pairs = sentence_pairs(f)
-    splits = split(pairs, n_valid, n_test, seed)
+        lines = f.readlines()
+    splits = split(sentence_pairs(lines, max_words), n_valid, n_test, seed)
+    if phrases > 0:
+        # only entries made of words the training sentences use: the lexicon the test needs,
+        # not the dictionary's many technical terms
+        known = {w.strip(".,!?;:\"'()").lower() for de, _ in splits["train"] for w in de.split()}
+        extra = [p for p in phrase_pairs(lines) if all(w.lower() in known for w in p[0].split())]
+        random.Random(seed).shuffle(extra)
+        splits["train"] = splits["train"] + extra[:phrases]
     note = (
         "German-English sentence pairs extracted from the Ding dictionary\n"
         "(Frank Richter, https://dict.tu-chemnitz.de/), licence GPL-2.0-or-later,\n"
-        f"via Debian package trans-de-en; built by scripts/build_ding_corpus.py (seed {seed}).\n"
+        f"via Debian package trans-de-en; built by scripts/build_ding_corpus.py "
+        f"(seed {seed}, max words {max_words or 'any'}, dictionary phrase pairs added to train: {phrases}).\n"
         + "".join(f"{k}: {len(v)} pairs\n" for k, v in splits.items())
     )
     write(out_dir, splits, note)
@@ -133,9 +172,11 @@ def main():
     ap.add_argument("--valid", type=int, default=500)
     ap.add_argument("--test", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--max-words", type=int, help="keep pairs with at most this many words per side")
+    ap.add_argument("--phrases", type=int, default=0, help="add this many dictionary word/phrase pairs to train")
     a = ap.parse_args()
     try:
-        sizes = build(a.out_dir, a.dict, a.valid, a.test, a.seed)
+        sizes = build(a.out_dir, a.dict, a.valid, a.test, a.seed, a.max_words, a.phrases)
     except (RuntimeError, ValueError, OSError) as e:
         sys.exit(f"build_ding_corpus: {e}")
     print(f"wrote {a.out_dir}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))

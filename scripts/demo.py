@@ -47,10 +47,12 @@ def run(cmd, log=None, name=""):
     """Run a command; stream its output (tee to log); raise StepFailed naming the step."""
     print("$ " + " ".join(cmd), flush=True)
     with (open(log, "w", encoding="utf-8") if log else open(os.devnull, "w")) as lf:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # live progress through the pipe
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         tail = []
         for line in p.stdout:
             lf.write(line)
+            lf.flush()
             tail = (tail + [line])[-40:]
             if log is None or "| train_inner |" in line or "| valid |" in line or "| INFO | fairseq_cli.train | done" in line:
                 sys.stdout.write(line)
@@ -79,7 +81,7 @@ def corpus(args, raw):
         ding.write(raw, splits, f"user corpus: {args.src} / {args.tgt} (seed {args.seed})\n")
     else:
         try:
-            ding.build(raw, args.ding, args.valid_size, args.test_size, args.seed)
+            ding.build(raw, args.ding, args.valid_size, args.test_size, args.seed, args.max_words, args.phrases)
         except RuntimeError as e:
             raise StepFailed(f"corpus: {e}")
     print(open(os.path.join(raw, "SOURCE.txt"), encoding="utf-8").read())
@@ -135,12 +137,12 @@ def train(args, data_bin, ckpt_dir, log):
            "--lr-scheduler", "inverse_sqrt", "--warmup-updates", str(args.warmup), "--weight-decay", "0.0001",
            "--max-tokens", str(args.max_tokens), "--max-epoch", "1000",
            "--stop-time-hours", f"{args.minutes / 60:.4f}", "--save-dir", ckpt_dir, "--no-epoch-checkpoints",
-           "--seed", str(args.seed), "--num-workers", "0", "--log-format", "json", "--log-interval", "25",
-           "--log-file", log]
+           "--seed", str(args.seed), "--num-workers", "0", "--log-format", "json", "--log-interval", "25"]
     if args.device == "cpu":
         cmd.append("--cpu")
     cmd += shlex.split(args.train_args)  # last, so they override the demo's choices
-    run(cmd, log=log + ".stdout", name="train")
+    # fairseq's --log-file gains a duplicate handler each epoch; keep its stdout instead
+    run(cmd, log=log, name="train")
     return best
 
 
@@ -181,21 +183,25 @@ def translate(args, data_bin, best, spm_model, raw, out):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(ROOT, "runs", "demo"), help="output folder (default runs/demo)")
-    ap.add_argument("--minutes", type=float, default=15.0, help="training time budget in minutes (default 15)")
+    ap.add_argument("--minutes", type=float, default=16.0, help="training time budget in minutes (default 16)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--src", help="your own source-language corpus (German side), one sentence per line")
     ap.add_argument("--tgt", help="your own target-language corpus (English side), aligned with --src")
     ap.add_argument("--ding", help="path to a Ding de-en dictionary file instead of Debian's package")
+    ap.add_argument("--max-words", type=int, default=10, help="Ding corpus: keep sentences of at most "
+                    "this many words per side (short sentences learn faster on CPU)")
+    ap.add_argument("--phrases", type=int, default=0, help="Ding corpus: add this many dictionary "
+                    "word/phrase pairs to train (lexical data; valid/test stay sentences)")
     ap.add_argument("--vocab", type=int, default=4000, help="joint sentencepiece vocabulary size")
     ap.add_argument("--valid-size", type=int, default=500)
     ap.add_argument("--test-size", type=int, default=1000)
     ap.add_argument("--kl-weight", type=float, default=1.0)
     ap.add_argument("--hidden-weight", type=float, default=1.0)
     ap.add_argument("--attn-weight", type=float, default=1.0)
-    ap.add_argument("--dropout", type=float, default=0.2)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--warmup", type=int, default=300)
-    ap.add_argument("--max-tokens", type=int, default=4096)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--warmup", type=int, default=150)
+    ap.add_argument("--max-tokens", type=int, default=1536)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last "
                     "(e.g. \"--encoder-layers 1 --decoder-layers 1\")")

@@ -15,6 +15,7 @@ fairseq. Validation runs the ordinary single-pass label-smoothed loss.
 """
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
@@ -103,6 +104,7 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
         report_accuracy=False,
     ):
         super().__init__(task, sentence_avg, label_smoothing, ignore_prefix_size, report_accuracy)
+        refuse_unconnected_torchrun_ranks()
         for flag, value in (("--kl-weight", kl_weight), ("--hidden-weight", hidden_weight),
                             ("--attn-weight", attn_weight),
                             ("--consistency-warmup-updates", consistency_warmup_updates)):
@@ -282,6 +284,20 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
         return True
+
+
+def refuse_unconnected_torchrun_ranks():
+    """torchrun sets WORLD_SIZE, but fairseq-train without --distributed-world-size ignores it:
+    every process then trains alone and all of them write the same --save-dir. fairseq has
+    initialised torch.distributed before it builds the criterion, so this is the place to tell."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        raise LRDropConfigError(
+            f"this process was started by torchrun (WORLD_SIZE={world}) but fairseq was not told to "
+            f"train distributed, so {world} independent trainings would overwrite the same --save-dir. "
+            f"Launch with scripts/train_distributed.sh --nproc {world} -- <fairseq-train args>, or give "
+            f"fairseq --distributed-world-size/--distributed-rank/--distributed-init-method yourself."
+        )
 
 
 def _double(x):
