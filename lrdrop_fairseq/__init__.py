@@ -1,14 +1,13 @@
 """LR-Drop (Layer-wise Regularized Dropout) for fairseq.
 
 Importing this package (or ``--user-dir lrdrop_fairseq``) registers the
-``lr_drop`` criterion and the ``transformer_lrdrop`` / ``bart_lrdrop``
-architectures, and applies the compatibility fixes in :mod:`.compat`.
+``lr_drop`` criterion and the ``transformer_lrdrop`` architectures, and applies the compatibility fixes in :mod:`.compat`.
 """
 from . import compat
 
-compat.apply()
-with compat.preserve_root_logger():
-    import fairseq.models  # noqa: F401  (fairseq configures logging at import)
+with compat.preserve_root_logger():  # fairseq configures logging at import
+    compat.apply()
+    import fairseq.models  # noqa: F401
 
     from . import criterions, models  # noqa: F401  (registration)
 

@@ -4,6 +4,7 @@ Everything that patches fairseq or torch lives here, is applied once from
 ``lrdrop_fairseq/__init__.py``, and says why it exists and when it can go.
 """
 import argparse
+import collections
 import contextlib
 import logging
 import warnings
@@ -37,7 +38,17 @@ def allow_fairseq_checkpoints_in_safe_load():
         from torch.serialization import add_safe_globals
     except ImportError:  # torch < 2.4 loads fairseq checkpoints unrestricted
         return
-    safe = [argparse.Namespace]
+    import typing
+
+    # On resume, rank 0 loads the checkpoint and broadcasts it as a pickle of the loaded
+    # state, whose OmegaConf configs carry these builtins as type metadata.
+    safe = [argparse.Namespace, typing.Any, dict, list, int, collections.defaultdict]
+    try:  # the broadcast replaces tensors by placeholders (fairseq.distributed.utils)
+        from fairseq.distributed.utils import _TensorPlaceholder
+
+        safe.append(_TensorPlaceholder)
+    except ImportError:
+        pass
     try:  # configs saved as OmegaConf objects (older fairseq checkpoints, some hub models)
         from omegaconf import DictConfig, ListConfig
         from omegaconf.base import ContainerMetadata, Metadata
@@ -67,6 +78,38 @@ def silence_known_harmless_warnings():
     warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit\.script.*")
 
 
+def keep_remainder_batches():
+    """fairseq-fixed 0.12.3.1's ``data_utils.batch_by_size`` drops the last batch when
+    its size is not a multiple of ``--required-batch-size-multiple`` (default 8).
+    Training loses a few sentences per epoch, but validation and fairseq-generate
+    silently skip test sentences (30 test sentences gave 24 translations), so
+    BLEU would be computed on a subset. Put the dropped indices back as a last
+    batch, as fairseq 0.12.2 does. Remove once fairseq-fixed keeps the remainder."""
+    import numpy as np
+    from fairseq.data import data_utils
+
+    original = data_utils.batch_by_size
+    if getattr(original, "_lrdrop_keeps_remainder", False):
+        return
+
+    def batch_by_size(indices, num_tokens_fn, num_tokens_vec=None, max_tokens=None, max_sentences=None,
+                      required_batch_size_multiple=1, fixed_shapes=None):
+        batches = original(indices, num_tokens_fn, num_tokens_vec, max_tokens, max_sentences,
+                           required_batch_size_multiple, fixed_shapes)
+        if fixed_shapes is not None:
+            return batches
+        if not isinstance(indices, np.ndarray):
+            indices = np.fromiter(indices, dtype=np.int64, count=-1)
+        covered = sum(len(b) for b in batches)
+        if covered < len(indices):  # batches are consecutive runs of indices: the tail was dropped
+            batches = list(batches) + [indices[covered:]]
+        return batches
+
+    batch_by_size._lrdrop_keeps_remainder = True
+    data_utils.batch_by_size = batch_by_size
+
+
 def apply():
     silence_known_harmless_warnings()
     allow_fairseq_checkpoints_in_safe_load()
+    keep_remainder_batches()

@@ -87,6 +87,15 @@ def corpus(args, raw):
     print(open(os.path.join(raw, "SOURCE.txt"), encoding="utf-8").read())
 
 
+def _train_spm(spm, raw, spm_dir, vocab):
+    spm.SentencePieceTrainer.train(
+        input=[os.path.join(raw, "train.de"), os.path.join(raw, "train.en")],
+        model_prefix=os.path.join(spm_dir, "spm"), vocab_size=vocab, model_type="bpe",
+        character_coverage=1.0, num_threads=2, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0,
+        minloglevel=2,
+    )
+
+
 def sentencepiece(args, raw, spm_dir):
     model = os.path.join(spm_dir, "spm.model")
     if os.path.isfile(os.path.join(spm_dir, "test.en")):
@@ -95,12 +104,10 @@ def sentencepiece(args, raw, spm_dir):
     import sentencepiece as spm
 
     os.makedirs(spm_dir, exist_ok=True)
-    spm.SentencePieceTrainer.train(
-        input=[os.path.join(raw, "train.de"), os.path.join(raw, "train.en")],
-        model_prefix=os.path.join(spm_dir, "spm"), vocab_size=args.vocab, model_type="bpe",
-        character_coverage=1.0, num_threads=2, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0,
-        minloglevel=2,
-    )
+    try:
+        _train_spm(spm, raw, spm_dir, args.vocab)
+    except RuntimeError as e:
+        raise StepFailed(f"spm: sentencepiece training failed (--vocab {args.vocab}): {e}")
     sp = spm.SentencePieceProcessor(model_file=model)
     for split in ("train", "valid", "test"):
         for lang in ("de", "en"):

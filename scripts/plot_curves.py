@@ -26,7 +26,7 @@ def read_log(path):
 
     Reads both fairseq's stdout (``... | train_inner | {...}``) and its
     ``--log-file`` (the bare JSON): records are told apart by their keys
-    (``valid_*`` for validation, ``train_*`` for epoch summaries, skipped).
+    (``valid_loss`` for validation, ``train_loss`` for epoch summaries, skipped).
     """
     rows = {"train_inner": [], "valid": []}
     with open(path, encoding="utf-8") as f:
@@ -38,11 +38,11 @@ def read_log(path):
                 rec = json.loads(line[start:])
             except json.JSONDecodeError:
                 continue
-            if not isinstance(rec, dict) or "| train |" in line:
-                continue
-            if any(k.startswith("valid_") for k in rec):
+            if not isinstance(rec, dict) or "| train |" in line or "train_loss" in rec:
+                continue  # epoch summaries repeat the train_inner records
+            if "valid_loss" in rec:
                 rows["valid"].append(rec)
-            elif "num_updates" in rec and not any(k.startswith("train_") for k in rec):
+            elif "num_updates" in rec and "loss" in rec:
                 rows["train_inner"].append(rec)
     return rows
 

@@ -275,7 +275,8 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
         sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
         if any("objective" in log for log in logging_outputs):
             total = sum(log.get("objective", 0) for log in logging_outputs)
-            metrics.log_scalar("objective", total / sample_size, sample_size, round=3)
+            # in bits, like fairseq's loss: 2 x loss when every weight is 0
+            metrics.log_scalar("objective", total / sample_size / math.log(2), sample_size, round=3)
         for name in CONSISTENCY_TERMS:
             if any(name in log for log in logging_outputs):
                 total = sum(log.get(name, 0) for log in logging_outputs)
