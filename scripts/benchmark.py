@@ -137,29 +137,35 @@ def generate_worker(a):
     plain.load_state_dict(lr_model.state_dict())
     n_sent, max_len = map(int, a.gen_shape.split("x"))
     sample = make_batch(d, n_sent, max_len, a.device, seed=1)
-    out = {}
-    for name, m in (("lrdrop_arch", lr_model), ("plain_arch", plain), ("lrdrop_arch_again", lr_model)):
+    out = {"lrdrop_arch": [], "plain_arch": []}
+    hyps = {}
+    for m in (lr_model, plain):
         m.eval()
-        gen = SequenceGenerator([m], d, beam_size=5, max_len_a=1.2, max_len_b=10)
-        with torch.no_grad():
-            gen.generate([m], sample)  # warm-up
-            t = time.perf_counter()
-            hyps = gen.generate([m], sample)
-            dt = time.perf_counter() - t
-        ntok = sum(len(h[0]["tokens"]) for h in hyps)
-        out[name] = {"seconds": dt, "sent_per_s": n_sent / dt, "tok_per_s": ntok / dt,
-                     "hyps": [h[0]["tokens"].tolist() for h in hyps]}
-    out["identical_hypotheses"] = out["lrdrop_arch"]["hyps"] == out["plain_arch"]["hyps"]
-    for v in out.values():
-        if isinstance(v, dict):
-            v.pop("hyps")
-    return out
+    # alternate the order and take medians: the first generation in a process is slower
+    for rep in range(1 + a.gen_reps):
+        order = [("lrdrop_arch", lr_model), ("plain_arch", plain)]
+        for name, m in (order if rep % 2 == 0 else order[::-1]):
+            gen = SequenceGenerator([m], d, beam_size=5, max_len_a=1.2, max_len_b=10)
+            with torch.no_grad():
+                t = time.perf_counter()
+                result = gen.generate([m], sample)
+                dt = time.perf_counter() - t
+            hyps[name] = [h[0]["tokens"].tolist() for h in result]
+            if rep > 0:  # rep 0 is the warm-up
+                out[name].append((dt, sum(len(h) for h in hyps[name])))
+    summary = {}
+    for name, runs in out.items():
+        dt = statistics.median(r[0] for r in runs)
+        summary[name] = {"seconds": dt, "sent_per_s": n_sent / dt, "tok_per_s": runs[0][1] / dt,
+                         "all_seconds": [r[0] for r in runs]}
+    summary["identical_hypotheses"] = hyps["lrdrop_arch"] == hyps["plain_arch"]
+    return summary
 
 
 def spawn(a, extra):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", *extra, "--arch", a.arch,
            "--vocab", str(a.vocab), "--device", a.device, "--steps", str(a.steps), "--warmup", str(a.warmup),
-           "--gen-shape", a.gen_shape] + (["--fp16"] if a.fp16 else []) + (["--bf16"] if a.bf16 else [])
+           "--gen-shape", a.gen_shape, "--gen-reps", str(a.gen_reps)] + (["--fp16"] if a.fp16 else []) + (["--bf16"] if a.bf16 else [])
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"worker {' '.join(extra)} failed:\n{p.stderr[-3000:]}")
@@ -175,6 +181,7 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--gen-shape", default="64x24", help="sentences x source tokens for beam search ('' skips)")
+    ap.add_argument("--gen-reps", type=int, default=4, help="timed beam-search runs per model")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--fp16", action="store_true")
     ap.add_argument("--bf16", action="store_true")
@@ -204,7 +211,7 @@ def main():
           f"median of {a.steps} updates after {a.warmup} warm-up\n")
     print("| shape (sent x tok) | mode | s / update | x baseline | x rdrop | peak MB | x rdrop mem |")
     print("|---|---|---|---|---|---|---|")
-    for shape in a.shapes.split(","):
+    for shape in [x for x in a.shapes.split(",") if x]:
         rows = {m: spawn(a, ["train", "--mode", m, "--shape", shape]) for m in modes}
         results["train"] += list(rows.values())
         base, rd = rows.get("baseline"), rows.get("rdrop")
@@ -216,14 +223,15 @@ def main():
     if a.gen_shape:
         g = spawn(a, ["generate"])
         results["generate"] = g
-        print(f"\nBeam-5 generation, {a.gen_shape} (sentences x source tokens):\n")
+        print(f"\nBeam-5 generation, {a.gen_shape} (sentences x source tokens), median of {a.gen_reps}:\n")
         print("| model | s | sentences/s | tokens/s |")
         print("|---|---|---|---|")
-        for k in ("lrdrop_arch", "plain_arch", "lrdrop_arch_again"):
+        for k in ("lrdrop_arch", "plain_arch"):
             v = g[k]
             print(f"| {k} | {v['seconds']:.2f} | {v['sent_per_s']:.1f} | {v['tok_per_s']:.0f} |")
         ratio = g["lrdrop_arch"]["seconds"] / g["plain_arch"]["seconds"]
-        print(f"\n_lrdrop / plain time: {ratio:.3f}; identical hypotheses: {g['identical_hypotheses']}")
+        print(f"\n_lrdrop / plain time (medians of {a.gen_reps}, alternating order): {ratio:.3f}; "
+              f"identical hypotheses: {g['identical_hypotheses']}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)

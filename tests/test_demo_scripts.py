@@ -152,3 +152,15 @@ def test_iwslt_recipe_refuses_missing_data_and_bad_mode(tmp_path):
     assert p.returncode == 2 and "usage" in p.stdout
     p = run(["bash", train, "lrdrop"], env={"DATA": str(tmp_path)}, check=False)
     assert p.returncode == 1 and "prepare-iwslt14.sh" in p.stdout
+
+
+def test_benchmark_script_runs_every_mode(tmp_path):
+    out = tmp_path / "bench.json"
+    p = run([tool("python"), os.path.join(ROOT, "scripts", "benchmark.py"), "--arch", "transformer_lrdrop_tiny",
+             "--vocab", "60", "--shapes", "4x8", "--steps", "1", "--warmup", "0", "--gen-shape", "3x5",
+             "--gen-reps", "1", "--json", str(out)])
+    res = json.loads(out.read_text())
+    assert [r["mode"] for r in res["train"]] == ["baseline", "rdrop", "hidden", "attn", "lrdrop"]
+    assert all(r["median_s"] > 0 and r["peak_mb"] > 0 for r in res["train"])
+    assert res["generate"]["identical_hypotheses"] is True
+    assert "| 4x8 | lrdrop |" in p.stdout
