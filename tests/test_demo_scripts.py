@@ -118,6 +118,8 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     assert result["test_sentences"] == 30 and 0 <= result["bleu"] <= 100
     assert (out / "curves.png").stat().st_size > 10_000
     assert len((out / "test.hyp.en").read_text().splitlines()) == 30
+    tr = run([tool("python"), os.path.join(ROOT, "scripts", "translate.py"), "--run", str(out), pairs[0][0]])
+    assert len(tr.stdout.strip().splitlines()) == 1 and tr.stdout.strip().startswith("t")
     # a second run skips the finished steps
     again = run(cmd).stdout
     assert again.count("(done already") == 4
