@@ -12,10 +12,11 @@ sys.path.insert(0, SCRIPTS)
 import lrdrop_fairseq  # noqa: E402,F401  (registers archs/criterion for in-process tests)
 
 
-def run(cmd, cwd=None, env=None, check=True):
-    """Run a CLI as a user would; on failure show its output."""
+def run(cmd, cwd=None, env=None, check=True, timeout=600):
+    """Run a CLI as a user would; on failure show its output. A hang fails the test (timeout)."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    p = subprocess.run(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p = subprocess.run(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=timeout)
     if check and p.returncode != 0:
         raise AssertionError(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stdout[-6000:]}")
     return p

@@ -58,3 +58,16 @@ def test_torchrun_without_world_size_is_refused(toy_data, tmp_path):
              tool("fairseq-train"), toy_data, *ARGS, "--save-dir", str(tmp_path), "--cpu"], check=False)
     assert p.returncode != 0
     assert "scripts/train_distributed.sh" in p.stdout and "WORLD_SIZE=2" in p.stdout
+
+
+def test_uneven_shards_end_the_epoch_without_deadlock(toy_data, tmp_path):
+    """600 sentences in batches of 23 make 27 batches: one rank gets fairseq's dummy batch
+    (loss weight 0) at the end of the epoch, and both must still finish it."""
+    args = [a for a in ARGS if a not in ("--max-update", "5")]
+    args[args.index("--batch-size") + 1] = "23"
+    args[args.index("--dropout") + 1] = "0.1"  # consistency terms non-zero
+    out = run(["bash", LAUNCH, "--nproc", "2", "--master-port", "29601", "--", toy_data, *args,
+               "--max-epoch", "1", "--save-dir", str(tmp_path)], timeout=300).stdout
+    assert "done training" in out
+    assert "grouped total_num_itrs = 14" in out
+    assert float(json_lines(out, "train")[-1]["train_kl_loss"]) > 0
