@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 BIN = os.path.dirname(sys.executable)
 
 # model and training settings for the CPU demo; --device cuda uses GPU_MODEL
-CPU_MODEL = ["--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim", "256",
-             "--decoder-embed-dim", "256", "--encoder-ffn-embed-dim", "512", "--decoder-ffn-embed-dim", "512",
+CPU_MODEL = ["--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim", "128",
+             "--decoder-embed-dim", "128", "--encoder-ffn-embed-dim", "512", "--decoder-ffn-embed-dim", "512",
              "--encoder-attention-heads", "4", "--decoder-attention-heads", "4"]
 GPU_MODEL = ["--encoder-layers", "6", "--decoder-layers", "6", "--encoder-embed-dim", "512",
              "--decoder-embed-dim", "512", "--encoder-ffn-embed-dim", "1024", "--decoder-ffn-embed-dim", "1024",
