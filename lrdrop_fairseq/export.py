@@ -22,10 +22,6 @@ _LRDROP_ONLY_FIELDS = set(LRDropConfig.__dataclass_fields__) - set(
 )
 
 
-def register_plain_archs(mapping: Dict[str, Tuple[str, str]]):
-    PLAIN_ARCH.update(mapping)
-
-
 def to_plain_fairseq(state: dict, keep_optimizer_state: bool = False) -> dict:
     """Return a copy of a fairseq checkpoint dict with plain fairseq names."""
     cfg = dict(state["cfg"])

@@ -27,7 +27,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from typing import Iterable, List, Optional, Tuple
 
 TAG = re.compile(r"\{[^}]*\}|\[[^\]]*\]|<[^>]*>")

@@ -153,7 +153,7 @@ def train(args, data_bin, ckpt_dir, log):
     return best
 
 
-def translate(args, data_bin, best, spm_model, raw, out):
+def translate(args, data_bin, best, raw, out):
     hyp_file = os.path.join(out, "test.hyp.en")
     gen_log = os.path.join(out, "generate.log")
     run([os.path.join(BIN, "fairseq-generate"), data_bin, "--user-dir", os.path.join(ROOT, "lrdrop_fairseq"),
@@ -224,13 +224,13 @@ def main():
         step(1, "corpus", raw)
         corpus(args, raw)
         step(2, "spm", spm_dir)
-        spm_model = sentencepiece(args, raw, spm_dir)
+        sentencepiece(args, raw, spm_dir)
         step(3, "binarize", data_bin)
         binarize(spm_dir, data_bin)
         step(4, "train", f"transformer_lrdrop with lr_drop for {args.minutes:g} min on {args.device}")
         best = train(args, data_bin, ckpt_dir, log)
         step(5, "translate", "beam 5 on test, sacreBLEU")
-        translate(args, data_bin, best, spm_model, raw, out)
+        translate(args, data_bin, best, raw, out)
         step(6, "plot", os.path.join(out, "curves.png"))
         run([sys.executable, os.path.join(ROOT, "scripts", "plot_curves.py"), f"lr_drop={log}",
              "--out", os.path.join(out, "curves.png")], name="plot")
