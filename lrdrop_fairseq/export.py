@@ -6,15 +6,11 @@ as plain containers (no ``argparse.Namespace``), so torch's safe
 ``weights_only`` loading accepts it without this plugin's allow-list.
 """
 import argparse
-from typing import Dict, Tuple
 
 from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterionConfig
 
 from .criterions.lr_drop import LRDropConfig
-from .models.transformer_lrdrop import PLAIN_ARCH as TRANSFORMER_PLAIN_ARCH
-
-PLAIN_ARCH: Dict[str, Tuple[str, str]] = {}  # lrdrop arch -> (plain arch, plain model name)
-PLAIN_ARCH.update({k: (v[0], "transformer") for k, v in TRANSFORMER_PLAIN_ARCH.items()})
+from .models.transformer_lrdrop import PLAIN_ARCH  # lrdrop arch -> (plain arch, arch function)
 
 # fields the lr_drop criterion adds on top of label_smoothed_cross_entropy
 _LRDROP_ONLY_FIELDS = set(LRDropConfig.__dataclass_fields__) - set(
@@ -33,7 +29,7 @@ def to_plain_fairseq(state: dict, keep_optimizer_state: bool = False) -> dict:
             f"checkpoint architecture {arch!r} is not an lrdrop architecture "
             f"(known: {', '.join(sorted(PLAIN_ARCH))}); it needs no export"
         )
-    plain_arch, _ = PLAIN_ARCH[arch]
+    plain_arch = PLAIN_ARCH[arch][0]
     model_cfg["arch"] = model_cfg["_name"] = plain_arch
     model_cfg["user_dir"] = None
     if model_cfg.get("criterion") == "lr_drop":
