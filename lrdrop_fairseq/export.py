@@ -10,7 +10,7 @@ import argparse
 from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterionConfig
 
 from .criterions.lr_drop import LRDropConfig
-from .models.transformer_lrdrop import PLAIN_ARCH  # lrdrop arch -> (plain arch, arch function)
+from .models import PLAIN_ARCH  # lrdrop arch -> (plain arch, arch function)
 
 # fields the lr_drop criterion adds on top of label_smoothed_cross_entropy
 _LRDROP_ONLY_FIELDS = set(LRDropConfig.__dataclass_fields__) - set(

@@ -26,14 +26,23 @@ def tool(name):
     return os.path.join(BIN, name)
 
 
-@pytest.fixture(scope="session")
-def toy_data(tmp_path_factory):
-    """A binarized toy translation corpus (see scripts/make_toy_corpus.py)."""
+def _binarized_toy_corpus(d, joined: bool):
     from make_toy_corpus import write_corpus
 
-    d = tmp_path_factory.mktemp("toy")
     raw = write_corpus(str(d / "raw"), (("train", 600), ("valid", 60), ("test", 40)))
     run([tool("fairseq-preprocess"), "--source-lang", "src", "--target-lang", "tgt",
          "--trainpref", f"{raw}/train", "--validpref", f"{raw}/valid", "--testpref", f"{raw}/test",
-         "--destdir", str(d / "bin"), "--workers", "1"])
+         "--destdir", str(d / "bin"), "--workers", "1", *(["--joined-dictionary"] if joined else [])])
     return str(d / "bin")
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory):
+    """A binarized toy translation corpus (see scripts/make_toy_corpus.py)."""
+    return _binarized_toy_corpus(tmp_path_factory.mktemp("toy"), joined=False)
+
+
+@pytest.fixture(scope="session")
+def toy_data_joined(tmp_path_factory):
+    """The toy corpus with one joined dictionary (BART shares all embeddings)."""
+    return _binarized_toy_corpus(tmp_path_factory.mktemp("toy_joined"), joined=True)

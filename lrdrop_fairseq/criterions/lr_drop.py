@@ -236,8 +236,8 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
             raise LRDropConfigError(
                 f"{what} needs a model that exposes per-layer states and attention, and "
                 f"architecture {arch!r} does not. Use the matching '_lrdrop' architecture "
-                f"(e.g. --arch transformer_lrdrop_iwslt_de_en for transformer_iwslt_de_en: same shapes, "
-                f"no new parameters), or set --hidden-weight 0 --attn-weight 0 "
+                f"(e.g. --arch transformer_lrdrop_iwslt_de_en for transformer_iwslt_de_en, bart_lrdrop_large "
+                f"for bart_large: same shapes, no new parameters), or set --hidden-weight 0 --attn-weight 0 "
                 f"--consistency-warmup-updates 0 for plain R-Drop with any architecture."
             )
         if self.record_spec is not None:

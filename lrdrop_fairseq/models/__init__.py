@@ -1,1 +1,4 @@
-from . import transformer_lrdrop  # noqa: F401  (registers the architectures)
+from . import bart_lrdrop, transformer_lrdrop  # noqa: F401  (registers the architectures)
+
+# every ``_lrdrop`` architecture -> (fairseq's architecture of the same shapes, its function)
+PLAIN_ARCH = {**transformer_lrdrop.PLAIN_ARCH, **bart_lrdrop.PLAIN_ARCH}
