@@ -12,7 +12,7 @@ PIP := $(VPY) -m pip
 STAMP := $(VENV)/.lrdrop-setup-done
 PYTEST_ARGS ?=
 
-.PHONY: setup demo smoke test clean-venv
+.PHONY: setup demo demo-summarization smoke test clean-venv
 
 setup: $(STAMP)
 
@@ -30,6 +30,9 @@ $(STAMP): setup.py
 
 demo: setup
 	$(VPY) scripts/demo.py $(DEMO_ARGS)
+
+demo-summarization: setup
+	$(VPY) scripts/demo_summarization.py $(DEMO_ARGS)
 
 smoke: setup
 	PYTHON=$(VPY) bash scripts/smoke_demo.sh

@@ -11,6 +11,7 @@ fresh process builds the model, runs ``--warmup`` + ``--steps`` updates
 median time per update and its peak memory (max RSS on CPU,
 ``torch.cuda.max_memory_allocated`` on CUDA). Modes:
 
+  plain     fairseq's own architecture of the same shapes (e.g. bart_large), label smoothing
   baseline  label-smoothed cross-entropy, one copy
   rdrop     lr_drop --kl-weight 5 --hidden-weight 0 --attn-weight 0
   hidden    lr_drop, hidden-state term only (kl 0, attn 0)
@@ -35,6 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 MODES = {
+    "plain": None,
     "baseline": None,
     "rdrop": dict(kl_weight=5.0, hidden_weight=0.0, attn_weight=0.0),
     "hidden": dict(kl_weight=0.0, hidden_weight=1.0, attn_weight=0.0),
@@ -43,7 +45,7 @@ MODES = {
 }
 
 
-def build(arch, vocab, device, dtype, dropout=0.3):
+def build(arch, vocab, device, dtype, dropout):
     import torch
     from fairseq import options
     from fairseq.data import Dictionary
@@ -98,8 +100,11 @@ def train_worker(a):
 
     from lrdrop_fairseq.criterions.lr_drop import LRDropCriterion
 
+    from lrdrop_fairseq.models import PLAIN_ARCH
+
     dtype = torch.float16 if a.fp16 else torch.bfloat16 if a.bf16 else torch.float32
-    model, d, task = build(a.arch, a.vocab, a.device, dtype)
+    arch = PLAIN_ARCH[a.arch][0] if a.mode == "plain" else a.arch
+    model, d, task = build(arch, a.vocab, a.device, dtype, a.dropout)
     model.train()
     n_sent, max_len = map(int, a.shape.split("x"))
     sample = make_batch(d, n_sent, max_len, a.device)
@@ -131,9 +136,10 @@ def generate_worker(a):
     import torch
     from fairseq.sequence_generator import SequenceGenerator
 
-    plain_arch = a.arch.replace("_lrdrop", "")
-    lr_model, d, _ = build(a.arch, a.vocab, a.device, torch.float32)
-    plain, _, _ = build(plain_arch, a.vocab, a.device, torch.float32)
+    from lrdrop_fairseq.models import PLAIN_ARCH
+
+    lr_model, d, _ = build(a.arch, a.vocab, a.device, torch.float32, a.dropout)
+    plain, _, _ = build(PLAIN_ARCH[a.arch][0], a.vocab, a.device, torch.float32, a.dropout)
     plain.load_state_dict(lr_model.state_dict())
     n_sent, max_len = map(int, a.gen_shape.split("x"))
     sample = make_batch(d, n_sent, max_len, a.device, seed=1)
@@ -164,7 +170,7 @@ def generate_worker(a):
 
 def spawn(a, extra):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", *extra, "--arch", a.arch,
-           "--vocab", str(a.vocab), "--device", a.device, "--steps", str(a.steps), "--warmup", str(a.warmup),
+           "--vocab", str(a.vocab), "--dropout", str(a.dropout), "--device", a.device, "--steps", str(a.steps), "--warmup", str(a.warmup),
            "--gen-shape", a.gen_shape, "--gen-reps", str(a.gen_reps)] + (["--fp16"] if a.fp16 else []) + (["--bf16"] if a.bf16 else [])
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
@@ -177,7 +183,9 @@ def main():
     ap.add_argument("--arch", default="transformer_lrdrop_iwslt_de_en")
     ap.add_argument("--vocab", type=int, default=10000)
     ap.add_argument("--shapes", default="64x32,16x128", help="comma list of SENTENCESxTOKENS per copy")
-    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--modes", default="baseline,rdrop,hidden,attn,lrdrop",
+                    help=f"comma list of {', '.join(MODES)}")
+    ap.add_argument("--dropout", type=float, default=0.3)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--gen-shape", default="64x24", help="sentences x source tokens for beam search ('' skips)")
@@ -203,6 +211,9 @@ def main():
     import torch
 
     modes = a.modes.split(",")
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        sys.exit(f"benchmark: unknown --modes {','.join(unknown)}; choose from {', '.join(MODES)}")
     results = {"arch": a.arch, "vocab": a.vocab, "device": a.device, "threads": torch.get_num_threads(),
                "dtype": "fp16" if a.fp16 else "bf16" if a.bf16 else "fp32", "steps": a.steps,
                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",

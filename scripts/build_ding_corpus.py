@@ -127,10 +127,11 @@ def fetch_ding(download_dir: str) -> str:
     return extracted
 
 
-def write(out_dir: str, splits: dict, source_note: str):
+def write(out_dir: str, splits: dict, source_note: str, langs=("de", "en")):
+    """OUT_DIR/{split}.{lang} for each side of the pairs, and SOURCE.txt."""
     os.makedirs(out_dir, exist_ok=True)
     for name, pairs in splits.items():
-        for lang, idx in (("de", 0), ("en", 1)):
+        for idx, lang in enumerate(langs):
             with open(os.path.join(out_dir, f"{name}.{lang}"), "w", encoding="utf-8") as f:
                 f.writelines(p[idx] + "\n" for p in pairs)
     with open(os.path.join(out_dir, "SOURCE.txt"), "w", encoding="utf-8") as f:

@@ -39,8 +39,8 @@ class StepFailed(RuntimeError):
     pass
 
 
-def step(n, name, what):
-    print(f"\n=== [demo] step {n}/6 {name}: {what}", flush=True)
+def step(n, name, what, total=6):
+    print(f"\n=== [demo] step {n}/{total} {name}: {what}", flush=True)
 
 
 def run(cmd, log=None, name=""):
@@ -87,30 +87,31 @@ def corpus(args, raw):
     print(open(os.path.join(raw, "SOURCE.txt"), encoding="utf-8").read())
 
 
-def _train_spm(spm, raw, spm_dir, vocab):
+def _train_spm(spm, raw, spm_dir, vocab, langs):
     spm.SentencePieceTrainer.train(
-        input=[os.path.join(raw, "train.de"), os.path.join(raw, "train.en")],
+        input=[os.path.join(raw, f"train.{lang}") for lang in langs],
         model_prefix=os.path.join(spm_dir, "spm"), vocab_size=vocab, model_type="bpe",
         character_coverage=1.0, num_threads=2, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0,
         minloglevel=2,
     )
 
 
-def sentencepiece(args, raw, spm_dir):
+def sentencepiece(args, raw, spm_dir, langs=("de", "en")):
+    """A joint BPE model over both sides of train, applied to every split."""
     model = os.path.join(spm_dir, "spm.model")
-    if os.path.isfile(os.path.join(spm_dir, "test.en")):
+    if os.path.isfile(os.path.join(spm_dir, f"test.{langs[1]}")):
         print(f"(done already: {spm_dir})")
         return model
     import sentencepiece as spm
 
     os.makedirs(spm_dir, exist_ok=True)
     try:
-        _train_spm(spm, raw, spm_dir, args.vocab)
+        _train_spm(spm, raw, spm_dir, args.vocab, langs)
     except RuntimeError as e:
         raise StepFailed(f"spm: sentencepiece training failed (--vocab {args.vocab}): {e}")
     sp = spm.SentencePieceProcessor(model_file=model)
     for split in ("train", "valid", "test"):
-        for lang in ("de", "en"):
+        for lang in langs:
             with open(os.path.join(raw, f"{split}.{lang}"), encoding="utf-8") as f, \
                     open(os.path.join(spm_dir, f"{split}.{lang}"), "w", encoding="utf-8") as g:
                 for line in f:
@@ -119,11 +120,12 @@ def sentencepiece(args, raw, spm_dir):
     return model
 
 
-def binarize(spm_dir, data_bin):
-    if os.path.isfile(os.path.join(data_bin, "test.de-en.en.bin")):
+def binarize(spm_dir, data_bin, langs=("de", "en")):
+    src, tgt = langs
+    if os.path.isfile(os.path.join(data_bin, f"test.{src}-{tgt}.{tgt}.bin")):
         print(f"(done already: {data_bin})")
         return
-    run([os.path.join(BIN, "fairseq-preprocess"), "--source-lang", "de", "--target-lang", "en",
+    run([os.path.join(BIN, "fairseq-preprocess"), "--source-lang", src, "--target-lang", tgt,
          "--trainpref", f"{spm_dir}/train", "--validpref", f"{spm_dir}/valid", "--testpref", f"{spm_dir}/test",
          "--destdir", data_bin, "--joined-dictionary", "--workers", "2"],
         log=os.path.join(os.path.dirname(data_bin), "preprocess.log"), name="binarize")
@@ -160,20 +162,7 @@ def translate(args, data_bin, best, raw, out):
          "--path", best, "--gen-subset", "test", "--beam", "5", "--max-tokens", "6000",
          "--remove-bpe", "sentencepiece", *(["--cpu"] if args.device == "cpu" else [])],
         log=gen_log, name="translate")
-    hyps = {}
-    for line in open(gen_log, encoding="utf-8"):
-        if line.startswith("D-"):
-            idx, _score, text = line.rstrip("\n").split("\t", 2)
-            hyps[int(idx[2:])] = text
-    with open(os.path.join(raw, "test.en"), encoding="utf-8") as f:
-        refs = [l.rstrip("\n") for l in f]
-    with open(os.path.join(raw, "test.de"), encoding="utf-8") as f:
-        srcs = [l.rstrip("\n") for l in f]
-    if len(hyps) != len(refs):
-        raise StepFailed(f"translate: got {len(hyps)} hypotheses for {len(refs)} test sentences ({gen_log})")
-    ordered = [hyps[i] for i in range(len(refs))]
-    with open(hyp_file, "w", encoding="utf-8") as f:
-        f.writelines(h + "\n" for h in ordered)
+    ordered, refs, srcs = collect_hypotheses(gen_log, raw, ("de", "en"), hyp_file, "translate")
     from score_bleu import bleu
 
     score, signature = bleu(ordered, refs)
@@ -185,6 +174,26 @@ def translate(args, data_bin, best, raw, out):
         json.dump({"bleu": round(score.score, 2), "signature": signature, "test_sentences": len(refs),
                    "minutes": args.minutes, "device": args.device}, f, indent=1)
     return score.score
+
+
+def collect_hypotheses(gen_log, raw, langs, hyp_file, name):
+    """fairseq-generate's detokenised hypotheses (D- lines) in test order, written to
+    ``hyp_file``; returns (hypotheses, references, sources)."""
+    hyps = {}
+    for line in open(gen_log, encoding="utf-8"):
+        if line.startswith("D-"):
+            idx, _score, text = line.rstrip("\n").split("\t", 2)
+            hyps[int(idx[2:])] = text
+    with open(os.path.join(raw, f"test.{langs[1]}"), encoding="utf-8") as f:
+        refs = [l.rstrip("\n") for l in f]
+    with open(os.path.join(raw, f"test.{langs[0]}"), encoding="utf-8") as f:
+        srcs = [l.rstrip("\n") for l in f]
+    if len(hyps) != len(refs):
+        raise StepFailed(f"{name}: got {len(hyps)} hypotheses for {len(refs)} test examples ({gen_log})")
+    ordered = [hyps[i] for i in range(len(refs))]
+    with open(hyp_file, "w", encoding="utf-8") as f:
+        f.writelines(h + "\n" for h in ordered)
+    return ordered, refs, srcs
 
 
 def main():

@@ -1,0 +1,180 @@
+"""Summarisation: ROUGE scorer, Debian corpus builder, CNN/DM BPE, shrunken bart_lrdrop demo."""
+import json
+import os
+import random
+
+import pytest
+
+import build_debian_summaries as deb
+from conftest import ROOT, run, tool
+from score_rouge import rouge, split_sentences
+
+INDEX = """\
+Package: libfoo1
+Description-md5: 1
+Description-en: library for frobbing widgets
+ Foo frobs widgets quickly and safely, with a small API
+ that many other tools use.
+ .
+ This package contains the shared library.
+
+Package: libfoo-dev
+Description-md5: 2
+Description-en: library for frobbing widgets - development files
+ Foo frobs widgets quickly and safely, with a small API
+ that many other tools use.
+ .
+ This package contains the development files.
+
+Package: libfoo-dup
+Description-md5: 3
+Description-en: a duplicate description
+ Foo frobs widgets quickly and safely, with a small API
+ that many other tools use.
+ .
+ This package contains the shared library.
+
+Package: tiny
+Description-md5: 4
+Description-en: too short to summarise
+ Short text.
+
+Package: bar
+Description-md5: 5
+Description-en: Bar game
+ Bar is a game of skill where players stack many little blocks as high as they can.
+"""
+
+
+def test_rouge_hand_computed_values():
+    # hyp "the cat sat" vs ref "the cat sat on the mat": unigrams P 3/3 R 3/6 -> F 2/3;
+    # bigrams P 2/2 R 2/5 -> F 4/7; LCS 3 -> as ROUGE-1
+    s = rouge(["the cat sat"], ["the cat sat on the mat"])
+    assert s["rouge1"] == pytest.approx(200 / 3) and s["rouge2"] == pytest.approx(400 / 7)
+    assert s["rougeL"] == pytest.approx(200 / 3)
+    # sentence order: ROUGE-L (one sequence) LCS 3 of 6 -> 50; ROUGE-Lsum (per sentence union) -> 100
+    s = rouge(["the cat sat. the dog ran."], ["the dog ran. the cat sat."])
+    assert s["rougeL"] == pytest.approx(50) and s["rougeLsum"] == pytest.approx(100)
+    # stemming: cats/cat, running/runs -> cat, run: P 2/2 R 2/3 -> F 0.8
+    assert rouge(["cats running"], ["the cat runs"])["rouge1"] == pytest.approx(80)
+    assert rouge(["cats running"], ["the cat runs"], use_stemmer=False)["rouge1"] == pytest.approx(0)
+    # averaged over summaries, not pooled
+    assert rouge(["a b", "x"], ["a b", "y"])["rouge1"] == pytest.approx(50)
+
+
+def test_sentence_split_for_rouge_lsum():
+    assert split_sentences("One here. Two there! <n> three") == "One here.\nTwo there!\nthree"
+
+
+def test_score_rouge_cli_refuses_mismatched_files(tmp_path):
+    (tmp_path / "h").write_text("a b\nc d\n")
+    (tmp_path / "r").write_text("a b\n")
+    p = run([tool("python"), os.path.join(ROOT, "scripts", "score_rouge.py"), str(tmp_path / "h"),
+             str(tmp_path / "r")], check=False)
+    assert p.returncode != 0 and "2 hypotheses but 1 references" in p.stdout and "Traceback" not in p.stdout
+    (tmp_path / "r").write_text("a b\nc e\n")
+    p = run([tool("python"), os.path.join(ROOT, "scripts", "score_rouge.py"), str(tmp_path / "h"),
+             str(tmp_path / "r"), "--json", str(tmp_path / "s.json")])
+    assert "ROUGE-1 75.00" in p.stdout
+    assert json.loads((tmp_path / "s.json").read_text())["rouge2"] == 50.0
+
+
+def test_debian_index_parsing_dedup_and_grouped_split():
+    records = deb.parse_index(INDEX.splitlines(True))
+    assert [r[0] for r in records] == ["libfoo1", "libfoo-dev", "libfoo-dup", "tiny", "bar"]
+    assert records[0][1] == "library for frobbing widgets"
+    assert records[0][2] == ["Foo frobs widgets quickly and safely, with a small API that many other tools use.",
+                             "This package contains the shared library."]
+    pairs = deb.summary_pairs(records, min_words=10)
+    # libfoo-dup repeats libfoo1's description; tiny is too short
+    assert [p[1] for p in pairs] == ["library for frobbing widgets",
+                                     "library for frobbing widgets - development files", "Bar game"]
+    splits = deb.split_by_group(pairs, n_valid=0, n_test=1, seed=1)
+    # the two libfoo packages share their first paragraph: never split across train/test
+    foo_splits = {name for name, ps in splits.items() for d, s in ps if d.startswith("Foo")}
+    assert len(foo_splits) == 1
+    assert sum(len(v) for v in splits.values()) == 3 and splits["test"] and not splits["valid"]
+    assert splits == deb.split_by_group(pairs, n_valid=0, n_test=1, seed=1)  # fixed by the seed
+
+
+def test_gpt2_bpe_encoding_matches_fairseq_encoder(tmp_path):
+    """cnndm_text.py bpe: same ids as fairseq's GPT-2 encoder, line-aligned, empty lines kept."""
+    import sys
+
+    sys.path.insert(0, os.path.join(ROOT, "examples", "cnndm"))
+    import cnndm_text
+
+    # a 4-merge byte-level BPE: enough to check the wiring against fairseq's own encoder
+    from fairseq.data.encoders.gpt2_bpe_utils import bytes_to_unicode
+
+    chars = list(bytes_to_unicode().values())
+    merges = [("t", "h"), ("th", "e"), ("Ġ", "c"), ("Ġc", "a")]
+    vocab = {c: i for i, c in enumerate(chars)}
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    (tmp_path / "encoder.json").write_text(json.dumps(vocab))
+    (tmp_path / "vocab.bpe").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    (tmp_path / "in.txt").write_text("the cat\n\nthe the\n")
+    cnndm_text.bpe(str(tmp_path / "encoder.json"), str(tmp_path / "vocab.bpe"), str(tmp_path / "in.txt"),
+                   str(tmp_path / "out.txt"), workers=1)
+    lines = (tmp_path / "out.txt").read_text().split("\n")
+    assert lines[1] == "" and len(lines) == 4
+    the, ca = vocab["the"], vocab["Ġca"]
+    assert lines[0] == f"{the} {ca} {vocab['t']}"
+    assert lines[2] == f"{the} {vocab['Ġ']} {the}"
+
+
+def test_cnndm_recipe_refuses_missing_data_and_bad_mode(tmp_path):
+    train = os.path.join(ROOT, "examples", "cnndm", "train.sh")
+    p = run(["bash", train, "nonsense"], check=False)
+    assert p.returncode == 2 and "usage" in p.stdout
+    p = run(["bash", train, "lrdrop"], env={"DATA": str(tmp_path)}, check=False)
+    assert p.returncode == 1 and "examples/cnndm/prepare.sh" in p.stdout
+    (tmp_path / "dict.source.txt").write_text("")
+    p = run(["bash", train, "lrdrop"], env={"DATA": str(tmp_path), "BART": str(tmp_path / "no.pt")}, check=False)
+    assert p.returncode == 1 and "bart.large.tar.gz" in p.stdout
+    gen = os.path.join(ROOT, "examples", "cnndm", "generate.sh")
+    p = run(["bash", gen, str(tmp_path / "dict.source.txt"), str(tmp_path)], check=False)
+    assert p.returncode == 1 and "prepare.sh" in p.stdout
+
+
+def _index_fixture(path, n=360, seed=0):
+    """A Translation-en file of synthetic packages whose synopsis is recoverable from the text."""
+    rng = random.Random(seed)
+    kinds = ["library", "tool", "game", "editor", "server", "plugin"]
+    topics = ["images", "audio", "network", "fonts", "maps", "email", "math", "chess"]
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            k, t = rng.choice(kinds), rng.choice(topics)
+            filler = " ".join(rng.choice(topics + kinds + ["the", "a", "of", "fast"]) for _ in range(rng.randint(12, 30)))
+            f.write(f"Package: pkg{i}\nDescription-md5: {i}\nDescription-en: {k} for {t}\n"
+                    f" Pkg{i} is a {k} for {t}. {filler}.\n .\n It is number {i}.\n\n")
+
+
+def test_shrunken_summarization_demo_end_to_end(tmp_path):
+    """scripts/demo_summarization.py: corpus -> spm -> binarize -> bart_lrdrop + lr_drop with
+    --truncate-source -> beam search -> ROUGE -> plot, tiny model, a few updates."""
+    _index_fixture(tmp_path / "Translation-en")
+    out = tmp_path / "demo"
+    small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
+             "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 --max-update 12 --log-interval 4")
+    cmd = [tool("python"), os.path.join(ROOT, "scripts", "demo_summarization.py"), "--out", str(out),
+           "--index", str(tmp_path / "Translation-en"), "--vocab", "120", "--valid-size", "20",
+           "--test-size", "25", "--max-source-tokens", "24", "--minutes", "2", "--warmup", "4",
+           "--max-tokens", "600", "--train-args", small]
+    p = run(cmd)
+    log = (out / "train.log").read_text()
+    assert '"kl_loss"' in log and '"hidden_loss"' in log and '"attn_loss"' in log
+    assert "BARTLRDropModel" in log and "'truncate_source': True" in log
+    assert "ROUGE on test (25 summaries" in p.stdout and "not\n expected to summarise well" in p.stdout
+    result = json.loads((out / "result.json").read_text())
+    assert result["test_summaries"] == 25 and all(0 <= result[k] <= 100 for k in ("rouge1", "rouge2", "rougeLsum"))
+    hyps = (out / "test.hyp.target").read_text().splitlines()
+    assert len(hyps) == 25
+    # descriptions run past --max-source-tokens 24, so truncation was needed (and did not fail)
+    assert max(len(l.split()) for l in (out / "spm" / "test.source").read_text().splitlines()) > 24
+    assert (out / "curves.png").stat().st_size > 10_000
+    assert run(cmd).stdout.count("(done already") == 4
+
+    p = run(cmd[:2] + ["--out", str(tmp_path / "bad"), "--source", str(tmp_path / "Translation-en")], check=False)
+    assert p.returncode != 0 and "give both --source and --target" in p.stdout
