@@ -131,25 +131,41 @@ def binarize(spm_dir, data_bin, langs=("de", "en")):
         log=os.path.join(os.path.dirname(data_bin), "preprocess.log"), name="binarize")
 
 
+def lr_drop_flags(kl, hidden, attn):
+    return ["--criterion", "lr_drop", "--label-smoothing", "0.1", "--kl-weight", str(kl),
+            "--hidden-weight", str(hidden), "--attn-weight", str(attn)]
+
+
+def train_command(args, data_bin, ckpt_dir, criterion):
+    """fairseq-train with the demo's model and schedule; ``criterion``: the criterion's flags.
+    ``args.minutes`` (None: no time limit) and ``args.train_args`` (appended last) as in main()."""
+    cmd = [os.path.join(BIN, "fairseq-train"), data_bin, "--user-dir", os.path.join(ROOT, "lrdrop_fairseq"),
+           "--arch", "transformer_lrdrop", *(GPU_MODEL if args.device == "cuda" else CPU_MODEL),
+           "--share-all-embeddings", *criterion, "--dropout", str(args.dropout), "--attention-dropout", "0.1",
+           "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", str(args.lr),
+           "--lr-scheduler", "inverse_sqrt", "--warmup-updates", str(args.warmup), "--weight-decay", "0.0001",
+           "--max-tokens", str(args.max_tokens), "--max-epoch", "1000", "--save-dir", ckpt_dir,
+           "--no-epoch-checkpoints", "--seed", str(args.seed), "--num-workers", "0",
+           "--log-format", "json", "--log-interval", "25"]
+    if args.minutes:
+        cmd += ["--stop-time-hours", f"{args.minutes / 60:.4f}"]
+    if args.device == "cpu":
+        cmd.append("--cpu")
+    return cmd + shlex.split(args.train_args)  # last, so they override the demo's choices
+
+
+def generate_command(args, data_bin, checkpoint):
+    return [os.path.join(BIN, "fairseq-generate"), data_bin, "--user-dir", os.path.join(ROOT, "lrdrop_fairseq"),
+            "--path", checkpoint, "--gen-subset", "test", "--beam", "5", "--max-tokens", "6000",
+            "--remove-bpe", "sentencepiece", *(["--cpu"] if args.device == "cpu" else [])]
+
+
 def train(args, data_bin, ckpt_dir, log):
     best = os.path.join(ckpt_dir, "checkpoint_best.pt")
     if os.path.isfile(best) and os.path.isfile(log) and "done training" in open(log, encoding="utf-8").read():
         print(f"(done already: {best})")
         return best
-    model = GPU_MODEL if args.device == "cuda" else CPU_MODEL
-    cmd = [os.path.join(BIN, "fairseq-train"), data_bin, "--user-dir", os.path.join(ROOT, "lrdrop_fairseq"),
-           "--arch", "transformer_lrdrop", *model, "--share-all-embeddings",
-           "--criterion", "lr_drop", "--label-smoothing", "0.1", "--kl-weight", str(args.kl_weight),
-           "--hidden-weight", str(args.hidden_weight), "--attn-weight", str(args.attn_weight),
-           "--dropout", str(args.dropout), "--attention-dropout", "0.1",
-           "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", str(args.lr),
-           "--lr-scheduler", "inverse_sqrt", "--warmup-updates", str(args.warmup), "--weight-decay", "0.0001",
-           "--max-tokens", str(args.max_tokens), "--max-epoch", "1000",
-           "--stop-time-hours", f"{args.minutes / 60:.4f}", "--save-dir", ckpt_dir, "--no-epoch-checkpoints",
-           "--seed", str(args.seed), "--num-workers", "0", "--log-format", "json", "--log-interval", "25"]
-    if args.device == "cpu":
-        cmd.append("--cpu")
-    cmd += shlex.split(args.train_args)  # last, so they override the demo's choices
+    cmd = train_command(args, data_bin, ckpt_dir, lr_drop_flags(args.kl_weight, args.hidden_weight, args.attn_weight))
     # fairseq's --log-file gains a duplicate handler each epoch; keep its stdout instead
     run(cmd, log=log, name="train")
     return best
@@ -158,10 +174,7 @@ def train(args, data_bin, ckpt_dir, log):
 def translate(args, data_bin, best, raw, out):
     hyp_file = os.path.join(out, "test.hyp.en")
     gen_log = os.path.join(out, "generate.log")
-    run([os.path.join(BIN, "fairseq-generate"), data_bin, "--user-dir", os.path.join(ROOT, "lrdrop_fairseq"),
-         "--path", best, "--gen-subset", "test", "--beam", "5", "--max-tokens", "6000",
-         "--remove-bpe", "sentencepiece", *(["--cpu"] if args.device == "cpu" else [])],
-        log=gen_log, name="translate")
+    run(generate_command(args, data_bin, best), log=gen_log, name="translate")
     ordered, refs, srcs = collect_hypotheses(gen_log, raw, ("de", "en"), hyp_file, "translate")
     from score_bleu import bleu
 
@@ -219,6 +232,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=150)
     ap.add_argument("--max-tokens", type=int, default=1536)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--data-only", action="store_true", help="stop after step 3 (corpus, spm, binarize)")
     ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last "
                     "(e.g. \"--encoder-layers 1 --decoder-layers 1\")")
     args = ap.parse_args()
@@ -236,6 +250,9 @@ def main():
         sentencepiece(args, raw, spm_dir)
         step(3, "binarize", data_bin)
         binarize(spm_dir, data_bin)
+        if args.data_only:
+            print(f"\n[demo] data ready (--data-only): {data_bin}")
+            return
         step(4, "train", f"transformer_lrdrop with lr_drop for {args.minutes:g} min on {args.device}")
         best = train(args, data_bin, ckpt_dir, log)
         step(5, "translate", "beam 5 on test, sacreBLEU")

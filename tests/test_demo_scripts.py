@@ -166,3 +166,39 @@ def test_benchmark_script_runs_every_mode(tmp_path):
     assert all(r["median_s"] > 0 and r["peak_mb"] > 0 for r in res["train"])
     assert res["generate"]["identical_hypotheses"] is True
     assert "| 4x8 | lrdrop |" in p.stdout
+
+
+def test_compare_script_runs_configs_seeds_and_sweep(tmp_path):
+    """scripts/compare.py on a toy corpus: same updates for every run, table with mean ± sd, resumes."""
+    from make_toy_corpus import make_pair
+    import random
+
+    rng = random.Random(5)
+    pairs = [make_pair(rng, 20, 3, 8) for _ in range(300)]
+    (tmp_path / "src.txt").write_text("".join(p[0] + "\n" for p in pairs))
+    (tmp_path / "tgt.txt").write_text("".join(p[1] + "\n" for p in pairs))
+    data = tmp_path / "data"
+    run([tool("python"), os.path.join(ROOT, "scripts", "demo.py"), "--out", str(data), "--src", str(tmp_path / "src.txt"),
+         "--tgt", str(tmp_path / "tgt.txt"), "--vocab", "26", "--valid-size", "20", "--test-size", "20", "--data-only"])
+    assert not (data / "checkpoints").exists()
+    small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
+             "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64")
+    cmd = [tool("python"), os.path.join(ROOT, "scripts", "compare.py"), "--out", str(tmp_path / "cmp"),
+           "--data-bin", str(data / "data-bin"), "--configs", "baseline,lrdrop", "--seeds", "1,2",
+           "--max-update", "6", "--sweep-attn", "2", "--warmup", "2", "--max-tokens", "500", "--train-args", small]
+    p = run(cmd)
+    res = json.loads((tmp_path / "cmp" / "results.json").read_text())
+    names = sorted(r["name"] for r in res["runs"])
+    assert names == ["baseline-s1", "baseline-s2", "lrdrop-s1", "lrdrop-s2", "lrdrop_attn2-s1"]
+    assert all(r["updates"] == 6 for r in res["runs"])
+    by_name = {r["name"]: r for r in res["runs"]}
+    assert "--attn-weight 2.0" in by_name["lrdrop_attn2-s1"]["flags"]
+    assert "label_smoothed_cross_entropy" in by_name["baseline-s1"]["flags"]
+    md = (tmp_path / "cmp" / "results.md").read_text()
+    assert "| baseline | 2 |" in md and "| lrdrop | 2 |" in md and "| lrdrop_attn2 | 1 |" in md
+    assert (tmp_path / "cmp" / "curves.png").stat().st_size > 10_000
+    # a rerun trains nothing again
+    again = run(cmd)
+    assert again.stdout.count("BLEU") >= 5 and "fairseq-train failed" not in again.stdout
+    p = run(cmd[:2] + ["--configs", "nonsense"], check=False)
+    assert p.returncode != 0 and "unknown --configs nonsense" in p.stdout
