@@ -35,7 +35,7 @@ LANGS = ("source", "target")
 CPU_MODEL = ["--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim", "128",
              "--decoder-embed-dim", "128", "--encoder-ffn-embed-dim", "512", "--decoder-ffn-embed-dim", "512",
              "--encoder-attention-heads", "4", "--decoder-attention-heads", "4"]
-GPU_MODEL = ["--encoder-layers", "6", "--decoder-layers", "6"]  # bart_base's width, 6+6 layers
+GPU_MODEL = []  # bart_base as it is (6+6 layers, 768-dim), still from scratch
 # decoding: CNN/DM's recipe (beam 4, lenpen 2.0, no-repeat-ngram 3) with lengths for one-line synopses
 GENERATE = ["--beam", "4", "--lenpen", "2.0", "--no-repeat-ngram-size", "3", "--min-len", "3",
             "--max-len-a", "0", "--max-len-b", "30"]
