@@ -147,7 +147,7 @@ def main():
     ap.add_argument("--sweep-hidden", default="", help="extra LR-Drop runs with these --hidden-weight values")
     ap.add_argument("--sweep-attn", default="", help="extra LR-Drop runs with these --attn-weight values")
     ap.add_argument("--parallel", type=int, default=2, help="runs at a time; each gets cores/parallel "
-                    "threads (on 2 cores, 2 one-thread runs beat one two-thread run by ~1.4x)")
+                    "threads (on 2 cores, 2 one-thread runs beat one two-thread run by ~1.2x)")
     ap.add_argument("--kl-weight", type=float, default=1.0)
     ap.add_argument("--hidden-weight", type=float, default=1.0)
     ap.add_argument("--attn-weight", type=float, default=1.0)
