@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Baseline vs R-Drop vs LR-Drop (and its ablations) under one budget, several seeds.
 
-    python scripts/compare.py [--out runs/compare] [--max-update 2000] [--seeds 1,2]
+    python scripts/compare.py [--out runs/compare] [--max-update 2800] [--seeds 1,2]
                               [--configs baseline,rdrop,lrdrop,hidden,attn]
                               [--sweep-hidden 0.5,2 --sweep-attn 0.5,2] [--parallel 2]
 
@@ -79,8 +79,7 @@ def run_one(a, name, seed, crit, threads):
         return json.load(open(result_file))
     os.makedirs(d, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-    targs = argparse.Namespace(**{**vars(a), "seed": seed, "minutes": None,
-                                  "train_args": f"--max-update {a.max_update} {a.train_args}"})
+    targs = argparse.Namespace(**{**vars(a), "seed": seed, "minutes": None, "updates": a.max_update})
     log = os.path.join(d, "train.log")
     t0 = time.time()
     with open(log, "w") as f:
@@ -143,7 +142,8 @@ def main():
     ap.add_argument("--raw", help="folder with test.de / test.en references (default: next to --data-bin)")
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--seeds", default="1,2")
-    ap.add_argument("--max-update", type=int, default=2000, help="updates per run (the same for every run)")
+    ap.add_argument("--max-update", type=int, default=2800, help="updates per run (the same for every run; "
+                    "the learning rate decays linearly to 0 over them, as in the demo)")
     ap.add_argument("--sweep-hidden", default="", help="extra LR-Drop runs with these --hidden-weight values")
     ap.add_argument("--sweep-attn", default="", help="extra LR-Drop runs with these --attn-weight values")
     ap.add_argument("--parallel", type=int, default=2, help="runs at a time; each gets cores/parallel "
@@ -168,7 +168,7 @@ def main():
         if not os.path.isfile(os.path.join(a.data_bin, "test.de-en.en.bin")):
             print("[compare] building the demo's data (scripts/demo.py steps 1-3)", flush=True)
             p = subprocess.run([sys.executable, os.path.join(demo.ROOT, "scripts", "demo.py"), "--out", demo_out,
-                                "--minutes", "0", "--data-only"])
+                                "--data-only"])
             if p.returncode != 0:
                 sys.exit("compare: building the demo data failed (see above)")
     a.data_bin = os.path.abspath(a.data_bin)

@@ -6,11 +6,12 @@ Steps (each skips work already done under OUT, and names itself on failure):
                  (scripts/build_ding_corpus.py), or your own --src/--tgt files
   2. spm         a joint sentencepiece BPE model, applied to every split
   3. binarize    fairseq-preprocess --joined-dictionary
-  4. train       fairseq-train --criterion lr_drop, for --minutes of training
+  4. train       fairseq-train --criterion lr_drop for --updates updates (the learning
+                 rate decays linearly to 0 over them), capped at --minutes
   5. translate   beam search on test, sacrebleu BLEU with its signature
   6. plot        training curves (scripts/plot_curves.py)
 
-    python scripts/demo.py [--out runs/demo] [--minutes 15] [--src FILE --tgt FILE]
+    python scripts/demo.py [--out runs/demo] [--updates 2800] [--src FILE --tgt FILE]
 
 Sizes were chosen for 2 CPU cores (docs in README: "The built-in demo").
 """
@@ -138,13 +139,16 @@ def lr_drop_flags(kl, hidden, attn):
 
 def train_command(args, data_bin, ckpt_dir, criterion):
     """fairseq-train with the demo's model and schedule; ``criterion``: the criterion's flags.
-    ``args.minutes`` (None: no time limit) and ``args.train_args`` (appended last) as in main()."""
+    ``args.updates``, ``args.minutes`` (None: no time cap) and ``args.train_args`` (appended
+    last) as in main()."""
     cmd = [os.path.join(BIN, "fairseq-train"), data_bin, "--user-dir", os.path.join(ROOT, "lrdrop_fairseq"),
            "--arch", "transformer_lrdrop", *(GPU_MODEL if args.device == "cuda" else CPU_MODEL),
            "--share-all-embeddings", *criterion, "--dropout", str(args.dropout), "--attention-dropout", "0.1",
            "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", str(args.lr),
-           "--lr-scheduler", "inverse_sqrt", "--warmup-updates", str(args.warmup), "--weight-decay", "0.0001",
-           "--max-tokens", str(args.max_tokens), "--max-epoch", "1000", "--save-dir", ckpt_dir,
+           # a budget known in advance: warm up, then decay linearly to 0 at the last update
+           "--lr-scheduler", "polynomial_decay", "--warmup-updates", str(args.warmup),
+           "--total-num-update", str(args.updates), "--max-update", str(args.updates), "--end-learning-rate", "0",
+           "--weight-decay", "0.0001", "--max-tokens", str(args.max_tokens), "--max-epoch", "1000", "--save-dir", ckpt_dir,
            "--no-epoch-checkpoints", "--seed", str(args.seed), "--num-workers", "0",
            "--log-format", "json", "--log-interval", "25"]
     if args.minutes:
@@ -185,7 +189,7 @@ def translate(args, data_bin, best, raw, out):
     print(f"sacreBLEU on test ({len(refs)} sentences): {score.score:.2f}   {signature}")
     with open(os.path.join(out, "result.json"), "w") as f:
         json.dump({"bleu": round(score.score, 2), "signature": signature, "test_sentences": len(refs),
-                   "minutes": args.minutes, "device": args.device}, f, indent=1)
+                   "updates": args.updates, "device": args.device}, f, indent=1)
     return score.score
 
 
@@ -212,7 +216,10 @@ def collect_hypotheses(gen_log, raw, langs, hyp_file, name):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(ROOT, "runs", "demo"), help="output folder (default runs/demo)")
-    ap.add_argument("--minutes", type=float, default=16.0, help="training time budget in minutes (default 16)")
+    ap.add_argument("--updates", type=int, default=2800, help="training updates; the learning rate decays "
+                    "linearly to 0 over them (default 2800: about 16 minutes on 2 CPU cores)")
+    ap.add_argument("--minutes", type=float, default=25.0, help="stop training after this many minutes even "
+                    "if --updates are not done, on a slower machine (default 25)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--src", help="your own source-language corpus (German side), one sentence per line")
     ap.add_argument("--tgt", help="your own target-language corpus (English side), aligned with --src")
@@ -253,7 +260,8 @@ def main():
         if args.data_only:
             print(f"\n[demo] data ready (--data-only): {data_bin}")
             return
-        step(4, "train", f"transformer_lrdrop with lr_drop for {args.minutes:g} min on {args.device}")
+        step(4, "train", f"transformer_lrdrop with lr_drop, {args.updates} updates (at most "
+                         f"{args.minutes:g} min) on {args.device}")
         best = train(args, data_bin, ckpt_dir, log)
         step(5, "translate", "beam 5 on test, sacreBLEU")
         translate(args, data_bin, best, raw, out)

@@ -9,11 +9,12 @@ Steps (each skips work already done under OUT, and names itself on failure):
   2. spm         a joint sentencepiece BPE model, applied to every split
   3. binarize    fairseq-preprocess --joined-dictionary (BART shares its embeddings)
   4. train       fairseq-train --arch bart_lrdrop_base (shrunk) --criterion lr_drop
-                 --truncate-source, for --minutes of training
+                 --truncate-source, --updates updates (learning rate decaying linearly
+                 to 0 over them), capped at --minutes
   5. summarize   beam search on test, ROUGE-1/2/L/Lsum (scripts/score_rouge.py)
   6. plot        training curves (scripts/plot_curves.py)
 
-    python scripts/demo_summarization.py [--out runs/demo-summarization] [--minutes 10]
+    python scripts/demo_summarization.py [--out runs/demo-summarization] [--updates 1000]
 
 This proves the pipeline of examples/cnndm (truncation, BART's architecture,
 lr_drop, decoding constraints, ROUGE) at toy scale: a model trained from
@@ -85,8 +86,9 @@ def train(args, data_bin, ckpt_dir, log):
            "--hidden-weight", str(args.hidden_weight), "--attn-weight", str(args.attn_weight),
            "--dropout", "0.1", "--attention-dropout", "0.1",
            "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", str(args.lr), "--clip-norm", "1.0",
-           "--lr-scheduler", "inverse_sqrt", "--warmup-updates", str(args.warmup), "--weight-decay", "0.01",
-           "--max-tokens", str(args.max_tokens), "--max-epoch", "1000",
+           "--lr-scheduler", "polynomial_decay", "--warmup-updates", str(args.warmup),
+           "--total-num-update", str(args.updates), "--max-update", str(args.updates), "--end-learning-rate", "0",
+           "--weight-decay", "0.01", "--max-tokens", str(args.max_tokens), "--max-epoch", "1000",
            "--stop-time-hours", f"{args.minutes / 60:.4f}", "--save-dir", ckpt_dir, "--no-epoch-checkpoints",
            "--save-interval-updates", "200", "--keep-interval-updates", "1",
            "--seed", str(args.seed), "--num-workers", "0", "--log-format", "json", "--log-interval", "25"]
@@ -117,7 +119,7 @@ def summarize(args, data_bin, best, raw, out):
           " expected to summarise well. Fine-tune bart.large with examples/cnndm/ for real summaries.)")
     with open(os.path.join(out, "result.json"), "w") as f:
         json.dump({**{k: round(v, 2) for k, v in scores.items()}, "test_summaries": len(refs),
-                   "minutes": args.minutes, "device": args.device}, f, indent=1)
+                   "updates": args.updates, "device": args.device}, f, indent=1)
     return scores
 
 
@@ -125,7 +127,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(ROOT, "runs", "demo-summarization"),
                     help="output folder (default runs/demo-summarization)")
-    ap.add_argument("--minutes", type=float, default=10.0, help="training time budget in minutes (default 10)")
+    ap.add_argument("--updates", type=int, default=1000, help="training updates; the learning rate decays "
+                    "linearly to 0 over them (default 1000)")
+    ap.add_argument("--minutes", type=float, default=20.0, help="stop training after this many minutes even "
+                    "if --updates are not done (default 20)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--source", help="your own documents, one per line")
     ap.add_argument("--target", help="your own summaries, one per line, aligned with --source")
@@ -158,7 +163,8 @@ def main():
         sentencepiece(args, raw, spm_dir, LANGS)
         step(3, "binarize", data_bin)
         binarize(spm_dir, data_bin, LANGS)
-        step(4, "train", f"bart_lrdrop (small) with lr_drop for {args.minutes:g} min on {args.device}")
+        step(4, "train", f"bart_lrdrop (small) with lr_drop, {args.updates} updates (at most "
+                         f"{args.minutes:g} min) on {args.device}")
         best = train(args, data_bin, ckpt_dir, log)
         step(5, "summarize", "beam 4 on test, ROUGE")
         summarize(args, data_bin, best, raw, out)

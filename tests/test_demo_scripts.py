@@ -107,10 +107,10 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     (tmp_path / "tgt.txt").write_text("".join(p[1] + "\n" for p in pairs))
     out = tmp_path / "demo"
     small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
-             "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 --max-update 30")
+             "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64")
     cmd = [tool("python"), os.path.join(ROOT, "scripts", "demo.py"), "--out", str(out),
            "--src", str(tmp_path / "src.txt"), "--tgt", str(tmp_path / "tgt.txt"), "--vocab", "26",
-           "--valid-size", "20", "--test-size", "30", "--minutes", "2", "--warmup", "10",
+           "--valid-size", "20", "--test-size", "30", "--updates", "30", "--warmup", "10",
            "--max-tokens", "1000", "--train-args", small]
     p = run(cmd)
     assert "sacreBLEU on test (30 sentences)" in p.stdout and "nrefs:1|" in p.stdout

@@ -157,10 +157,10 @@ def test_shrunken_summarization_demo_end_to_end(tmp_path):
     _index_fixture(tmp_path / "Translation-en")
     out = tmp_path / "demo"
     small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
-             "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 --max-update 12 --log-interval 4")
+             "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 --log-interval 4")
     cmd = [tool("python"), os.path.join(ROOT, "scripts", "demo_summarization.py"), "--out", str(out),
            "--index", str(tmp_path / "Translation-en"), "--vocab", "120", "--valid-size", "20",
-           "--test-size", "25", "--max-source-tokens", "24", "--minutes", "2", "--warmup", "4",
+           "--test-size", "25", "--max-source-tokens", "24", "--updates", "12", "--warmup", "4",
            "--max-tokens", "600", "--train-args", small]
     p = run(cmd)
     log = (out / "train.log").read_text()
