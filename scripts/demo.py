@@ -40,8 +40,8 @@ class StepFailed(RuntimeError):
     pass
 
 
-def step(n, name, what, total=6):
-    print(f"\n=== [demo] step {n}/{total} {name}: {what}", flush=True)
+def step(n, name, what, total=6, demo="demo"):
+    print(f"\n=== [{demo}] step {n}/{total} {name}: {what}", flush=True)
 
 
 def run(cmd, log=None, name=""):

@@ -28,7 +28,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from demo import BIN, ROOT, StepFailed, binarize, collect_hypotheses, run, sentencepiece, step  # noqa: E402
+from demo import BIN, ROOT, StepFailed, binarize, collect_hypotheses, run, sentencepiece  # noqa: E402
+from demo import step as demo_step  # noqa: E402
 
 LANGS = ("source", "target")
 # bart_base's layout (post-norm, learned positions, layernorm on embeddings, GELU,
@@ -40,6 +41,10 @@ GPU_MODEL = []  # bart_base as it is (6+6 layers, 768-dim), still from scratch
 # decoding: CNN/DM's recipe (beam 4, lenpen 2.0, no-repeat-ngram 3) with lengths for one-line synopses
 GENERATE = ["--beam", "4", "--lenpen", "2.0", "--no-repeat-ngram-size", "3", "--min-len", "3",
             "--max-len-a", "0", "--max-len-b", "30"]
+
+
+def step(n, name, what):
+    demo_step(n, name, what, demo="demo-summarization")
 
 
 def corpus(args, raw):
