@@ -148,13 +148,7 @@ def main():
     ap.add_argument("--sweep-attn", default="", help="extra LR-Drop runs with these --attn-weight values")
     ap.add_argument("--parallel", type=int, default=2, help="runs at a time; each gets cores/parallel "
                     "threads (on 2 cores, 2 one-thread runs beat one two-thread run by ~1.2x)")
-    ap.add_argument("--kl-weight", type=float, default=1.0)
-    ap.add_argument("--hidden-weight", type=float, default=1.0)
-    ap.add_argument("--attn-weight", type=float, default=1.0)
-    ap.add_argument("--dropout", type=float, default=0.1)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--warmup", type=int, default=150)
-    ap.add_argument("--max-tokens", type=int, default=1536)
+    demo.add_training_args(ap)
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last")
     a = ap.parse_args()
@@ -181,7 +175,6 @@ def main():
     print(f"[compare] {len(runs)} runs, {a.max_update} updates each, {a.parallel} at a time x {threads} threads",
           flush=True)
     t0 = time.time()
-    results = []
 
     def job(r):
         name, cfg, seed, crit = r

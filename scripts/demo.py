@@ -69,23 +69,54 @@ def corpus(args, raw):
     import build_ding_corpus as ding
 
     if args.src or args.tgt:
-        if not (args.src and args.tgt):
-            raise StepFailed("give both --src and --tgt (one sentence per line, aligned)")
-        with open(args.src, encoding="utf-8") as f:
-            src = [l.strip() for l in f]
-        with open(args.tgt, encoding="utf-8") as f:
-            tgt = [l.strip() for l in f]
-        if len(src) != len(tgt):
-            raise StepFailed(f"--src has {len(src)} lines but --tgt has {len(tgt)}; they must be aligned")
-        pairs = [(s, t) for s, t in zip(src, tgt) if s and t]
-        splits = ding.split(pairs, args.valid_size, args.test_size, args.seed)
-        ding.write(raw, splits, f"user corpus: {args.src} / {args.tgt} (seed {args.seed})\n")
+        user_corpus(raw, (args.src, args.tgt), ("--src", "--tgt"), ("de", "en"), "sentence", args)
     else:
         try:
             ding.build(raw, args.ding, args.valid_size, args.test_size, args.seed, args.max_words, args.phrases)
         except RuntimeError as e:
             raise StepFailed(f"corpus: {e}")
     print(open(os.path.join(raw, "SOURCE.txt"), encoding="utf-8").read())
+
+
+def user_corpus(raw, paths, flags, langs, unit, args):
+    """Split the user's two aligned files ``paths`` (given as the options ``flags``) into
+    train/valid/test under ``raw``, as OUT/corpus/{split}.{lang}; empty pairs are dropped."""
+    from build_ding_corpus import split, write
+
+    if not all(paths):
+        raise StepFailed(f"corpus: give both {flags[0]} and {flags[1]} (one {unit} per line, aligned)")
+    sides = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            sides.append([line.strip() for line in f])
+    if len(sides[0]) != len(sides[1]):
+        raise StepFailed(f"corpus: {flags[0]} has {len(sides[0])} lines but {flags[1]} has {len(sides[1])}; "
+                         "they must be aligned")
+    try:
+        splits = split([(a, b) for a, b in zip(*sides) if a and b], args.valid_size, args.test_size, args.seed)
+    except ValueError as e:
+        raise StepFailed(f"corpus: {e}")
+    write(raw, splits, f"user corpus: {paths[0]} / {paths[1]} (seed {args.seed})\n", langs)
+
+
+def finished_training(ckpt_dir, log):
+    """The best checkpoint if an earlier run of the train step completed, else None."""
+    best = os.path.join(ckpt_dir, "checkpoint_best.pt")
+    if os.path.isfile(best) and os.path.isfile(log) and "done training" in open(log, encoding="utf-8").read():
+        print(f"(done already: {best})")
+        return best
+    return None
+
+
+def add_training_args(ap):
+    """The loss and optimisation options shared by demo.py and compare.py (train_command reads them)."""
+    ap.add_argument("--kl-weight", type=float, default=1.0)
+    ap.add_argument("--hidden-weight", type=float, default=1.0)
+    ap.add_argument("--attn-weight", type=float, default=1.0)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--warmup", type=int, default=150)
+    ap.add_argument("--max-tokens", type=int, default=1536)
 
 
 def _train_spm(spm, raw, spm_dir, vocab, langs):
@@ -165,14 +196,13 @@ def generate_command(args, data_bin, checkpoint):
 
 
 def train(args, data_bin, ckpt_dir, log):
-    best = os.path.join(ckpt_dir, "checkpoint_best.pt")
-    if os.path.isfile(best) and os.path.isfile(log) and "done training" in open(log, encoding="utf-8").read():
-        print(f"(done already: {best})")
+    best = finished_training(ckpt_dir, log)
+    if best:
         return best
     cmd = train_command(args, data_bin, ckpt_dir, lr_drop_flags(args.kl_weight, args.hidden_weight, args.attn_weight))
     # fairseq's --log-file gains a duplicate handler each epoch; keep its stdout instead
     run(cmd, log=log, name="train")
-    return best
+    return os.path.join(ckpt_dir, "checkpoint_best.pt")
 
 
 def translate(args, data_bin, best, raw, out):
@@ -231,13 +261,7 @@ def main():
     ap.add_argument("--vocab", type=int, default=4000, help="joint sentencepiece vocabulary size")
     ap.add_argument("--valid-size", type=int, default=500)
     ap.add_argument("--test-size", type=int, default=1000)
-    ap.add_argument("--kl-weight", type=float, default=1.0)
-    ap.add_argument("--hidden-weight", type=float, default=1.0)
-    ap.add_argument("--attn-weight", type=float, default=1.0)
-    ap.add_argument("--dropout", type=float, default=0.1)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--warmup", type=int, default=150)
-    ap.add_argument("--max-tokens", type=int, default=1536)
+    add_training_args(ap)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--data-only", action="store_true", help="stop after step 3 (corpus, spm, binarize)")
     ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last "

@@ -28,7 +28,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from demo import BIN, ROOT, StepFailed, binarize, collect_hypotheses, run, sentencepiece  # noqa: E402
+from demo import (BIN, ROOT, StepFailed, binarize, collect_hypotheses, finished_training,  # noqa: E402
+                  lr_drop_flags, run, sentencepiece, user_corpus)
 from demo import step as demo_step  # noqa: E402
 
 LANGS = ("source", "target")
@@ -52,23 +53,9 @@ def corpus(args, raw):
         print(f"(done already: {raw})")
         return
     import build_debian_summaries as deb
-    from build_ding_corpus import split, write
 
     if args.source or args.target:
-        if not (args.source and args.target):
-            raise StepFailed("corpus: give both --source and --target (one document / summary per line, aligned)")
-        with open(args.source, encoding="utf-8") as f:
-            docs = [l.strip() for l in f]
-        with open(args.target, encoding="utf-8") as f:
-            sums = [l.strip() for l in f]
-        if len(docs) != len(sums):
-            raise StepFailed(f"corpus: --source has {len(docs)} lines but --target has {len(sums)}; "
-                             "they must be aligned")
-        try:
-            splits = split([(d, s) for d, s in zip(docs, sums) if d and s], args.valid_size, args.test_size, args.seed)
-        except ValueError as e:
-            raise StepFailed(f"corpus: {e}")
-        write(raw, splits, f"user corpus: {args.source} / {args.target} (seed {args.seed})\n", LANGS)
+        user_corpus(raw, (args.source, args.target), ("--source", "--target"), LANGS, "document / summary", args)
     else:
         try:
             deb.build(raw, args.index, args.valid_size, args.test_size, args.seed)
@@ -78,18 +65,15 @@ def corpus(args, raw):
 
 
 def train(args, data_bin, ckpt_dir, log):
-    best = os.path.join(ckpt_dir, "checkpoint_best.pt")
-    if os.path.isfile(best) and os.path.isfile(log) and "done training" in open(log, encoding="utf-8").read():
-        print(f"(done already: {best})")
+    best = finished_training(ckpt_dir, log)
+    if best:
         return best
     cmd = [os.path.join(BIN, "fairseq-train"), data_bin, "--user-dir", os.path.join(ROOT, "lrdrop_fairseq"),
            "--task", "translation", "--source-lang", LANGS[0], "--target-lang", LANGS[1],
            "--arch", "bart_lrdrop_base", *(GPU_MODEL if args.device == "cuda" else CPU_MODEL),
            "--truncate-source", "--max-source-positions", str(args.max_source_tokens),
            "--max-target-positions", "64", "--skip-invalid-size-inputs-valid-test",
-           "--criterion", "lr_drop", "--label-smoothing", "0.1", "--kl-weight", str(args.kl_weight),
-           "--hidden-weight", str(args.hidden_weight), "--attn-weight", str(args.attn_weight),
-           "--dropout", "0.1", "--attention-dropout", "0.1",
+           *lr_drop_flags(args.kl_weight, args.hidden_weight, args.attn_weight), "--dropout", "0.1", "--attention-dropout", "0.1",
            "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", str(args.lr), "--clip-norm", "1.0",
            "--lr-scheduler", "polynomial_decay", "--warmup-updates", str(args.warmup),
            "--total-num-update", str(args.updates), "--max-update", str(args.updates), "--end-learning-rate", "0",
@@ -101,7 +85,7 @@ def train(args, data_bin, ckpt_dir, log):
         cmd.append("--cpu")
     cmd += shlex.split(args.train_args)
     run(cmd, log=log, name="train")
-    return best
+    return os.path.join(ckpt_dir, "checkpoint_best.pt")
 
 
 def summarize(args, data_bin, best, raw, out):

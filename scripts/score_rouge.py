@@ -12,7 +12,11 @@ preparations use). Refuses files with different line counts.
 """
 import argparse
 import json
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from score_bleu import read_lines  # noqa: E402
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
@@ -47,11 +51,6 @@ def format_scores(scores: dict) -> str:
     return "  ".join(f"{t.replace('rouge', 'ROUGE-')} {v:.2f}" for t, v in scores.items())
 
 
-def read_lines(path):
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("hypotheses")
@@ -60,10 +59,11 @@ def main():
     ap.add_argument("--json", help="also write the scores to this JSON file")
     a = ap.parse_args()
     try:
-        scores = rouge(read_lines(a.hypotheses), read_lines(a.references), use_stemmer=not a.no_stemmer)
+        hyps = read_lines(a.hypotheses)
+        scores = rouge(hyps, read_lines(a.references), use_stemmer=not a.no_stemmer)
     except (ValueError, OSError) as e:
         sys.exit(f"score_rouge: {e}")
-    print(f"{format_scores(scores)}   (F1 x 100, {len(read_lines(a.hypotheses))} summaries, "
+    print(f"{format_scores(scores)}   (F1 x 100, {len(hyps)} summaries, "
           f"rouge-score, stemmer {'off' if a.no_stemmer else 'on'})")
     if a.json:
         with open(a.json, "w") as f:

@@ -96,15 +96,21 @@ def test_plot_curves_from_fixture_log(tmp_path):
     assert p.returncode != 0 and "no fairseq JSON log lines" in p.stdout
 
 
-def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
-    """scripts/demo.py with --src/--tgt (the path for users without Debian), tiny model, seconds of training."""
+def _user_corpus_files(tmp_path, n, seed):
+    """TMP/src.txt and TMP/tgt.txt: an aligned toy corpus (scripts/make_toy_corpus.py); returns the pairs."""
     from make_toy_corpus import make_pair
     import random
 
-    rng = random.Random(3)
-    pairs = [make_pair(rng, 20, 3, 8) for _ in range(400)]
+    rng = random.Random(seed)
+    pairs = [make_pair(rng, 20, 3, 8) for _ in range(n)]
     (tmp_path / "src.txt").write_text("".join(p[0] + "\n" for p in pairs))
     (tmp_path / "tgt.txt").write_text("".join(p[1] + "\n" for p in pairs))
+    return pairs
+
+
+def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
+    """scripts/demo.py with --src/--tgt (the path for users without Debian), tiny model, seconds of training."""
+    pairs = _user_corpus_files(tmp_path, n=400, seed=3)
     out = tmp_path / "demo"
     small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
              "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64")
@@ -170,13 +176,7 @@ def test_benchmark_script_runs_every_mode(tmp_path):
 
 def test_compare_script_runs_configs_seeds_and_sweep(tmp_path):
     """scripts/compare.py on a toy corpus: same updates for every run, table with mean ± sd, resumes."""
-    from make_toy_corpus import make_pair
-    import random
-
-    rng = random.Random(5)
-    pairs = [make_pair(rng, 20, 3, 8) for _ in range(300)]
-    (tmp_path / "src.txt").write_text("".join(p[0] + "\n" for p in pairs))
-    (tmp_path / "tgt.txt").write_text("".join(p[1] + "\n" for p in pairs))
+    _user_corpus_files(tmp_path, n=300, seed=5)
     data = tmp_path / "data"
     run([tool("python"), os.path.join(ROOT, "scripts", "demo.py"), "--out", str(data), "--src", str(tmp_path / "src.txt"),
          "--tgt", str(tmp_path / "tgt.txt"), "--vocab", "26", "--valid-size", "20", "--test-size", "20", "--data-only"])
