@@ -84,3 +84,12 @@ def test_plain_arch_with_layer_terms_fails_clearly(toy_data, tmp_path):
              "--max-update", "1", *COMMON, "--arch", "transformer_tiny", "--criterion", "lr_drop"], check=False)
     assert p.returncode != 0
     assert "LRDropConfigError" in p.stdout and "transformer_lrdrop" in p.stdout
+
+
+def test_bf16_names_the_fairseq_limitation(toy_data, tmp_path):
+    # fairseq 0.12 turns --bf16 into --tpu; without torch_xla its Trainer would die on xla_device
+    p = run([tool("fairseq-train"), toy_data, "--user-dir", USER_DIR, "--save-dir", str(tmp_path),
+             "--max-update", "1", *COMMON, "--criterion", "lr_drop", "--bf16"], check=False)
+    assert p.returncode != 0
+    assert "--bf16: fairseq 0.12 treats --bf16 as TPU training" in p.stdout and "--fp16" in p.stdout
+    assert "xla_device" not in p.stdout

@@ -123,6 +123,11 @@ class LRDropModelMixin:
         self.lrdrop_num_updates = num_updates
 
     @classmethod
+    def build_model(cls, args, task):
+        check_precision_flags(args)
+        return super().build_model(args, task)
+
+    @classmethod
     def build_encoder(cls, args, src_dict, embed_tokens):
         return enable_recording(super().build_encoder(args, src_dict, embed_tokens))
 
@@ -191,6 +196,20 @@ class LRDropModelMixin:
             if any(w is None for w in weights):
                 raise RuntimeError(f"attention type {t!r} was not recorded in every selected layer")
         return records
+
+
+def check_precision_flags(args):
+    """fairseq 0.12 reads ``--bf16`` as TPU training (options.py sets ``--tpu``),
+    and its Trainer then fails deep inside with "'NoneType' object has no
+    attribute 'xla_device'" wherever torch_xla is missing. Say so up front."""
+    if getattr(args, "bf16", False):
+        try:
+            import torch_xla  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "--bf16: fairseq 0.12 treats --bf16 as TPU training (it implies --tpu) and needs torch_xla, "
+                "which is not installed. On GPUs use --fp16 instead; on CPUs leave both out."
+            ) from None
 
 
 def _encoder_padding_mask(encoder_out: dict) -> Optional[Tensor]:
