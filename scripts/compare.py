@@ -29,9 +29,10 @@ examples/iwslt/prepare-iwslt14.sh:
 
     python scripts/compare.py --data-bin data/iwslt14/data-bin --device cuda --parallel 1 \\
         --max-update 300000 --kl-weight 5 --dropout 0.3 --lr 5e-4 --warmup 4000 --max-tokens 4096 \\
-        --train-args "--arch transformer_lrdrop_iwslt_de_en"
+        --train-args "--encoder-layers 6 --decoder-layers 6 --encoder-embed-dim 512 --decoder-embed-dim 512"
 
-(``--train-args`` go last to fairseq-train, so they override the demo's model.)
+(``--train-args`` go last to fairseq-train, so they override the demo's GPU model,
+3+3 layers of 256 in fp16, here with transformer_iwslt_de_en's 6+6 of 512.)
 """
 import argparse
 import json
@@ -150,8 +151,10 @@ def main():
                     "threads (on 2 cores, 2 one-thread runs beat one two-thread run by ~1.2x)")
     demo.add_training_args(ap)
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--model", choices=("cpu", "cuda"), help="train the CPU or the GPU demo's model and defaults "
+                    "(default: --device's); --device cuda --model cpu runs the CPU demo's model on a GPU")
     ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last")
-    a = ap.parse_args()
+    a = demo.parse_args(ap)
     a.out = os.path.abspath(a.out)
     unknown = [c for c in a.configs.split(",") if c not in CONFIGS]
     if unknown:

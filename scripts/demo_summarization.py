@@ -28,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from demo import (BIN, ROOT, StepFailed, binarize, collect_hypotheses, finished_training,  # noqa: E402
+from demo import (BIN, ROOT, StepFailed, binarize, collect_hypotheses, finished_training, parse_args,  # noqa: E402
                   lr_drop_flags, run, sentencepiece, user_corpus)
 from demo import step as demo_step  # noqa: E402
 
@@ -137,7 +137,7 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=3072)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last")
-    args = ap.parse_args()
+    args = parse_args(ap)
 
     out = os.path.abspath(args.out)
     raw, spm_dir, data_bin = (os.path.join(out, d) for d in ("corpus", "spm", "data-bin"))

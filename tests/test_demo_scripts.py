@@ -202,3 +202,29 @@ def test_compare_script_runs_configs_seeds_and_sweep(tmp_path):
     assert again.stdout.count("BLEU") >= 5 and "fairseq-train failed" not in again.stdout
     p = run(cmd[:2] + ["--configs", "nonsense"], check=False)
     assert p.returncode != 0 and "unknown --configs nonsense" in p.stdout
+
+
+def test_demo_options_device_defaults_and_single_flag_train_args():
+    import argparse
+
+    import demo
+
+    ap = argparse.ArgumentParser()
+    demo.add_training_args(ap)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--train-args", default="")
+    cpu = demo.parse_args(ap, ["--train-args", "--fp16"])
+    assert cpu.train_args == "--fp16"  # argparse alone: "expected one argument"
+    assert (cpu.lr, cpu.dropout, cpu.warmup, cpu.max_tokens) == (2e-3, 0.1, 150, 1536)
+    gpu = demo.parse_args(ap, ["--device", "cuda", "--lr", "5e-4"])
+    assert (gpu.lr, gpu.dropout, gpu.max_tokens) == (5e-4, 0.3, 4096)  # the user's value wins
+    gpu.updates, gpu.minutes, gpu.seed = 10, None, 1
+    cmd = demo.train_command(gpu, "data", "ckpt", ["--criterion", "lr_drop"])
+    assert "--fp16" in cmd and "--cpu" not in cmd and cmd[cmd.index("--encoder-embed-dim") + 1] == "256"
+    # compare.py's --device cuda --model cpu: the CPU demo's model and defaults, in fp32, on a GPU
+    ap.add_argument("--model", choices=("cpu", "cuda"))
+    small = demo.parse_args(ap, ["--device", "cuda", "--model", "cpu"])
+    small.updates, small.minutes, small.seed = 10, None, 1
+    cmd = demo.train_command(small, "data", "ckpt", ["--criterion", "lr_drop"])
+    assert small.lr == 2e-3 and "--fp16" not in cmd and "--cpu" not in cmd
+    assert cmd[cmd.index("--encoder-embed-dim") + 1] == "128"
