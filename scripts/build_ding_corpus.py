@@ -139,14 +139,21 @@ def write(out_dir: str, splits: dict, source_note: str, langs=("de", "en")):
 
 
 def build(out_dir: str, dict_path: Optional[str] = None, n_valid=500, n_test=1000, seed=1,
-          max_words: Optional[int] = None, phrases: int = 0):
+          max_words: Optional[int] = None, phrases: int = 0, train_max_words: Optional[int] = None):
     """Sentence splits; with ``phrases`` > 0, that many dictionary word/phrase pairs (a fixed
-    random sample) are added to *train only*, as extra lexical data; valid/test stay sentences."""
+    random sample) are added to *train only*, as extra lexical data; valid/test stay sentences.
+    ``train_max_words`` > ``max_words``: longer sentences (up to that many words) go to train
+    too; valid/test are the same as without them."""
     if dict_path is None:
         dict_path = fetch_ding(os.path.join(out_dir, "download"))
     with open(dict_path, encoding="utf-8") as f:
         lines = f.readlines()
     splits = split(sentence_pairs(lines, max_words), n_valid, n_test, seed)
+    if train_max_words and max_words and train_max_words > max_words:
+        held_out = {de.lower() for part in ("valid", "test") for de, _ in splits[part]}
+        splits["train"] = splits["train"] + [
+            (de, en) for de, en in sentence_pairs(lines, train_max_words)
+            if max(len(de.split()), len(en.split())) > max_words and de.lower() not in held_out]
     if phrases > 0:
         # only entries made of words the training sentences use: the lexicon the test needs,
         # not the dictionary's many technical terms
@@ -158,7 +165,8 @@ def build(out_dir: str, dict_path: Optional[str] = None, n_valid=500, n_test=100
         "German-English sentence pairs extracted from the Ding dictionary\n"
         "(Frank Richter, https://dict.tu-chemnitz.de/), licence GPL-2.0-or-later,\n"
         f"via Debian package trans-de-en; built by scripts/build_ding_corpus.py "
-        f"(seed {seed}, max words {max_words or 'any'}, dictionary phrase pairs added to train: {phrases}).\n"
+        f"(seed {seed}, max words {max_words or 'any'} (train: {train_max_words or max_words or 'any'}), "
+        f"dictionary phrase pairs added to train: {phrases}).\n"
         + "".join(f"{k}: {len(v)} pairs\n" for k, v in splits.items())
     )
     write(out_dir, splits, note)
@@ -174,9 +182,11 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-words", type=int, help="keep pairs with at most this many words per side")
     ap.add_argument("--phrases", type=int, default=0, help="add this many dictionary word/phrase pairs to train")
+    ap.add_argument("--train-max-words", type=int, help="train also on sentences of up to this many words "
+                    "(valid/test keep --max-words)")
     a = ap.parse_args()
     try:
-        sizes = build(a.out_dir, a.dict, a.valid, a.test, a.seed, a.max_words, a.phrases)
+        sizes = build(a.out_dir, a.dict, a.valid, a.test, a.seed, a.max_words, a.phrases, a.train_max_words)
     except (RuntimeError, ValueError, OSError) as e:
         sys.exit(f"build_ding_corpus: {e}")
     print(f"wrote {a.out_dir}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))

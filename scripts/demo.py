@@ -38,7 +38,7 @@ GPU_MODEL = ["--encoder-layers", "3", "--decoder-layers", "3", "--encoder-embed-
              "--decoder-embed-dim", "256", "--encoder-ffn-embed-dim", "1024", "--decoder-ffn-embed-dim", "1024",
              "--encoder-attention-heads", "4", "--decoder-attention-heads", "4", "--fp16"]
 # measured per device: README "Demo" (CPU) and docs/results.md (GPU sweep)
-TRAINING_DEFAULTS = {"cpu": dict(dropout=0.1, lr=2e-3, warmup=150, max_tokens=1536),
+TRAINING_DEFAULTS = {"cpu": dict(dropout=0.1, lr=3e-3, warmup=150, max_tokens=1536),
                      "cuda": dict(dropout=0.3, lr=1e-3, warmup=300, max_tokens=4096)}
 
 
@@ -78,7 +78,8 @@ def corpus(args, raw):
         user_corpus(raw, (args.src, args.tgt), ("--src", "--tgt"), ("de", "en"), "sentence", args)
     else:
         try:
-            ding.build(raw, args.ding, args.valid_size, args.test_size, args.seed, args.max_words, args.phrases)
+            ding.build(raw, args.ding, args.valid_size, args.test_size, args.seed, args.max_words, args.phrases,
+                       args.train_max_words)
         except RuntimeError as e:
             raise StepFailed(f"corpus: {e}")
     print(open(os.path.join(raw, "SOURCE.txt"), encoding="utf-8").read())
@@ -284,6 +285,8 @@ def main():
     ap.add_argument("--ding", help="path to a Ding de-en dictionary file instead of Debian's package")
     ap.add_argument("--max-words", type=int, default=10, help="Ding corpus: keep sentences of at most "
                     "this many words per side (short sentences learn faster on CPU)")
+    ap.add_argument("--train-max-words", type=int, help="Ding corpus: train also on sentences of up to this "
+                    "many words (valid/test keep --max-words)")
     ap.add_argument("--phrases", type=int, default=0, help="Ding corpus: add this many dictionary "
                     "word/phrase pairs to train (lexical data; valid/test stay sentences)")
     ap.add_argument("--vocab", type=int, default=4000, help="joint sentencepiece vocabulary size")

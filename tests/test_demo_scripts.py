@@ -54,6 +54,26 @@ def test_build_writes_aligned_files(tmp_path):
     assert "GPL" in (tmp_path / "out" / "SOURCE.txt").read_text()
 
 
+def test_longer_sentences_go_to_train_only(tmp_path):
+    short = [f"Wort{i} | Das ist Satz {i}. :: word{i} | This is sentence {i}.\n" for i in range(20)]
+    long = [f"Lang{i} | Das ist ein viel zu langer Satz {i}. :: long{i} | This is a far too long sentence {i}.\n"
+            for i in range(6)]
+    (tmp_path / "a.txt").write_text("".join(short + long), encoding="utf-8")
+    base = ding.build(str(tmp_path / "a"), str(tmp_path / "a.txt"), n_valid=3, n_test=4, seed=1, max_words=5)
+    assert base == {"test": 4, "valid": 3, "train": 13}
+    held_out = (tmp_path / "a" / "test.de").read_text(encoding="utf-8").splitlines()[0]
+    # a long entry, first in the file, whose German side is a held-out sentence must not reach train
+    clash = f"Doppel | {held_out} :: double | This is that sentence said at far greater length.\n"
+    (tmp_path / "b.txt").write_text("".join([clash] + short + long), encoding="utf-8")
+    more = ding.build(str(tmp_path / "b"), str(tmp_path / "b.txt"), n_valid=3, n_test=4, seed=1, max_words=5,
+                      train_max_words=12)
+    assert more == {"test": 4, "valid": 3, "train": 13 + 6}
+    for part in ("valid", "test"):  # the same held-out sets as without the longer sentences
+        assert (tmp_path / "b" / f"{part}.de").read_bytes() == (tmp_path / "a" / f"{part}.de").read_bytes()
+    train_de = (tmp_path / "b" / "train.de").read_text(encoding="utf-8").splitlines()
+    assert sum("langer Satz" in d for d in train_de) == 6 and held_out not in train_de
+
+
 def test_bleu_known_values():
     refs = ["the cat sat on the mat", "a dog barks"]
     assert bleu(refs, refs)[0].score == pytest.approx(100.0)
@@ -215,7 +235,7 @@ def test_demo_options_device_defaults_and_single_flag_train_args():
     ap.add_argument("--train-args", default="")
     cpu = demo.parse_args(ap, ["--train-args", "--fp16"])
     assert cpu.train_args == "--fp16"  # argparse alone: "expected one argument"
-    assert (cpu.lr, cpu.dropout, cpu.warmup, cpu.max_tokens) == (2e-3, 0.1, 150, 1536)
+    assert (cpu.lr, cpu.dropout, cpu.warmup, cpu.max_tokens) == (3e-3, 0.1, 150, 1536)
     gpu = demo.parse_args(ap, ["--device", "cuda", "--lr", "5e-4"])
     assert (gpu.lr, gpu.dropout, gpu.max_tokens) == (5e-4, 0.3, 4096)  # the user's value wins
     gpu.updates, gpu.minutes, gpu.seed = 10, None, 1
@@ -226,5 +246,5 @@ def test_demo_options_device_defaults_and_single_flag_train_args():
     small = demo.parse_args(ap, ["--device", "cuda", "--model", "cpu"])
     small.updates, small.minutes, small.seed = 10, None, 1
     cmd = demo.train_command(small, "data", "ckpt", ["--criterion", "lr_drop"])
-    assert small.lr == 2e-3 and "--fp16" not in cmd and "--cpu" not in cmd
+    assert small.lr == 3e-3 and "--fp16" not in cmd and "--cpu" not in cmd
     assert cmd[cmd.index("--encoder-embed-dim") + 1] == "128"
