@@ -27,7 +27,7 @@ Data: --data-bin (default: the demo's, made by ``make demo`` or built here
 with its steps 1-3). At full scale on a GPU, e.g. IWSLT14 prepared by
 examples/iwslt/prepare-iwslt14.sh:
 
-    python scripts/compare.py --data-bin data/iwslt14/data-bin --device cuda --parallel 1 \\
+    python scripts/compare.py --data-bin data/iwslt14/data-bin --raw data/iwslt14/tok --device cuda --parallel 1 \\
         --max-update 300000 --kl-weight 5 --dropout 0.3 --lr 5e-4 --warmup 4000 --max-tokens 4096 \\
         --train-args "--encoder-layers 6 --decoder-layers 6 --encoder-embed-dim 512 --decoder-embed-dim 512"
 
