@@ -33,7 +33,7 @@ CPU_MODEL = ["--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-
              "--encoder-attention-heads", "4", "--decoder-attention-heads", "4"]
 # The 6+6-layer 512-dim model learned nothing in 1,500 updates at the CPU's lr and
 # only slowly at 7e-4; 3+3 layers, 256-dim, fp16 reached valid ppl 27.4 / BLEU 4.4
-# in 2,800 updates on an H100 (docs/results.md, "GPU runs").
+# in 2,800 updates on an H100 (docs/results.md, "The GPU demo model").
 GPU_MODEL = ["--encoder-layers", "3", "--decoder-layers", "3", "--encoder-embed-dim", "256",
              "--decoder-embed-dim", "256", "--encoder-ffn-embed-dim", "1024", "--decoder-ffn-embed-dim", "1024",
              "--encoder-attention-heads", "4", "--decoder-attention-heads", "4", "--fp16"]
