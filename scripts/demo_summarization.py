@@ -79,6 +79,7 @@ def train(args, data_bin, ckpt_dir, log):
            "--total-num-update", str(args.updates), "--max-update", str(args.updates), "--end-learning-rate", "0",
            "--weight-decay", "0.01", "--max-tokens", str(args.max_tokens), "--max-epoch", "1000",
            "--stop-time-hours", f"{args.minutes / 60:.4f}", "--save-dir", ckpt_dir, "--no-epoch-checkpoints",
+           "--best-checkpoint-metric", "nll_loss",  # as demo.py: perplexity, not label-smoothed loss
            "--save-interval-updates", "200", "--keep-interval-updates", "1",
            "--seed", str(args.seed), "--num-workers", "0", "--log-format", "json", "--log-interval", "25"]
     if args.device == "cpu":

@@ -144,6 +144,13 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     assert result["test_sentences"] == 30 and 0 <= result["bleu"] <= 100
     assert (out / "curves.png").stat().st_size > 10_000
     assert len((out / "test.hyp.en").read_text().splitlines()) == 30
+    # checkpoint_best is the epoch of lowest validation perplexity (nll), not of label-smoothed loss
+    valid = [json.loads(line.split("| valid | ")[1]) for line in (out / "train.log").read_text().splitlines()
+             if "| valid | " in line]
+    assert len(valid) >= 2
+    import torch
+    best = torch.load(out / "checkpoints" / "checkpoint_best.pt", map_location="cpu", weights_only=False)
+    assert best["extra_state"]["val_loss"] == pytest.approx(min(float(v["valid_nll_loss"]) for v in valid), abs=1e-3)
     tr = run([tool("python"), os.path.join(ROOT, "scripts", "translate.py"), "--run", str(out), pairs[0][0]])
     assert len(tr.stdout.strip().splitlines()) == 1 and tr.stdout.strip().startswith("t")
     # a second run skips the finished steps
