@@ -3,7 +3,7 @@
 
     python scripts/plot_curves.py NAME=train.log [NAME2=other.log ...] --out curves.png
 
-One panel per quantity (train/valid loss, the lr_drop consistency terms,
+One panel per quantity (train/valid loss and nll, the lr_drop consistency terms,
 valid BLEU when logged), one line per run, over updates. Plain paths work
 too (the run is then named after its folder).
 """
@@ -14,6 +14,9 @@ import sys
 
 PANELS = [
     ("loss (bits/token)", [("train_inner", "loss", "train"), ("valid", "valid_loss", "valid")]),
+    # with label smoothing the loss above flattens while perplexity still falls: the demo picks
+    # checkpoint_best by this one
+    ("nll_loss (bits/token)", [("train_inner", "nll_loss", "train"), ("valid", "valid_nll_loss", "valid")]),
     ("kl_loss", [("train_inner", "kl_loss", "")]),
     ("hidden_loss", [("train_inner", "hidden_loss", "")]),
     ("attn_loss", [("train_inner", "attn_loss", "")]),
@@ -51,6 +54,12 @@ def _update(rec):
     return float(rec.get("num_updates", rec.get("valid_num_updates", 0)))
 
 
+def present_panels(logs):
+    """The PANELS entries that at least one of ``logs`` (read_log results) has data for."""
+    return [(title, series) for title, series in PANELS
+            if any(key in rec for r in logs.values() for tag, key, _ in series for rec in r[tag])]
+
+
 def plot(runs, out):
     import matplotlib
 
@@ -60,8 +69,7 @@ def plot(runs, out):
     logs = {name: read_log(path) for name, path in runs}
     if not any(r["train_inner"] or r["valid"] for r in logs.values()):
         raise ValueError("no fairseq JSON log lines found; train with --log-format json")
-    panels = [(title, series) for title, series in PANELS
-              if any(key in rec for r in logs.values() for tag, key, _ in series for rec in r[tag])]
+    panels = present_panels(logs)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (title, series) in zip(axes[0], panels):
         for name, r in logs.items():

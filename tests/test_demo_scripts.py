@@ -115,6 +115,16 @@ def test_plot_curves_from_fixture_log(tmp_path):
     p = run([tool("python"), os.path.join(ROOT, "scripts", "plot_curves.py"), str(empty), "--out", str(out)], check=False)
     assert p.returncode != 0 and "no fairseq JSON log lines" in p.stdout
 
+    from plot_curves import present_panels, read_log
+
+    titles = [t for t, _ in present_panels({"lrdrop": read_log(str(log))})]
+    assert titles == ["loss (bits/token)", "kl_loss", "hidden_loss", "attn_loss"]
+    with open(log, "a") as f:  # perplexity logged (as fairseq does for label-smoothed criteria): its own panel
+        f.write("2026-01-01 00:00:00 | INFO | valid | " + json.dumps(
+            {"epoch": 2, "valid_loss": "8.4", "valid_nll_loss": "7.9", "valid_num_updates": "100"}) + "\n")
+    titles = [t for t, _ in present_panels({"lrdrop": read_log(str(log))})]
+    assert titles[:2] == ["loss (bits/token)", "nll_loss (bits/token)"]
+
 
 def _user_corpus_files(tmp_path, n, seed):
     """TMP/src.txt and TMP/tgt.txt: an aligned toy corpus (scripts/make_toy_corpus.py); returns the pairs."""
