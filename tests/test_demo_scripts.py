@@ -3,9 +3,11 @@ import json
 import os
 
 import pytest
+import torch
 
 import build_ding_corpus as ding
 from conftest import ROOT, run, tool
+from plot_curves import present_panels, read_log
 from score_bleu import bleu
 
 DING = """\
@@ -115,8 +117,6 @@ def test_plot_curves_from_fixture_log(tmp_path):
     p = run([tool("python"), os.path.join(ROOT, "scripts", "plot_curves.py"), str(empty), "--out", str(out)], check=False)
     assert p.returncode != 0 and "no fairseq JSON log lines" in p.stdout
 
-    from plot_curves import present_panels, read_log
-
     titles = [t for t, _ in present_panels({"lrdrop": read_log(str(log))})]
     assert titles == ["loss (bits/token)", "kl_loss", "hidden_loss", "attn_loss"]
     with open(log, "a") as f:  # perplexity logged (as fairseq does for label-smoothed criteria): its own panel
@@ -155,10 +155,8 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     assert (out / "curves.png").stat().st_size > 10_000
     assert len((out / "test.hyp.en").read_text().splitlines()) == 30
     # checkpoint_best is the epoch of lowest validation perplexity (nll), not of label-smoothed loss
-    valid = [json.loads(line.split("| valid | ")[1]) for line in (out / "train.log").read_text().splitlines()
-             if "| valid | " in line]
+    valid = read_log(str(out / "train.log"))["valid"]
     assert len(valid) >= 2
-    import torch
     best = torch.load(out / "checkpoints" / "checkpoint_best.pt", map_location="cpu", weights_only=False)
     assert best["extra_state"]["val_loss"] == pytest.approx(min(float(v["valid_nll_loss"]) for v in valid), abs=1e-3)
     tr = run([tool("python"), os.path.join(ROOT, "scripts", "translate.py"), "--run", str(out), pairs[0][0]])
@@ -172,8 +170,6 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
 
 
 def test_plot_reads_bare_log_file_records(tmp_path):
-    from plot_curves import read_log
-
     log = tmp_path / "file.log"
     log.write_text('{"epoch": 1, "loss": "9", "num_updates": "25", "train_wall": "3"}\n'
                    '{"epoch": 1, "valid_loss": "8", "valid_num_updates": "25"}\n'
