@@ -18,6 +18,7 @@ from torch import Tensor
 
 HIDDEN_LOSSES = ("mse", "cosine")
 ATTN_LOSSES = ("kl", "mse")
+LAYER_REDUCTIONS = ("mean", "sum")
 
 # log(0) is -inf, and (0 - 0) * (-inf - -inf) is NaN. Clamping probabilities
 # to the smallest normal float32 before the log keeps masked keys (exact zeros
@@ -98,6 +99,16 @@ def _sym_kl_rows(p: Tensor, q: Tensor) -> Tensor:
 
 def mean_over_layers(per_layer: Sequence[Tensor]) -> Optional[Tensor]:
     """Average per-layer sums, so a weight means the same at any depth. None if empty."""
+    return combine_layers(per_layer, "mean")
+
+
+def combine_layers(per_layer: Sequence[Tensor], how: str = "mean") -> Optional[Tensor]:
+    """Combine per-layer sums: ``mean`` keeps a weight's meaning at any depth; ``sum`` (as
+    layer-wise distillation losses do) makes weight ``w`` equal to ``mean`` with ``w x layers``.
+    None if empty."""
+    if how not in LAYER_REDUCTIONS:
+        raise ValueError(f"unknown layer reduction {how!r}; choose from {LAYER_REDUCTIONS}")
     if len(per_layer) == 0:
         return None
-    return torch.stack([t.float() for t in per_layer]).mean()
+    stacked = torch.stack([t.float() for t in per_layer])
+    return stacked.mean() if how == "mean" else stacked.sum()

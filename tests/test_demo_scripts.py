@@ -218,18 +218,20 @@ def test_compare_script_runs_configs_seeds_and_sweep(tmp_path):
              "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64")
     cmd = [tool("python"), os.path.join(ROOT, "scripts", "compare.py"), "--out", str(tmp_path / "cmp"),
            "--data-bin", str(data / "data-bin"), "--configs", "baseline,lrdrop", "--seeds", "1,2",
-           "--max-update", "6", "--sweep-attn", "2", "--warmup", "2", "--max-tokens", "500", "--train-args", small]
+           "--max-update", "6", "--variant", "attn2=--attn-weight 2", "--warmup", "2", "--max-tokens", "500", "--train-args", small]
     p = run(cmd)
     res = json.loads((tmp_path / "cmp" / "results.json").read_text())
     names = sorted(r["name"] for r in res["runs"])
-    assert names == ["baseline-s1", "baseline-s2", "lrdrop-s1", "lrdrop-s2", "lrdrop_attn2-s1"]
+    assert names == ["attn2-d0.1-s1", "attn2-d0.1-s2", "baseline-d0.1-s1", "baseline-d0.1-s2",
+                     "lrdrop-d0.1-s1", "lrdrop-d0.1-s2"]
     assert all(r["updates"] == 6 for r in res["runs"])
     by_name = {r["name"]: r for r in res["runs"]}
-    assert "--attn-weight 2.0" in by_name["lrdrop_attn2-s1"]["flags"]
-    assert "label_smoothed_cross_entropy" in by_name["baseline-s1"]["flags"]
+    # a variant is R-Drop plus its flags, appended last so they win
+    assert by_name["attn2-d0.1-s1"]["flags"].endswith("--hidden-weight 0 --attn-weight 0 --attn-weight 2")
+    assert "label_smoothed_cross_entropy" in by_name["baseline-d0.1-s1"]["flags"]
     md = (tmp_path / "cmp" / "results.md").read_text()
-    assert "| baseline | 2 |" in md and "| lrdrop | 2 |" in md and "| lrdrop_attn2 | 1 |" in md
-    assert (tmp_path / "cmp" / "curves.png").stat().st_size > 10_000
+    assert "| 0.1 | baseline | 2 |" in md and "| 0.1 | lrdrop | 2 |" in md and "| 0.1 | attn2 | 2 |" in md
+    assert (tmp_path / "cmp" / "curves-d0.1.png").stat().st_size > 10_000
     # a rerun trains nothing again
     again = run(cmd)
     assert again.stdout.count("BLEU") >= 5 and "fairseq-train failed" not in again.stdout

@@ -10,6 +10,10 @@ fairseq's label-smoothed criterion (by the tokens of one copy)::
            + attn_weight   * mean over attention types of
                              mean over layers of  mean over heads of  SymKL(a1 || a2) / 2
 
+``--hidden-loss cosine`` uses ``1 - cos(h1, h2)``; ``--hidden-site ffn`` compares
+the FFN sublayer's output instead of the layer's; ``--layer-reduction sum``
+sums over layers instead of averaging.
+
 The math lives in :mod:`lrdrop_fairseq.consistency`; this class wires it to
 fairseq. Validation runs the ordinary single-pass label-smoothed loss.
 """
@@ -32,7 +36,7 @@ from fairseq.logging import metrics
 from fairseq.modules.fairseq_dropout import FairseqDropout
 
 from .. import consistency as C
-from ..models.recording import RecordSpec, parse_attn_types, parse_layers
+from ..models.recording import HIDDEN_SITES, RecordSpec, parse_attn_types, parse_layers
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,17 @@ class LRDropConfig(LabelSmoothedCrossEntropyCriterionConfig):
         default="mse",
         metadata={"help": "hidden-state distance: mse (squared difference, mean over the hidden "
                           "dim) or cosine (1 - cosine similarity)"},
+    )
+    hidden_site: ChoiceEnum(HIDDEN_SITES) = field(
+        default="layer",
+        metadata={"help": "which hidden state of each layer the hidden term compares: layer (the "
+                          "layer's output) or ffn (the feed-forward sublayer's output, before its "
+                          "dropout and the residual)"},
+    )
+    layer_reduction: ChoiceEnum(C.LAYER_REDUCTIONS) = field(
+        default="mean",
+        metadata={"help": "how the per-layer hidden and attention terms combine: mean (a weight "
+                          "means the same at any depth) or sum (weight w = mean with w x layers)"},
     )
     attn_loss: ChoiceEnum(C.ATTN_LOSSES) = field(
         default="kl",
@@ -96,6 +111,8 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
         hidden_weight=1.0,
         attn_weight=1.0,
         hidden_loss="mse",
+        hidden_site="layer",
+        layer_reduction="mean",
         attn_loss="kl",
         attn_types="all",
         consistency_layers="all",
@@ -112,6 +129,11 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
                 raise LRDropConfigError(f"{flag} must be >= 0, got {value}")
         if str(hidden_loss) not in C.HIDDEN_LOSSES:
             raise LRDropConfigError(f"--hidden-loss {hidden_loss!r}: choose from {', '.join(C.HIDDEN_LOSSES)}")
+        if str(hidden_site) not in HIDDEN_SITES:
+            raise LRDropConfigError(f"--hidden-site {hidden_site!r}: choose from {', '.join(HIDDEN_SITES)}")
+        if str(layer_reduction) not in C.LAYER_REDUCTIONS:
+            raise LRDropConfigError(
+                f"--layer-reduction {layer_reduction!r}: choose from {', '.join(C.LAYER_REDUCTIONS)}")
         if str(attn_loss) not in C.ATTN_LOSSES:
             raise LRDropConfigError(f"--attn-loss {attn_loss!r}: choose from {', '.join(C.ATTN_LOSSES)}")
         try:
@@ -128,6 +150,7 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
         self.attn_weight = float(attn_weight)
         self.hidden_loss = str(hidden_loss)
         self.attn_loss = str(attn_loss)
+        self.layer_reduction = str(layer_reduction)
         self.warmup_updates = int(consistency_warmup_updates)
         self.record_spec: Optional[RecordSpec] = None
         if self.hidden_weight > 0 or self.attn_weight > 0:
@@ -135,6 +158,7 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
                 hidden=self.hidden_weight > 0,
                 attn_types=types if self.attn_weight > 0 else (),
                 layers=layers,
+                hidden_site=str(hidden_site),
             )
         self._model_checked = False
 
@@ -205,14 +229,14 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
                     C.hidden_consistency(*C.split_halves(h, 1), target_pad.t(), self.hidden_loss)
                     for h in records["decoder_states"]
                 ]
-                terms["hidden_loss"] = C.mean_over_layers(per_layer)
+                terms["hidden_loss"] = C.combine_layers(per_layer, self.layer_reduction)
             if self.attn_weight > 0:
                 query_pad = {"encoder_self": src_pad, "decoder_self": target_pad, "encoder_decoder": target_pad}
                 per_type = [
-                    C.mean_over_layers([
+                    C.combine_layers([
                         C.attention_consistency(*C.split_halves(a, 1), query_pad[t], self.attn_loss)
                         for a in weights
-                    ])
+                    ], self.layer_reduction)
                     for t, weights in records["attn"].items()
                 ]
                 terms["attn_loss"] = C.mean_over_layers(per_type)

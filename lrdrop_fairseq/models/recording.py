@@ -5,9 +5,11 @@ computation of its fairseq parent. Only when the criterion passes
 ``lrdrop_record=RecordSpec(...)`` to ``forward`` does it also return, in the
 decoder's ``extra["lrdrop"]``:
 
-- ``encoder_states`` / ``decoder_states``: the output of each selected layer,
-  (T, B, C), before any final layer norm (fairseq's ``encoder_states`` /
-  ``inner_states`` without the embedding output);
+- ``encoder_states`` / ``decoder_states``: per selected layer, (T, B, C), with
+  ``RecordSpec.hidden_site``: ``layer``, the layer's output before any final
+  layer norm (fairseq's ``encoder_states`` / ``inner_states`` without the
+  embedding output); ``ffn``, the feed-forward sublayer's output
+  ``act(x W1 + b1) W2 + b2`` before its dropout and the residual;
 - ``encoder_padding_mask`` (B, S), True at pad positions (the decoder's pad
   positions are the target's, which the criterion has);
 - ``attn[type]`` for ``type`` in :data:`ATTN_TYPES`: per-head attention
@@ -28,6 +30,7 @@ from fairseq.modules.multihead_attention import MultiheadAttention
 from torch import Tensor
 
 ATTN_TYPES = ("encoder_self", "decoder_self", "encoder_decoder")
+HIDDEN_SITES = ("layer", "ffn")
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,13 @@ class RecordSpec:
 
     ``layers``: ``None`` for every layer, else layer indices (Python-style, so
     -1 is the last layer), applied to encoder and decoder layers alike.
+    ``hidden_site``: which hidden state of a layer, one of :data:`HIDDEN_SITES`.
     """
 
     hidden: bool = True
     attn_types: Tuple[str, ...] = ATTN_TYPES
     layers: Optional[Tuple[int, ...]] = None
+    hidden_site: str = "layer"
 
     def select(self, num_layers: int) -> List[int]:
         if self.layers is None:
@@ -138,9 +143,9 @@ class LRDropModelMixin:
     def forward(self, *args, lrdrop_record: Optional[RecordSpec] = None, **kwargs):
         if lrdrop_record is None:
             return super().forward(*args, **kwargs)
-        with self._recording(lrdrop_record) as (modules, encoder_out):
+        with self._recording(lrdrop_record) as (modules, (encoder_out, ffn_out)):
             decoder_out = super().forward(*args, **kwargs)
-            records = self._collect(lrdrop_record, modules, encoder_out, decoder_out)
+            records = self._collect(lrdrop_record, modules, encoder_out, ffn_out, decoder_out)
         decoder_out[1]["lrdrop"] = records
         return decoder_out
 
@@ -161,20 +166,28 @@ class LRDropModelMixin:
         encoder_out: List[dict] = []
         # The encoder's states are not part of fairseq's model output; a
         # forward hook takes them without copying the encoder's forward.
-        hook = self.encoder.register_forward_hook(lambda _m, _inp, out: encoder_out.append(out))
+        hooks = [self.encoder.register_forward_hook(lambda _m, _inp, out: encoder_out.append(out))]
+        ffn_out: Dict[str, List[Tensor]] = {"encoder": [], "decoder": []}
+        if spec.hidden and spec.hidden_site == "ffn":
+            # fc2's output is the FFN sublayer's, before its dropout and the residual
+            for side, stack in (("encoder", self.encoder), ("decoder", self.decoder)):
+                for i in spec.select(len(stack.layers)):
+                    hooks.append(stack.layers[i].fc2.register_forward_hook(
+                        lambda _m, _inp, out, keep=ffn_out[side]: keep.append(out)))
         for mods in modules.values():
             for m in mods:
                 m.record_weights = True
         try:
-            yield modules, encoder_out
+            yield modules, (encoder_out, ffn_out)
         finally:
-            hook.remove()
+            for hook in hooks:
+                hook.remove()
             for mods in modules.values():
                 for m in mods:
                     m.record_weights = False
                     m.recorded = None
 
-    def _collect(self, spec: RecordSpec, modules, encoder_out: List[dict], decoder_out) -> dict:
+    def _collect(self, spec: RecordSpec, modules, encoder_out: List[dict], ffn_out, decoder_out) -> dict:
         if len(encoder_out) != 1:
             raise RuntimeError(f"expected one encoder call per forward, saw {len(encoder_out)}")
         enc = encoder_out[0]
@@ -183,7 +196,12 @@ class LRDropModelMixin:
             "encoder_padding_mask": _encoder_padding_mask(enc),
             "attn": {t: [m.recorded for m in mods] for t, mods in modules.items()},
         }
-        if spec.hidden:
+        if spec.hidden and spec.hidden_site == "ffn":
+            for side, stack in (("encoder", self.encoder), ("decoder", self.decoder)):
+                if len(ffn_out[side]) != len(spec.select(len(stack.layers))):
+                    raise RuntimeError(f"expected one FFN call per selected {side} layer, saw {len(ffn_out[side])}")
+            records["encoder_states"], records["decoder_states"] = ffn_out["encoder"], ffn_out["decoder"]
+        elif spec.hidden:
             enc_states = enc.get("encoder_states") or []
             if len(enc_states) != len(self.encoder.layers) + 1:
                 raise RuntimeError(
