@@ -1,0 +1,162 @@
+"""The criterion's wiring, checked against states taken independently of the records.
+
+Each test reruns the criterion's own doubled forward with the same dropout masks
+(same seed), takes the states with forward hooks on fairseq's layers (not from
+``extra["lrdrop"]``), builds the padding masks from the tokens, and recomputes
+the term with plain torch. A wrong mask (none, the target's, not transposed), a
+wrong state (the embedding output, the layer before, the layer after the FFN) or
+a wrong normalisation then changes the value; each test also checks that the
+padded positions would change it, so it cannot pass by accident.
+"""
+import pytest
+import torch
+from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
+
+from helpers import build, first_batch
+
+HIDDEN_ONLY = ["--kl-weight", "0", "--attn-weight", "0", "--hidden-weight", "1"]
+ARCHS = [("transformer_lrdrop_tiny", "toy_data"), ("bart_lrdrop_base", "toy_data_joined")]
+
+
+def _doubled(sample):
+    return {k: torch.cat([v, v]) for k, v in sample["net_input"].items()}
+
+
+def _criterion_terms(crit, model, sample, seed=7):
+    """The criterion's unweighted terms (token sums) for one training forward with ``seed``'s masks."""
+    model.train()
+    torch.manual_seed(seed)
+    _, sample_size, log = crit(model, sample)
+    return log, sample_size
+
+
+def _hooked_forward(crit, model, sample, hook_modules, seed=7):
+    """The criterion's forward again (same masks), returning what each hooked module output."""
+    outputs = {name: [] for name in hook_modules}
+    handles = []
+    for name, modules in hook_modules.items():
+        for m in modules:
+            handles.append(m.register_forward_hook(
+                lambda _m, _i, out, keep=outputs[name]: keep.append(out[0] if isinstance(out, tuple) else out)))
+    model.train()
+    torch.manual_seed(seed)
+    try:
+        net_output = model(**_doubled(sample), lrdrop_record=crit.record_spec)
+    finally:
+        for h in handles:
+            h.remove()
+    return outputs, net_output
+
+
+def _masked_mse_sum(h, pad_tb):
+    """sum over non-pad tokens of mean_C (h1 - h2)^2 for a (T, 2B, C) state; pad_tb (T, B)."""
+    h1, h2 = h.float().chunk(2, dim=1)
+    per_tok = (h1 - h2).pow(2).mean(-1)
+    return per_tok.masked_fill(pad_tb, 0.0).sum(), per_tok.sum()
+
+
+def _pads(task, sample):
+    src_pad = sample["net_input"]["src_tokens"].eq(task.src_dict.pad())  # (B, S)
+    tgt_pad = sample["target"].eq(task.tgt_dict.pad())  # (B, T)
+    assert src_pad.any() and tgt_pad.any(), "the batch must contain padding on both sides"
+    return src_pad, tgt_pad
+
+
+@pytest.mark.parametrize("arch, data_fixture", ARCHS)
+@pytest.mark.parametrize("site", ["layer", "ffn"])
+def test_hidden_term_uses_layer_states_and_both_padding_masks(request, arch, data_fixture, site):
+    task, model, crit = build(request.getfixturevalue(data_fixture), arch=arch,
+                              extra=HIDDEN_ONLY + ["--hidden-site", site])
+    sample = first_batch(task)
+    src_pad, tgt_pad = _pads(task, sample)
+    log, _ = _criterion_terms(crit, model, sample)
+
+    if site == "layer":  # each layer's output: not the embedding output, not the final layer norm's
+        hooked = {"enc": list(model.encoder.layers), "dec": list(model.decoder.layers)}
+    else:  # the FFN's second linear layer: before the FFN's dropout and the residual
+        hooked = {"enc": [l.fc2 for l in model.encoder.layers], "dec": [l.fc2 for l in model.decoder.layers]}
+    states, _ = _hooked_forward(crit, model, sample, hooked)
+    assert len(states["enc"]) == len(states["dec"]) == 2
+    per_layer, unmasked = [], []
+    for h in states["enc"]:
+        masked, total = _masked_mse_sum(h, src_pad.t())
+        per_layer.append(masked), unmasked.append(total)
+    for h in states["dec"]:
+        masked, total = _masked_mse_sum(h, tgt_pad.t())
+        per_layer.append(masked), unmasked.append(total)
+    expected = torch.stack(per_layer).mean()
+    torch.testing.assert_close(log["hidden_loss"], expected, rtol=1e-5, atol=1e-7)
+    # padded positions differ between the halves, so a missing or wrong mask would show
+    assert (torch.stack(unmasked).mean() - expected).abs() > 1e-3 * expected
+
+
+@pytest.mark.parametrize("arch, data_fixture", ARCHS)
+def test_encoder_self_attention_term_ignores_padded_queries(request, arch, data_fixture):
+    task, model, crit = build(request.getfixturevalue(data_fixture), arch=arch,
+                              extra=["--kl-weight", "0", "--hidden-weight", "0", "--attn-weight", "1",
+                                     "--attn-types", "encoder_self"])
+    sample = first_batch(task)
+    src_pad, _ = _pads(task, sample)
+    log, _ = _criterion_terms(crit, model, sample)
+    _, net_output = _hooked_forward(crit, model, sample, {})
+    per_layer, unmasked = [], []
+    for a in net_output[1]["lrdrop"]["attn"]["encoder_self"]:  # (H, 2B, S, S) probabilities
+        p, q = a.float().chunk(2, dim=1)
+        sym_kl = 0.5 * ((p - q) * (p.clamp_min(1e-30).log() - q.clamp_min(1e-30).log())).sum(-1)  # (H, B, S)
+        per_query = sym_kl.mean(0)
+        per_layer.append(per_query.masked_fill(src_pad, 0.0).sum())
+        unmasked.append(per_query.sum())
+    expected = torch.stack(per_layer).mean()
+    torch.testing.assert_close(log["attn_loss"], expected, rtol=1e-4, atol=1e-7)
+    assert (torch.stack(unmasked).mean() - expected).abs() > 1e-3 * expected
+
+
+@pytest.mark.parametrize("arch, data_fixture", ARCHS)
+def test_decoder_attention_terms_ignore_padded_target_queries(request, arch, data_fixture):
+    task, model, crit = build(request.getfixturevalue(data_fixture), arch=arch,
+                              extra=["--kl-weight", "0", "--hidden-weight", "0", "--attn-weight", "1",
+                                     "--attn-types", "decoder_self,encoder_decoder", "--attn-loss", "mse"])
+    sample = first_batch(task)
+    _, tgt_pad = _pads(task, sample)
+    log, _ = _criterion_terms(crit, model, sample)
+    _, net_output = _hooked_forward(crit, model, sample, {})
+    per_type = []
+    for t in ("decoder_self", "encoder_decoder"):
+        layers = []
+        for a in net_output[1]["lrdrop"]["attn"][t]:
+            p, q = a.float().chunk(2, dim=1)
+            layers.append((p - q).pow(2).sum(-1).mean(0).masked_fill(tgt_pad, 0.0).sum())
+        per_type.append(torch.stack(layers).mean())
+    torch.testing.assert_close(log["attn_loss"], torch.stack(per_type).mean(), rtol=1e-4, atol=1e-8)
+
+
+def test_kl_and_label_smoothing_normalised_by_one_copys_tokens(toy_data):
+    """loss = CE(copy 1) + CE(copy 2) + w * KL, all token sums; sample_size = one copy's tokens."""
+    task, model, crit = build(toy_data, extra=["--kl-weight", "3", "--hidden-weight", "0", "--attn-weight", "0"])
+    sample = first_batch(task)
+    model.train()
+    torch.manual_seed(7)
+    loss, sample_size, log = crit(model, sample)
+    _, net_output = _hooked_forward(crit, model, sample, {})
+    lprobs = model.get_normalized_probs(net_output, log_probs=True).float()  # (2B, T, V)
+    target = sample["target"]
+    pad = target.eq(task.tgt_dict.pad())
+    lp1, lp2 = lprobs.chunk(2)
+    kl = 0.5 * ((lp1.exp() - lp2.exp()) * (lp1 - lp2)).sum(-1).masked_fill(pad, 0.0).sum()
+    ce, _ = label_smoothed_nll_loss(lprobs.view(-1, lprobs.size(-1)), torch.cat([target, target]).view(-1, 1), 0.1,
+                                    ignore_index=task.tgt_dict.pad())
+    assert sample_size == sample["ntokens"] == int((~pad).sum())
+    torch.testing.assert_close(log["kl_loss"], kl, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(loss.detach(), ce + 3 * kl, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(log["loss"], ce / 2, rtol=1e-5, atol=1e-4)
+
+
+def test_layer_reduction_sum_is_mean_times_layers(toy_data):
+    task, model, crit_mean = build(toy_data, extra=["--kl-weight", "0"])
+    _, same_model, crit_sum = build(toy_data, extra=["--kl-weight", "0", "--layer-reduction", "sum"])
+    sample = first_batch(task)
+    mean_log, _ = _criterion_terms(crit_mean, model, sample)
+    sum_log, _ = _criterion_terms(crit_sum, same_model, sample)
+    # 2 encoder + 2 decoder layers for the hidden term; 2 layers per attention type (types still averaged)
+    torch.testing.assert_close(sum_log["hidden_loss"], 4 * mean_log["hidden_loss"], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(sum_log["attn_loss"], 2 * mean_log["attn_loss"], rtol=1e-5, atol=1e-7)
