@@ -125,3 +125,12 @@ def test_mean_over_layers_and_split():
     assert a.flatten().tolist() == [0, 1, 2] and b.flatten().tolist() == [3, 4, 5]
     with pytest.raises(ValueError):
         C.split_halves(torch.zeros(3))
+
+
+def test_combine_layers_mean_and_sum():
+    per_layer = [torch.tensor(1.0), torch.tensor(2.0), torch.tensor(6.0)]
+    assert C.combine_layers(per_layer, "mean").item() == 3.0
+    assert C.combine_layers(per_layer, "sum").item() == 9.0  # = mean x 3 layers
+    assert C.combine_layers([], "sum") is None
+    with pytest.raises(ValueError, match="layer reduction"):
+        C.combine_layers(per_layer, "max")

@@ -263,3 +263,51 @@ def test_demo_options_device_defaults_and_single_flag_train_args():
     cmd = demo.train_command(small, "data", "ckpt", ["--criterion", "lr_drop"])
     assert small.lr == 3e-3 and "--fp16" not in cmd and "--cpu" not in cmd
     assert cmd[cmd.index("--encoder-embed-dim") + 1] == "128"
+
+
+def test_compare_until_convergence_resumes_after_interruption(tmp_path):
+    """compare.py --patience: stops on validation perplexity; killed mid-run, the same command
+    goes on from the run's last checkpoint instead of update 0."""
+    import signal
+    import subprocess
+    import time
+
+    _user_corpus_files(tmp_path, n=300, seed=5)
+    data = tmp_path / "data"
+    run([tool("python"), os.path.join(ROOT, "scripts", "demo.py"), "--out", str(data), "--src", str(tmp_path / "src.txt"),
+         "--tgt", str(tmp_path / "tgt.txt"), "--vocab", "26", "--valid-size", "20", "--test-size", "20", "--data-only"])
+    small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 16 --decoder-embed-dim 16 "
+             "--encoder-ffn-embed-dim 32 --decoder-ffn-embed-dim 32")
+    out = tmp_path / "cmp"
+    cmd = [tool("python"), os.path.join(ROOT, "scripts", "compare.py"), "--out", str(out),
+           "--data-bin", str(data / "data-bin"), "--configs", "rdrop", "--seeds", "1", "--dropouts", "0.3",
+           "--patience", "2", "--valid-every", "3", "--max-update", "400", "--warmup", "2", "--max-tokens", "300",
+           "--lr", "0.05", "--train-args", small]
+    run_dir = out / "rdrop-d0.3-s1"
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 300
+    while not list(run_dir.glob("checkpoints/checkpoint_*_*.pt")) and time.time() < deadline and p.poll() is None:
+        time.sleep(0.2)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not (run_dir / "result.json").exists(), "the run finished before it could be interrupted"
+    run(cmd)
+    log = (run_dir / "train.log").read_text()
+    assert "Loaded checkpoint" in log and "@ 0 updates" not in log.split("Loaded checkpoint")[-1].splitlines()[0]
+    res = json.loads((out / "results.json").read_text())["runs"][0]
+    # stopped by patience, before the cap, at least 2 validations (6 updates) after its best
+    # (fairseq's patience counter starts again on resume)
+    assert "early stop" in log and res["updates"] < 400
+    assert res["updates"] - res["best_update"] >= 6 and res["best_update"] % 3 == 0
+    records = read_log(run_dir / "train.log")["valid"]
+    assert res["best_valid_nll"] == min(float(r["valid_nll_loss"]) for r in records)
+    md = (out / "results.md").read_text()
+    assert "| 0.3 | rdrop | 1 |" in md
+    # diagnose.py reads the same checkpoints
+    rows = tmp_path / "diag.json"
+    run([tool("python"), os.path.join(ROOT, "scripts", "diagnose.py"), str(run_dir / "checkpoints" / "checkpoint_best.pt"),
+         "--data-bin", str(data / "data-bin"), "--batches", "2", "--max-tokens", "300", "--json", str(rows)])
+    row = json.loads(rows.read_text())[0]
+    assert row["update"] == res["best_update"]
+    assert 0 < row["hidden_layer_mse"] and 0 < row["hidden_ffn_cosine"] < 2 and -1 <= row["kl_grad_cos"] <= 1

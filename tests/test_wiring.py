@@ -160,3 +160,18 @@ def test_layer_reduction_sum_is_mean_times_layers(toy_data):
     # 2 encoder + 2 decoder layers for the hidden term; 2 layers per attention type (types still averaged)
     torch.testing.assert_close(sum_log["hidden_loss"], 4 * mean_log["hidden_loss"], rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(sum_log["attn_loss"], 2 * mean_log["attn_loss"], rtol=1e-5, atol=1e-7)
+
+
+def test_diagnose_measures_the_criterions_own_terms(toy_data):
+    import diagnose
+
+    task, model, crit = build(toy_data, extra=["--kl-weight", "1", "--hidden-weight", "1", "--attn-weight", "1"])
+    gains = diagnose.layer_norm_gains(model)
+    assert gains == {"ln_compared_mean": 1.0, "ln_compared_min": 1.0, "ln_other_mean": 1.0}  # as initialised
+    sample = first_batch(task)
+    row = diagnose.diagnose(model, task, [sample], seed=7)
+    log, _ = _criterion_terms(crit, model, sample, seed=7)  # same masks
+    ntok = sample["ntokens"]
+    for name, key in (("hidden_layer_mse", "hidden_loss"), ("kl", "kl_loss"), ("attn", "attn_loss")):
+        assert row[name] == pytest.approx(log[key].item() / ntok, rel=1e-5), name
+    assert all(row[f"{k}_grad_ratio"] > 0 for k in ("kl", "attn", "hidden_layer_mse", "hidden_ffn_cosine"))

@@ -167,24 +167,8 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
         if not model.training:
             # validation (and any eval-mode call): the ordinary single pass
             return super().forward(model, sample, reduce=reduce)
-        if not self._model_checked:
-            self._check_model(model)
-            self._model_checked = True
-
-        net_input = sample["net_input"]
-        doubled_input = {k: _double(v) for k, v in net_input.items()}
-        target = model.get_targets(sample, None)
-        doubled_sample = {**sample, "net_input": doubled_input, "target": _double(target)}
-        if self.record_spec is not None:
-            net_output = model(**doubled_input, lrdrop_record=self.record_spec)
-        else:
-            net_output = model(**doubled_input)
-
-        lprobs, doubled_target = self.get_lprobs_and_target(model, net_output, doubled_sample)
-        ce_loss, nll_loss = label_smoothed_nll_loss(
-            lprobs, doubled_target, self.eps, ignore_index=self.padding_idx, reduce=reduce
-        )
-        terms = self.consistency_terms(lprobs, doubled_target, net_output[1].get("lrdrop"), target)
+        ce_loss, nll_loss, terms, net_output, doubled_sample = self.training_terms(model, sample, reduce)
+        target = sample["target"]
         weights = self.current_weights(model)
         loss = ce_loss
         for name, w in weights.items():
@@ -209,6 +193,27 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
             logging_output["n_correct"] = utils.item(n_correct.data) / 2
             logging_output["total"] = utils.item(total.data) / 2
         return loss, sample_size, logging_output
+
+    def training_terms(self, model, sample, reduce=True):
+        """One forward on ``[x; x]``: (label-smoothed CE and NLL of both copies, the unweighted
+        consistency terms, the model's output, the doubled sample). Token sums throughout."""
+        if not self._model_checked:
+            self._check_model(model)
+            self._model_checked = True
+        net_input = sample["net_input"]
+        doubled_input = {k: _double(v) for k, v in net_input.items()}
+        target = model.get_targets(sample, None)
+        doubled_sample = {**sample, "net_input": doubled_input, "target": _double(target)}
+        if self.record_spec is not None:
+            net_output = model(**doubled_input, lrdrop_record=self.record_spec)
+        else:
+            net_output = model(**doubled_input)
+        lprobs, doubled_target = self.get_lprobs_and_target(model, net_output, doubled_sample)
+        ce_loss, nll_loss = label_smoothed_nll_loss(
+            lprobs, doubled_target, self.eps, ignore_index=self.padding_idx, reduce=reduce
+        )
+        terms = self.consistency_terms(lprobs, doubled_target, net_output[1].get("lrdrop"), target)
+        return ce_loss, nll_loss, terms, net_output, doubled_sample
 
     def consistency_terms(self, lprobs, doubled_target, records: Optional[dict], target) -> Dict[str, torch.Tensor]:
         """Unweighted token sums of every active consistency term."""
