@@ -29,10 +29,10 @@ $(STAMP): setup.py
 	@echo "[setup] done: $(VENV)"
 
 demo: setup
-	$(VPY) scripts/demo.py $(DEMO_ARGS)
+	$(VENV)/bin/lrdrop-demo $(DEMO_ARGS)
 
 demo-summarization: setup
-	$(VPY) scripts/demo_summarization.py $(DEMO_ARGS)
+	$(VENV)/bin/lrdrop-demo-summarization $(DEMO_ARGS)
 
 smoke: setup
 	PYTHON=$(VPY) bash scripts/smoke_demo.sh

@@ -19,7 +19,24 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.8",
-    packages=find_packages(include=["lrdrop_fairseq", "lrdrop_fairseq.*"]),
+    packages=find_packages(include=["lrdrop_fairseq", "lrdrop_fairseq.*", "lrdrop_cli"]),
+    entry_points={
+        "console_scripts": [
+            "lrdrop-benchmark = lrdrop_cli.benchmark:main",
+            "lrdrop-build-debian-summaries = lrdrop_cli.build_debian_summaries:main",
+            "lrdrop-build-ding-corpus = lrdrop_cli.build_ding_corpus:main",
+            "lrdrop-compare = lrdrop_cli.compare:main",
+            "lrdrop-demo = lrdrop_cli.demo:main",
+            "lrdrop-demo-summarization = lrdrop_cli.demo_summarization:main",
+            "lrdrop-diagnose = lrdrop_cli.diagnose:main",
+            "lrdrop-export = lrdrop_cli.export_checkpoint:main",
+            "lrdrop-make-toy-corpus = lrdrop_cli.make_toy_corpus:main",
+            "lrdrop-plot = lrdrop_cli.plot_curves:main",
+            "lrdrop-score-bleu = lrdrop_cli.score_bleu:main",
+            "lrdrop-score-rouge = lrdrop_cli.score_rouge:main",
+            "lrdrop-translate = lrdrop_cli.translate:main",
+        ],
+    },
     install_requires=[
         # torch is deliberately unpinned here: `make setup` installs the pinned
         # build first (TORCH=...), and a user's own CUDA build must be kept.

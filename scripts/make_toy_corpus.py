@@ -1,48 +1,6 @@
 #!/usr/bin/env python
-"""Write a tiny synthetic parallel corpus (for smoke runs and tests).
-
-The "translation" maps each source word ``sN`` to ``tN`` and reverses the
-order, so a small model can learn it in a few hundred updates; sentence
-lengths vary so that batches carry padding.
-
-    python scripts/make_toy_corpus.py OUT_DIR [--train 2000 --valid 100 --test 100 --seed 1]
-
-writes OUT_DIR/{train,valid,test}.{src,tgt}.
-"""
-import argparse
-import os
-import random
-
-
-def make_pair(rng: random.Random, vocab: int, min_len: int, max_len: int):
-    words = [rng.randrange(vocab) for _ in range(rng.randint(min_len, max_len))]
-    return " ".join(f"s{w}" for w in words), " ".join(f"t{w}" for w in reversed(words))
-
-
-def write_corpus(out_dir, sizes=(("train", 2000), ("valid", 100), ("test", 100)), vocab=40,
-                 min_len=3, max_len=12, seed=1):
-    rng = random.Random(seed)
-    os.makedirs(out_dir, exist_ok=True)
-    for split, n in sizes:
-        pairs = [make_pair(rng, vocab, min_len, max_len) for _ in range(n)]
-        for side, idx in (("src", 0), ("tgt", 1)):
-            with open(os.path.join(out_dir, f"{split}.{side}"), "w", encoding="utf-8") as f:
-                f.writelines(p[idx] + "\n" for p in pairs)
-    return out_dir
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out_dir")
-    ap.add_argument("--train", type=int, default=2000)
-    ap.add_argument("--valid", type=int, default=100)
-    ap.add_argument("--test", type=int, default=100)
-    ap.add_argument("--vocab", type=int, default=40)
-    ap.add_argument("--seed", type=int, default=1)
-    a = ap.parse_args()
-    write_corpus(a.out_dir, (("train", a.train), ("valid", a.valid), ("test", a.test)), a.vocab, seed=a.seed)
-    print(f"wrote toy corpus to {a.out_dir}")
-
+"""Moved: this is ``lrdrop-make-toy-corpus`` (lrdrop_cli/make_toy_corpus.py); kept so old commands still work."""
+from lrdrop_cli.make_toy_corpus import main
 
 if __name__ == "__main__":
     main()

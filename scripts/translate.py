@@ -1,64 +1,6 @@
 #!/usr/bin/env python
-"""Translate German sentences with a demo (or any sentencepiece) model.
-
-    python scripts/translate.py [--run runs/demo] [--beam 5] ["Ein Satz." ...]
-
-With sentences as arguments, translates them; otherwise reads one sentence per
-line from standard input (type, press Enter; Ctrl-D ends). The sentencepiece
-model is applied on the way in and out. For another model pass --checkpoint,
---data-bin and --spm explicitly.
-"""
-import argparse
-import os
-import sys
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-
-def load(checkpoint, data_bin, spm_model, cpu=True):
-    import lrdrop_fairseq  # noqa: F401  (architectures, safe checkpoint loading)
-    from fairseq.models.transformer import TransformerModel
-
-    for path, what in ((checkpoint, "--checkpoint"), (spm_model, "--spm"),
-                       (os.path.join(data_bin, "dict.de.txt"), "--data-bin")):
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{what}: {path} does not exist (train first, e.g. 'make demo')")
-    model = TransformerModel.from_pretrained(
-        os.path.dirname(os.path.abspath(checkpoint)), checkpoint_file=os.path.basename(checkpoint),
-        data_name_or_path=os.path.abspath(data_bin), bpe="sentencepiece", sentencepiece_model=spm_model,
-        source_lang="de", target_lang="en",
-    )
-    model.eval()
-    return model if cpu else model.cuda()
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("sentences", nargs="*")
-    ap.add_argument("--run", default=os.path.join(ROOT, "runs", "demo"), help="a demo output folder")
-    ap.add_argument("--checkpoint", help="default RUN/checkpoints/checkpoint_best.pt")
-    ap.add_argument("--data-bin", help="default RUN/data-bin (for the dictionary)")
-    ap.add_argument("--spm", help="default RUN/spm/spm.model")
-    ap.add_argument("--beam", type=int, default=5)
-    ap.add_argument("--cuda", action="store_true")
-    a = ap.parse_args()
-    try:
-        model = load(a.checkpoint or os.path.join(a.run, "checkpoints", "checkpoint_best.pt"),
-                     a.data_bin or os.path.join(a.run, "data-bin"),
-                     a.spm or os.path.join(a.run, "spm", "spm.model"), cpu=not a.cuda)
-    except FileNotFoundError as e:
-        sys.exit(f"translate: {e}")
-    if a.sentences:
-        for s in a.sentences:
-            print(model.translate(s, beam=a.beam))
-        return
-    if sys.stdin.isatty():
-        print("Type a German sentence and press Enter (Ctrl-D to quit).", file=sys.stderr)
-    for line in sys.stdin:
-        if line.strip():
-            print(model.translate(line.strip(), beam=a.beam), flush=True)
-
+"""Moved: this is ``lrdrop-translate`` (lrdrop_cli/translate.py); kept so old commands still work."""
+from lrdrop_cli.translate import main
 
 if __name__ == "__main__":
     main()

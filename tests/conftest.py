@@ -5,9 +5,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = os.path.join(ROOT, "scripts")
 BIN = os.path.dirname(sys.executable)
-sys.path.insert(0, SCRIPTS)
 
 import lrdrop_fairseq  # noqa: E402,F401  (registers archs/criterion for in-process tests)
 
@@ -27,7 +25,7 @@ def tool(name):
 
 
 def _binarized_toy_corpus(d, joined: bool):
-    from make_toy_corpus import write_corpus
+    from lrdrop_cli.make_toy_corpus import write_corpus
 
     raw = write_corpus(str(d / "raw"), (("train", 600), ("valid", 60), ("test", 40)))
     run([tool("fairseq-preprocess"), "--source-lang", "src", "--target-lang", "tgt",
@@ -38,7 +36,7 @@ def _binarized_toy_corpus(d, joined: bool):
 
 @pytest.fixture(scope="session")
 def toy_data(tmp_path_factory):
-    """A binarized toy translation corpus (see scripts/make_toy_corpus.py)."""
+    """A binarized toy translation corpus (see lrdrop-make-toy-corpus)."""
     return _binarized_toy_corpus(tmp_path_factory.mktemp("toy"), joined=False)
 
 

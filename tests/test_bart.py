@@ -1,7 +1,6 @@
 """bart_lrdrop: fairseq's BART with records; the official bart.large checkpoint restores into it."""
 import argparse
 
-import pytest
 import torch
 from fairseq import checkpoint_utils, options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf

@@ -73,7 +73,7 @@ def test_resume_generate_and_export(toy_data, tmp_path):
     assert "BLEU4" in out
 
     plain = str(tmp_path / "plain.pt")
-    exp = run([tool("python"), os.path.join(ROOT, "scripts", "export_checkpoint.py"), ckpt, plain]).stdout
+    exp = run([tool("lrdrop-export"), ckpt, plain]).stdout
     assert "transformer_tiny" in exp
     plain_hyps, _ = generate(toy_data, plain, user_dir=False)  # plain fairseq, no plugin
     assert plain_hyps == hyps

@@ -5,10 +5,10 @@ import os
 import pytest
 import torch
 
-import build_ding_corpus as ding
+from lrdrop_cli import build_ding_corpus as ding
 from conftest import ROOT, run, tool
-from plot_curves import present_panels, read_log
-from score_bleu import bleu
+from lrdrop_cli.plot_curves import present_panels, read_log
+from lrdrop_cli.score_bleu import bleu
 
 DING = """\
 # Version :: devel 2023-01-30
@@ -92,7 +92,7 @@ def test_bleu_known_values():
 def test_score_bleu_cli_refuses_mismatched_files(tmp_path):
     (tmp_path / "h").write_text("a b c\n")
     (tmp_path / "r").write_text("a b c\nd e f\n")
-    p = run([tool("python"), os.path.join(ROOT, "scripts", "score_bleu.py"), str(tmp_path / "h"), str(tmp_path / "r")],
+    p = run([tool("lrdrop-score-bleu"), str(tmp_path / "h"), str(tmp_path / "r")],
             check=False)
     assert p.returncode != 0 and "1 hypotheses but 2 references" in p.stdout
     assert "Traceback" not in p.stdout
@@ -109,12 +109,12 @@ def test_plot_curves_from_fixture_log(tmp_path):
         {"epoch": 1, "valid_loss": "8.5", "valid_num_updates": "75"}))
     log.write_text("\n".join(rows) + "\n")
     out = tmp_path / "curves.png"
-    run([tool("python"), os.path.join(ROOT, "scripts", "plot_curves.py"), f"lrdrop={log}", "--out", str(out)])
+    run([tool("lrdrop-plot"), f"lrdrop={log}", "--out", str(out)])
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     empty = tmp_path / "empty.log"
     empty.write_text("nothing here\n")
-    p = run([tool("python"), os.path.join(ROOT, "scripts", "plot_curves.py"), str(empty), "--out", str(out)], check=False)
+    p = run([tool("lrdrop-plot"), str(empty), "--out", str(out)], check=False)
     assert p.returncode != 0 and "no fairseq JSON log lines" in p.stdout
 
     titles = [t for t, _ in present_panels({"lrdrop": read_log(str(log))})]
@@ -127,8 +127,8 @@ def test_plot_curves_from_fixture_log(tmp_path):
 
 
 def _user_corpus_files(tmp_path, n, seed):
-    """TMP/src.txt and TMP/tgt.txt: an aligned toy corpus (scripts/make_toy_corpus.py); returns the pairs."""
-    from make_toy_corpus import make_pair
+    """TMP/src.txt and TMP/tgt.txt: an aligned toy corpus (lrdrop-make-toy-corpus); returns the pairs."""
+    from lrdrop_cli.make_toy_corpus import make_pair
     import random
 
     rng = random.Random(seed)
@@ -139,12 +139,12 @@ def _user_corpus_files(tmp_path, n, seed):
 
 
 def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
-    """scripts/demo.py with --src/--tgt (the path for users without Debian), tiny model, seconds of training."""
+    """lrdrop-demo with --src/--tgt (the path for users without Debian), tiny model, seconds of training."""
     pairs = _user_corpus_files(tmp_path, n=400, seed=3)
     out = tmp_path / "demo"
     small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
              "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64")
-    cmd = [tool("python"), os.path.join(ROOT, "scripts", "demo.py"), "--out", str(out),
+    cmd = [tool("lrdrop-demo"), "--out", str(out),
            "--src", str(tmp_path / "src.txt"), "--tgt", str(tmp_path / "tgt.txt"), "--vocab", "26",
            "--valid-size", "20", "--test-size", "30", "--updates", "30", "--warmup", "10",
            "--max-tokens", "1000", "--train-args", small]
@@ -159,13 +159,13 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     assert len(valid) >= 2
     best = torch.load(out / "checkpoints" / "checkpoint_best.pt", map_location="cpu", weights_only=False)
     assert best["extra_state"]["val_loss"] == pytest.approx(min(float(v["valid_nll_loss"]) for v in valid), abs=1e-3)
-    tr = run([tool("python"), os.path.join(ROOT, "scripts", "translate.py"), "--run", str(out), pairs[0][0]])
+    tr = run([tool("lrdrop-translate"), "--run", str(out), pairs[0][0]])
     assert len(tr.stdout.strip().splitlines()) == 1 and tr.stdout.strip().startswith("t")
     # a second run skips the finished steps
     again = run(cmd).stdout
     assert again.count("(done already") == 4
 
-    p = run(cmd[:2] + ["--out", str(tmp_path / "bad"), "--src", str(tmp_path / "src.txt")], check=False)
+    p = run(cmd[:1] + ["--out", str(tmp_path / "bad"), "--src", str(tmp_path / "src.txt")], check=False)
     assert p.returncode != 0 and "give both --src and --tgt" in p.stdout
 
 
@@ -181,7 +181,7 @@ def test_plot_reads_bare_log_file_records(tmp_path):
 
 
 def test_compound_split_as_fairseq_does():
-    from score_bleu import compound_split
+    from lrdrop_cli.score_bleu import compound_split
 
     assert compound_split("a well-known state-of-the-art x - y") == \
         "a well ##AT##-##AT## known state ##AT##-##AT## of ##AT##-##AT## the ##AT##-##AT## art x - y"
@@ -197,7 +197,7 @@ def test_iwslt_recipe_refuses_missing_data_and_bad_mode(tmp_path):
 
 def test_benchmark_script_runs_every_mode(tmp_path):
     out = tmp_path / "bench.json"
-    p = run([tool("python"), os.path.join(ROOT, "scripts", "benchmark.py"), "--arch", "transformer_lrdrop_tiny",
+    p = run([tool("lrdrop-benchmark"), "--arch", "transformer_lrdrop_tiny",
              "--vocab", "60", "--shapes", "4x8", "--steps", "1", "--warmup", "0", "--gen-shape", "3x5",
              "--gen-reps", "1", "--json", str(out)])
     res = json.loads(out.read_text())
@@ -208,15 +208,15 @@ def test_benchmark_script_runs_every_mode(tmp_path):
 
 
 def test_compare_script_runs_configs_seeds_and_sweep(tmp_path):
-    """scripts/compare.py on a toy corpus: same updates for every run, table with mean ± sd, resumes."""
+    """lrdrop-compare on a toy corpus: same updates for every run, table with mean ± sd, resumes."""
     _user_corpus_files(tmp_path, n=300, seed=5)
     data = tmp_path / "data"
-    run([tool("python"), os.path.join(ROOT, "scripts", "demo.py"), "--out", str(data), "--src", str(tmp_path / "src.txt"),
+    run([tool("lrdrop-demo"), "--out", str(data), "--src", str(tmp_path / "src.txt"),
          "--tgt", str(tmp_path / "tgt.txt"), "--vocab", "26", "--valid-size", "20", "--test-size", "20", "--data-only"])
     assert not (data / "checkpoints").exists()
     small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
              "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64")
-    cmd = [tool("python"), os.path.join(ROOT, "scripts", "compare.py"), "--out", str(tmp_path / "cmp"),
+    cmd = [tool("lrdrop-compare"), "--out", str(tmp_path / "cmp"),
            "--data-bin", str(data / "data-bin"), "--configs", "baseline,lrdrop", "--seeds", "1,2",
            "--max-update", "6", "--variant", "attn2=--attn-weight 2", "--warmup", "2", "--max-tokens", "500", "--train-args", small]
     p = run(cmd)
@@ -235,14 +235,14 @@ def test_compare_script_runs_configs_seeds_and_sweep(tmp_path):
     # a rerun trains nothing again
     again = run(cmd)
     assert again.stdout.count("BLEU") >= 5 and "fairseq-train failed" not in again.stdout
-    p = run(cmd[:2] + ["--configs", "nonsense"], check=False)
+    p = run(cmd[:1] + ["--configs", "nonsense"], check=False)
     assert p.returncode != 0 and "unknown --configs nonsense" in p.stdout
 
 
 def test_demo_options_device_defaults_and_single_flag_train_args():
     import argparse
 
-    import demo
+    from lrdrop_cli import demo
 
     ap = argparse.ArgumentParser()
     demo.add_training_args(ap)
@@ -274,12 +274,12 @@ def test_compare_until_convergence_resumes_after_interruption(tmp_path):
 
     _user_corpus_files(tmp_path, n=300, seed=5)
     data = tmp_path / "data"
-    run([tool("python"), os.path.join(ROOT, "scripts", "demo.py"), "--out", str(data), "--src", str(tmp_path / "src.txt"),
+    run([tool("lrdrop-demo"), "--out", str(data), "--src", str(tmp_path / "src.txt"),
          "--tgt", str(tmp_path / "tgt.txt"), "--vocab", "26", "--valid-size", "20", "--test-size", "20", "--data-only"])
     small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 16 --decoder-embed-dim 16 "
              "--encoder-ffn-embed-dim 32 --decoder-ffn-embed-dim 32")
     out = tmp_path / "cmp"
-    cmd = [tool("python"), os.path.join(ROOT, "scripts", "compare.py"), "--out", str(out),
+    cmd = [tool("lrdrop-compare"), "--out", str(out),
            "--data-bin", str(data / "data-bin"), "--configs", "rdrop", "--seeds", "1", "--dropouts", "0.3",
            "--patience", "2", "--valid-every", "3", "--max-update", "400", "--warmup", "2", "--max-tokens", "300",
            "--lr", "0.05", "--train-args", small]
@@ -306,7 +306,7 @@ def test_compare_until_convergence_resumes_after_interruption(tmp_path):
     assert "| 0.3 | rdrop | 1 |" in md
     # diagnose.py reads the same checkpoints
     rows = tmp_path / "diag.json"
-    run([tool("python"), os.path.join(ROOT, "scripts", "diagnose.py"), str(run_dir / "checkpoints" / "checkpoint_best.pt"),
+    run([tool("lrdrop-diagnose"), str(run_dir / "checkpoints" / "checkpoint_best.pt"),
          "--data-bin", str(data / "data-bin"), "--batches", "2", "--max-tokens", "300", "--json", str(rows)])
     row = json.loads(rows.read_text())[0]
     assert row["update"] == res["best_update"]

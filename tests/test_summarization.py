@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-import build_debian_summaries as deb
+from lrdrop_cli import build_debian_summaries as deb
 from conftest import ROOT, run, tool
-from score_rouge import rouge, split_sentences
+from lrdrop_cli.score_rouge import rouge, split_sentences
 
 INDEX = """\
 Package: libfoo1
@@ -69,11 +69,11 @@ def test_sentence_split_for_rouge_lsum():
 def test_score_rouge_cli_refuses_mismatched_files(tmp_path):
     (tmp_path / "h").write_text("a b\nc d\n")
     (tmp_path / "r").write_text("a b\n")
-    p = run([tool("python"), os.path.join(ROOT, "scripts", "score_rouge.py"), str(tmp_path / "h"),
+    p = run([tool("lrdrop-score-rouge"), str(tmp_path / "h"),
              str(tmp_path / "r")], check=False)
     assert p.returncode != 0 and "2 hypotheses but 1 references" in p.stdout and "Traceback" not in p.stdout
     (tmp_path / "r").write_text("a b\nc e\n")
-    p = run([tool("python"), os.path.join(ROOT, "scripts", "score_rouge.py"), str(tmp_path / "h"),
+    p = run([tool("lrdrop-score-rouge"), str(tmp_path / "h"),
              str(tmp_path / "r"), "--json", str(tmp_path / "s.json")])
     assert "ROUGE-1 75.00" in p.stdout
     assert json.loads((tmp_path / "s.json").read_text())["rouge2"] == 50.0
@@ -152,13 +152,13 @@ def _index_fixture(path, n=360, seed=0):
 
 
 def test_shrunken_summarization_demo_end_to_end(tmp_path):
-    """scripts/demo_summarization.py: corpus -> spm -> binarize -> bart_lrdrop + lr_drop with
+    """lrdrop-demo-summarization: corpus -> spm -> binarize -> bart_lrdrop + lr_drop with
     --truncate-source -> beam search -> ROUGE -> plot, tiny model, a few updates."""
     _index_fixture(tmp_path / "Translation-en")
     out = tmp_path / "demo"
     small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
              "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 --log-interval 4")
-    cmd = [tool("python"), os.path.join(ROOT, "scripts", "demo_summarization.py"), "--out", str(out),
+    cmd = [tool("lrdrop-demo-summarization"), "--out", str(out),
            "--index", str(tmp_path / "Translation-en"), "--vocab", "120", "--valid-size", "20",
            "--test-size", "25", "--max-source-tokens", "24", "--updates", "12", "--warmup", "4",
            "--max-tokens", "600", "--train-args", small]
@@ -176,5 +176,5 @@ def test_shrunken_summarization_demo_end_to_end(tmp_path):
     assert (out / "curves.png").stat().st_size > 10_000
     assert run(cmd).stdout.count("(done already") == 4
 
-    p = run(cmd[:2] + ["--out", str(tmp_path / "bad"), "--source", str(tmp_path / "Translation-en")], check=False)
+    p = run(cmd[:1] + ["--out", str(tmp_path / "bad"), "--source", str(tmp_path / "Translation-en")], check=False)
     assert p.returncode != 0 and "give both --source and --target" in p.stdout

@@ -163,7 +163,7 @@ def test_layer_reduction_sum_is_mean_times_layers(toy_data):
 
 
 def test_diagnose_measures_the_criterions_own_terms(toy_data):
-    import diagnose
+    from lrdrop_cli import diagnose
 
     task, model, crit = build(toy_data, extra=["--kl-weight", "1", "--hidden-weight", "1", "--attn-weight", "1"])
     gains = diagnose.layer_norm_gains(model)

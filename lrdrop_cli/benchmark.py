@@ -1,0 +1,251 @@
+#!/usr/bin/env python
+"""Cost of LR-Drop against R-Drop and the baseline: training step time, peak memory, beam search.
+
+    lrdrop-benchmark [--arch transformer_lrdrop_iwslt_de_en] [--shapes 64x32,16x128]
+                                [--steps 10] [--device cpu|cuda] [--fp16|--bf16] [--json out.json]
+
+Training: for each shape (sentences x max tokens per copy; lengths drawn
+between half and full length, so batches carry padding) and each mode, one
+fresh process builds the model, runs ``--warmup`` + ``--steps`` updates
+(forward, backward, Adam step) on the same synthetic batch and reports the
+median time per update and its peak memory (max RSS on CPU,
+``torch.cuda.max_memory_allocated`` on CUDA). Modes:
+
+  plain     fairseq's own architecture of the same shapes (e.g. bart_large), label smoothing
+  baseline  label-smoothed cross-entropy, one copy
+  rdrop     lr_drop --kl-weight 5 --hidden-weight 0 --attn-weight 0
+  hidden    lr_drop, hidden-state term only (kl 0, attn 0)
+  attn      lr_drop, attention term only (kl 0, hidden 0)
+  lrdrop    lr_drop, all three terms
+
+Inference: beam-5 generation of the same sentences with the ``_lrdrop``
+architecture and with plain fairseq's, same weights.
+
+Prints a markdown table and writes JSON (``--json``).
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+MODES = {
+    "plain": None,
+    "baseline": None,
+    "rdrop": dict(kl_weight=5.0, hidden_weight=0.0, attn_weight=0.0),
+    "hidden": dict(kl_weight=0.0, hidden_weight=1.0, attn_weight=0.0),
+    "attn": dict(kl_weight=0.0, hidden_weight=0.0, attn_weight=1.0),
+    "lrdrop": dict(kl_weight=5.0, hidden_weight=1.0, attn_weight=1.0),
+}
+
+
+def build(arch, vocab, device, dtype, dropout):
+    import torch
+    from fairseq import options
+    from fairseq.data import Dictionary
+    from fairseq.models import ARCH_MODEL_REGISTRY
+
+    import lrdrop_fairseq  # noqa: F401
+
+    d = Dictionary()
+    for i in range(vocab - len(d)):
+        d.add_symbol(f"w{i}")
+
+    class Task:  # what build_model and the criteria read from a task
+        source_dictionary = target_dictionary = d
+
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, ["x", "--arch", arch, "--share-all-embeddings",
+                                                 "--dropout", str(dropout)])
+    torch.manual_seed(1)
+    model = ARCH_MODEL_REGISTRY[arch].build_model(args, Task).to(device=device, dtype=dtype)
+    return model, d, Task
+
+
+def make_batch(d, n_sent, max_len, device, seed=0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    lens = torch.randint(max(2, max_len // 2), max_len + 1, (n_sent,), generator=g)
+    lens[0] = max_len
+
+    def tokens():
+        x = torch.full((n_sent, max_len), d.pad())
+        for i, n in enumerate(lens.tolist()):
+            x[i, :n - 1] = torch.randint(d.nspecial, len(d), (n - 1,), generator=g)
+            x[i, n - 1] = d.eos()
+        return x
+
+    src, tgt = tokens(), tokens()
+    prev = torch.full_like(tgt, d.pad())
+    for i, n in enumerate(lens.tolist()):  # fairseq's shift: eos + target without its last token
+        prev[i, 0] = d.eos()
+        prev[i, 1:n] = tgt[i, :n - 1]
+    # fairseq pads sources on the left
+    src = torch.stack([torch.roll(s, int(max_len - n)) for s, n in zip(src, lens.tolist())])
+    return {"net_input": {"src_tokens": src.to(device), "src_lengths": lens.to(device),
+                          "prev_output_tokens": prev.to(device)},
+            "target": tgt.to(device), "ntokens": int(lens.sum()), "nsentences": n_sent}
+
+
+def train_worker(a):
+    import torch
+    from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
+
+    from lrdrop_fairseq.criterions.lr_drop import LRDropCriterion
+
+    from lrdrop_fairseq.models import PLAIN_ARCH
+
+    dtype = torch.float16 if a.fp16 else torch.bfloat16 if a.bf16 else torch.float32
+    arch = PLAIN_ARCH[a.arch][0] if a.mode == "plain" else a.arch
+    model, d, task = build(arch, a.vocab, a.device, dtype, a.dropout)
+    model.train()
+    n_sent, max_len = map(int, a.shape.split("x"))
+    sample = make_batch(d, n_sent, max_len, a.device)
+    w = MODES[a.mode]
+    crit = (LabelSmoothedCrossEntropyCriterion(task, False, 0.1) if w is None
+            else LRDropCriterion(task, False, 0.1, **w))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-5, eps=1e-4 if dtype != torch.float32 else 1e-8)
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
+    if a.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for i in range(a.warmup + a.steps):
+        sync()
+        t = time.perf_counter()
+        loss, _, _ = crit(model, sample)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sync()
+        if i >= a.warmup:
+            times.append(time.perf_counter() - t)
+    peak = (torch.cuda.max_memory_allocated() if a.device == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"mode": a.mode, "shape": a.shape, "median_s": statistics.median(times),
+            "times": times, "peak_mb": peak / 2**20, "target_tokens": sample["ntokens"]}
+
+
+def generate_worker(a):
+    import torch
+    from fairseq.sequence_generator import SequenceGenerator
+
+    from lrdrop_fairseq.models import PLAIN_ARCH
+
+    lr_model, d, _ = build(a.arch, a.vocab, a.device, torch.float32, a.dropout)
+    plain, _, _ = build(PLAIN_ARCH[a.arch][0], a.vocab, a.device, torch.float32, a.dropout)
+    plain.load_state_dict(lr_model.state_dict())
+    n_sent, max_len = map(int, a.gen_shape.split("x"))
+    sample = make_batch(d, n_sent, max_len, a.device, seed=1)
+    out = {"lrdrop_arch": [], "plain_arch": []}
+    hyps = {}
+    for m in (lr_model, plain):
+        m.eval()
+    # alternate the order and take medians: the first generation in a process is slower
+    for rep in range(1 + a.gen_reps):
+        order = [("lrdrop_arch", lr_model), ("plain_arch", plain)]
+        for name, m in (order if rep % 2 == 0 else order[::-1]):
+            gen = SequenceGenerator([m], d, beam_size=5, max_len_a=1.2, max_len_b=10)
+            with torch.no_grad():
+                t = time.perf_counter()
+                result = gen.generate([m], sample)
+                dt = time.perf_counter() - t
+            hyps[name] = [h[0]["tokens"].tolist() for h in result]
+            if rep > 0:  # rep 0 is the warm-up
+                out[name].append((dt, sum(len(h) for h in hyps[name])))
+    summary = {}
+    for name, runs in out.items():
+        dt = statistics.median(r[0] for r in runs)
+        summary[name] = {"seconds": dt, "sent_per_s": n_sent / dt, "tok_per_s": runs[0][1] / dt,
+                         "all_seconds": [r[0] for r in runs]}
+    summary["identical_hypotheses"] = hyps["lrdrop_arch"] == hyps["plain_arch"]
+    return summary
+
+
+def spawn(a, extra):
+    cmd = [sys.executable, "-m", "lrdrop_cli.benchmark", "--worker", *extra, "--arch", a.arch,
+           "--vocab", str(a.vocab), "--dropout", str(a.dropout), "--device", a.device, "--steps", str(a.steps), "--warmup", str(a.warmup),
+           "--gen-shape", a.gen_shape, "--gen-reps", str(a.gen_reps)] + (["--fp16"] if a.fp16 else []) + (["--bf16"] if a.bf16 else [])
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"worker {' '.join(extra)} failed:\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", default="transformer_lrdrop_iwslt_de_en")
+    ap.add_argument("--vocab", type=int, default=10000)
+    ap.add_argument("--shapes", default="64x32,16x128", help="comma list of SENTENCESxTOKENS per copy")
+    ap.add_argument("--modes", default="baseline,rdrop,hidden,attn,lrdrop",
+                    help=f"comma list of {', '.join(MODES)}")
+    ap.add_argument("--dropout", type=float, default=0.3)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--gen-shape", default="64x24", help="sentences x source tokens for beam search ('' skips)")
+    ap.add_argument("--gen-reps", type=int, default=4, help="timed beam-search runs per model")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--fp16", action="store_true")
+    ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--json", help="write all results here")
+    ap.add_argument("--worker", choices=("train", "generate"), help=argparse.SUPPRESS)
+    ap.add_argument("--mode", help=argparse.SUPPRESS)
+    ap.add_argument("--shape", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+
+    if a.worker == "train":
+        print(json.dumps(train_worker(a)))
+        return
+    if a.worker == "generate":
+        print(json.dumps(generate_worker(a)))
+        return
+
+    import platform
+
+    import torch
+
+    modes = a.modes.split(",")
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        sys.exit(f"benchmark: unknown --modes {','.join(unknown)}; choose from {', '.join(MODES)}")
+    results = {"arch": a.arch, "vocab": a.vocab, "device": a.device, "threads": torch.get_num_threads(),
+               "dtype": "fp16" if a.fp16 else "bf16" if a.bf16 else "fp32", "steps": a.steps,
+               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+               "torch": torch.__version__, "train": [], "generate": None}
+    print(f"# LR-Drop cost: {a.arch}, vocab {a.vocab}, {a.device} ({results['dtype']}), "
+          f"median of {a.steps} updates after {a.warmup} warm-up\n")
+    print("| shape (sent x tok) | mode | s / update | x baseline | x rdrop | peak MB | x rdrop mem |")
+    print("|---|---|---|---|---|---|---|")
+    for shape in [x for x in a.shapes.split(",") if x]:
+        rows = {m: spawn(a, ["train", "--mode", m, "--shape", shape]) for m in modes}
+        results["train"] += list(rows.values())
+        base, rd = rows.get("baseline"), rows.get("rdrop")
+        for m, r in rows.items():
+            xb = f"{r['median_s'] / base['median_s']:.2f}" if base else "-"
+            xr = f"{r['median_s'] / rd['median_s']:.2f}" if rd else "-"
+            xm = f"{r['peak_mb'] / rd['peak_mb']:.2f}" if rd else "-"
+            print(f"| {shape} | {m} | {r['median_s']:.3f} | {xb} | {xr} | {r['peak_mb']:.0f} | {xm} |", flush=True)
+    if a.gen_shape:
+        g = spawn(a, ["generate"])
+        results["generate"] = g
+        print(f"\nBeam-5 generation, {a.gen_shape} (sentences x source tokens), median of {a.gen_reps}:\n")
+        print("| model | s | sentences/s | tokens/s |")
+        print("|---|---|---|---|")
+        for k in ("lrdrop_arch", "plain_arch"):
+            v = g[k]
+            print(f"| {k} | {v['seconds']:.2f} | {v['sent_per_s']:.1f} | {v['tok_per_s']:.0f} |")
+        ratio = g["lrdrop_arch"]["seconds"] / g["plain_arch"]["seconds"]
+        print(f"\n_lrdrop / plain time (medians of {a.gen_reps}, alternating order): {ratio:.3f}; "
+              f"identical hypotheses: {g['identical_hypotheses']}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+        print(f"\nwrote {a.json}")
+
+
+if __name__ == "__main__":
+    main()

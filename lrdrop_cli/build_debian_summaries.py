@@ -1,0 +1,156 @@
+#!/usr/bin/env python
+"""Build a small English summarisation corpus from Debian's package descriptions.
+
+Each Debian package has a one-line synopsis and a long description written by
+its maintainers; long description -> synopsis is a headline-generation task
+(~45k pairs, median ~55-word input, ~7-word summary). Source: the Debian
+archive's ``Translation-en`` index (bookworm main), text by each package's
+maintainers under the package's licence; fetched and built on the user's
+machine, never shipped.
+
+The index is fetched with ``apt-get update`` into OUT_DIR/download with its own
+state directory and ``Acquire::Languages "en"`` (Docker images of Debian switch
+translations off), so the system's apt lists are not touched. Pairs are
+de-duplicated on the description; packages sharing their first paragraph (a
+library and its -dev/-doc siblings) go to the same split, so test descriptions
+are not near-copies of training ones.
+
+    lrdrop-build-debian-summaries OUT_DIR [--index FILE] [--valid 500 --test 500 --seed 1]
+
+Writes OUT_DIR/{train,valid,test}.{source,target} and OUT_DIR/SOURCE.txt.
+"""
+import argparse
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from typing import Iterable, List, Tuple
+
+from lrdrop_cli.build_ding_corpus import write
+
+LANGS = ("source", "target")
+
+
+def parse_index(lines: Iterable[str]) -> List[Tuple[str, str, List[str]]]:
+    """(package, synopsis, paragraphs of the long description) per ``Translation-en`` record."""
+    records, package, synopsis, paras = [], None, None, []
+
+    def flush():
+        if package and synopsis is not None:
+            records.append((package, synopsis, [p for p in (" ".join(x) for x in paras) if p]))
+
+    for line in lines:
+        line = line.rstrip("\n")
+        if line.startswith("Package: "):
+            flush()
+            package, synopsis, paras = line[len("Package: "):].strip(), None, [[]]
+        elif line.startswith("Description-en: "):
+            synopsis = line[len("Description-en: "):].strip()
+        elif line.startswith(" ") and synopsis is not None:
+            text = line.strip()
+            if text == ".":  # paragraph break in Debian's description format
+                paras.append([])
+            else:
+                paras[-1].append(text)
+    flush()
+    return records
+
+
+def summary_pairs(records, min_words: int = 15) -> List[Tuple[str, str, str]]:
+    """(description, synopsis, group key) for descriptions of at least ``min_words`` words,
+    de-duplicated on the description; the group key is the first paragraph."""
+    pairs, seen = [], set()
+    for _pkg, synopsis, paras in records:
+        doc = " ".join(paras)
+        if len(doc.split()) < min_words or len(synopsis.split()) < 2 or doc in seen:
+            continue
+        seen.add(doc)
+        pairs.append((doc, synopsis, paras[0]))
+    return pairs
+
+
+def split_by_group(pairs, n_valid: int, n_test: int, seed: int):
+    """Whole groups to test, then valid, then train, in an order fixed by ``seed``."""
+    def rank(group):
+        return hashlib.sha1(f"{seed}:{group}".encode()).hexdigest()
+
+    ordered = sorted(pairs, key=lambda p: (rank(p[2]), p[0]))
+    out = {"test": [], "valid": [], "train": []}
+    i = 0
+    for name, size in (("test", n_test), ("valid", n_valid)):
+        while len(out[name]) < size and i < len(ordered):
+            group = ordered[i][2]
+            while i < len(ordered) and ordered[i][2] == group:
+                out[name].append(ordered[i][:2])
+                i += 1
+    out["train"] = [p[:2] for p in ordered[i:]]
+    if not out["train"]:
+        raise ValueError(f"only {len(pairs)} pairs: cannot hold out {n_valid} valid + {n_test} test")
+    return out
+
+
+def fetch_index(download_dir: str) -> str:
+    """apt-get update (English descriptions only, private state dir); returns the index as text."""
+    text = os.path.join(download_dir, "Translation-en.txt")
+    if os.path.isfile(text):
+        return text
+    if shutil.which("apt-get") is None:
+        raise RuntimeError(
+            "apt-get not found (not a Debian/Ubuntu system): pass --index FILE with a Debian "
+            "Translation-en file (from any Debian mirror: dists/bookworm/main/i18n/Translation-en.bz2, "
+            "uncompressed), or bring your own document/summary pairs with --source FILE --target FILE"
+        )
+    lists = os.path.join(download_dir, "lists")
+    os.makedirs(os.path.join(lists, "partial"), exist_ok=True)
+    conf = os.path.join(download_dir, "apt.conf")
+    with open(conf, "w") as f:
+        f.write('Acquire::Languages "en";\n')  # a scalar replaces Docker's "none"
+    cmd = ["apt-get", "update", "-c", conf, "-o", f"Dir::State::Lists={lists}",
+           "-o", f"Dir::Cache={download_dir}/cache"]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    found = sorted(glob.glob(os.path.join(lists, "*_main_i18n_Translation-en*")), key=os.path.getsize)
+    if p.returncode != 0 or not found:
+        raise RuntimeError(f"'{' '.join(cmd)}' did not fetch Translation-en:\n{p.stdout[-1500:]}\n"
+                           "Is a Debian mirror reachable? Or pass --index FILE.")
+    with open(text + ".tmp", "wb") as out:  # apt-helper decompresses any of apt's formats
+        subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", found[-1]], stdout=out, check=True)
+    os.replace(text + ".tmp", text)
+    return text
+
+
+def build(out_dir: str, index_path=None, n_valid=500, n_test=500, seed=1, min_words=15):
+    if index_path is None:
+        index_path = fetch_index(os.path.join(out_dir, "download"))
+    with open(index_path, encoding="utf-8") as f:
+        splits = split_by_group(summary_pairs(parse_index(f), min_words), n_valid, n_test, seed)
+    note = (
+        "English document -> summary pairs: Debian package long descriptions -> synopses\n"
+        "(Debian archive, Translation-en index; text by each package's maintainers under its licence);\n"
+        f"built by lrdrop-build-debian-summaries (seed {seed}, descriptions of >= {min_words} words,\n"
+        "de-duplicated, packages sharing a first paragraph kept in one split).\n"
+        + "".join(f"{k}: {len(v)} pairs\n" for k, v in splits.items())
+    )
+    write(out_dir, splits, note, LANGS)
+    return {k: len(v) for k, v in splits.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out_dir")
+    ap.add_argument("--index", help="an uncompressed Debian Translation-en file (default: fetch with apt-get)")
+    ap.add_argument("--valid", type=int, default=500)
+    ap.add_argument("--test", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--min-words", type=int, default=15, help="drop shorter descriptions")
+    a = ap.parse_args()
+    try:
+        sizes = build(a.out_dir, a.index, a.valid, a.test, a.seed, a.min_words)
+    except (RuntimeError, ValueError, OSError) as e:
+        sys.exit(f"build_debian_summaries: {e}")
+    print(f"wrote {a.out_dir}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+
+
+if __name__ == "__main__":
+    main()

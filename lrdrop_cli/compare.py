@@ -1,0 +1,271 @@
+#!/usr/bin/env python
+"""Baseline vs R-Drop vs LR-Drop (and its ablations and variants): seeds x dropouts, one command.
+
+    lrdrop-compare [--out runs/compare] [--configs baseline,rdrop,lrdrop,hidden,attn]
+                              [--variant NAME="lr_drop flags" ...] [--seeds 1,2,3] [--dropouts 0.1,0.3]
+                              [--max-update 2800 | --patience 5 --valid-every 200 --max-update 20000]
+                              [--parallel 2]
+
+Every configuration trains the demo's model (lrdrop-demo) on the same data
+with the same batch, schedule and seeds; only the loss (and the dropout, per
+--dropouts) differs. The modes:
+
+  baseline  label-smoothed cross-entropy (one copy per batch)
+  rdrop     lr_drop, output KL only (R-Drop)
+  lrdrop    lr_drop, output KL + hidden states + attention (LR-Drop)
+  hidden    lr_drop, output KL + hidden states
+  attn      lr_drop, output KL + attention
+
+(KL at --kl-weight, the layer terms at --hidden-weight / --attn-weight.)
+``--variant NAME="FLAGS"`` adds a configuration: R-Drop plus the lr_drop FLAGS, e.g.
+``--variant ffn_cos0.3="--hidden-weight 0.3 --hidden-site ffn --hidden-loss cosine"``.
+
+Two budgets:
+- fixed (default): --max-update updates, the learning rate decaying linearly to 0;
+- to convergence (--patience P): inverse-sqrt schedule, validation and a checkpoint
+  every --valid-every updates, stop when validation perplexity has not improved for
+  P validations in a row (fairseq's --patience on nll_loss); --max-update is a cap.
+
+Each run translates test with its best checkpoint (lowest validation perplexity)
+and scores sacreBLEU. A rerun skips finished runs and resumes an interrupted one
+from its last checkpoint (its train.log is appended), so an interrupted
+comparison goes on where it stopped. Writes OUT/results.json, OUT/results.md (per
+dropout and configuration: best valid nll, test BLEU mean ± sd and per seed,
+updates to the best checkpoint, minutes) and OUT/curves-dDROPOUT.png (first seed).
+
+Data: --data-bin (default: the demo's, made by ``make demo`` or built here
+with its steps 1-3). At full scale on a GPU, e.g. IWSLT14 prepared by
+examples/iwslt/prepare-iwslt14.sh:
+
+    lrdrop-compare --data-bin data/iwslt14/data-bin --raw data/iwslt14/tok --device cuda --parallel 1 \\
+        --patience 10 --valid-every 2000 --max-update 300000 --kl-weight 5 --dropouts 0.3 --lr 5e-4 \\
+        --warmup 4000 --max-tokens 4096 \\
+        --train-args "--encoder-layers 6 --decoder-layers 6 --encoder-embed-dim 512 --decoder-embed-dim 512"
+
+(``--train-args`` go last to fairseq-train, so they override the demo's GPU model,
+3+3 layers of 256 in fp16, here with transformer_iwslt_de_en's 6+6 of 512.)
+"""
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from lrdrop_cli import demo
+from lrdrop_cli.plot_curves import read_log
+
+# mode -> which lr_drop layer terms are on (None: the baseline criterion); KL is on in every lr_drop mode
+MODES = {
+    "baseline": None,
+    "rdrop": {"hidden": False, "attn": False},
+    "lrdrop": {"hidden": True, "attn": True},
+    "hidden": {"hidden": True, "attn": False},
+    "attn": {"hidden": False, "attn": True},
+}
+
+
+def criterion_flags(mode, a):
+    if MODES[mode] is None:
+        return ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1"]
+    on = MODES[mode]
+    return demo.lr_drop_flags(a.kl_weight, a.hidden_weight if on["hidden"] else 0, a.attn_weight if on["attn"] else 0)
+
+
+def parse_variants(specs):
+    """``NAME=FLAGS`` strings -> {name: [flags]}; raises SystemExit naming the bad one."""
+    variants = {}
+    for spec in specs:
+        name, sep, flags = spec.partition("=")
+        name = name.strip()
+        if not sep or not name or not flags.strip() or "-" in name or name in MODES:
+            sys.exit(f"compare: --variant {spec!r}: use NAME=\"lr_drop flags\" with a new NAME without '-' "
+                     f"(not one of {', '.join(MODES)}), e.g. ffn_cos=\"--hidden-weight 0.3 --hidden-site ffn\"")
+        variants[name] = shlex.split(flags)
+    return variants
+
+
+def plan(a):
+    """[(run name, config, dropout, seed, criterion flags)], the slowest (lr_drop) runs first."""
+    seeds = [int(s) for s in a.seeds.split(",")]
+    dropouts = [float(d) for d in a.dropouts.split(",")]
+    flags = {c: criterion_flags(c, a) for c in a.configs.split(",") if c}
+    for name, extra in a.variants.items():
+        flags[name] = criterion_flags("rdrop", a) + extra  # appended last: they override rdrop's zeros
+    runs = [(f"{c}-d{d:g}-s{s}", c, d, s, f) for d in dropouts for c, f in flags.items() for s in seeds]
+    return sorted(runs, key=lambda r: r[1] == "baseline")
+
+
+def run_one(a, name, dropout, seed, crit, threads):
+    """Train (or resume), translate test, score; returns the run's result (cached in OUT/NAME/result.json)."""
+    d = os.path.join(a.out, name)
+    result_file = os.path.join(d, "result.json")
+    if os.path.isfile(result_file):
+        return json.load(open(result_file))
+    os.makedirs(d, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    targs = argparse.Namespace(**{**vars(a), "seed": seed, "dropout": dropout, "minutes": None,
+                                  "updates": a.max_update})
+    ckpt_dir, log = os.path.join(d, "checkpoints"), os.path.join(d, "train.log")
+    seconds_file = os.path.join(d, "train_seconds")
+    if not demo.finished_training(ckpt_dir, log):
+        t0 = time.time()
+        with open(log, "a") as f:  # a resumed run continues its log
+            p = subprocess.run(demo.train_command(targs, a.data_bin, ckpt_dir, crit),
+                               stdout=f, stderr=subprocess.STDOUT, env=env)
+        with open(seconds_file, "a") as f:
+            f.write(f"{time.time() - t0:.1f}\n")
+        if p.returncode != 0:
+            raise RuntimeError(f"{name}: fairseq-train failed (exit {p.returncode}); see {log}")
+    train_minutes = sum(float(x) for x in open(seconds_file)) / 60 if os.path.isfile(seconds_file) else 0.0
+    gen_log = os.path.join(d, "generate.log")
+    with open(gen_log, "w") as f:
+        p = subprocess.run(demo.generate_command(targs, a.data_bin, os.path.join(ckpt_dir, "checkpoint_best.pt")),
+                           stdout=f, stderr=subprocess.STDOUT, env=env)
+    if p.returncode != 0:
+        raise RuntimeError(f"{name}: fairseq-generate failed (exit {p.returncode}); see {gen_log}")
+    hyps, refs, _ = demo.collect_hypotheses(gen_log, a.raw, ("de", "en"), os.path.join(d, "test.hyp.en"), name)
+    from lrdrop_cli.score_bleu import bleu
+
+    score, signature = bleu(hyps, refs)
+    result = {"name": name, "seed": seed, "dropout": dropout, "bleu": round(score.score, 2), "signature": signature,
+              **training_summary(log), "train_minutes": round(train_minutes, 2), "threads": threads,
+              "flags": " ".join(crit)}
+    json.dump(result, open(result_file, "w"), indent=1)
+    return result
+
+
+def training_summary(log):
+    """Best validation nll (bits) and where it was reached, from a (possibly resumed) fairseq log.
+
+    ``train_nll_at_best``: mean training nll of the train_inner records of the last
+    validation interval before the best checkpoint, so ``gap`` is the train/valid gap there.
+    """
+    records = read_log(log)
+    valid = {int(r["valid_num_updates"]): r for r in records["valid"]}  # a resumed run repeats some
+    if not valid:
+        raise RuntimeError(f"no validation record in {log}")
+    best_update = min(valid, key=lambda u: float(valid[u]["valid_nll_loss"]))
+    earlier = [u for u in valid if u < best_update]
+    start = max(earlier) if earlier else 0
+    train = [float(r["nll_loss"]) for r in records["train_inner"] if start < int(r["num_updates"]) <= best_update]
+    best_nll = float(valid[best_update]["valid_nll_loss"])
+    summary = {"best_valid_nll": best_nll, "best_valid_loss": float(valid[best_update]["valid_loss"]),
+               "best_update": best_update, "updates": max(valid), "final_valid_nll": float(valid[max(valid)]["valid_nll_loss"])}
+    if train:
+        summary["train_nll_at_best"] = round(statistics.mean(train), 3)
+        summary["gap"] = round(best_nll - summary["train_nll_at_best"], 3)
+    return summary
+
+
+def _mean_sd(xs, fmt):
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{statistics.mean(xs):{fmt}} ± {sd:{fmt}}"
+
+
+def table(results, order):
+    lines = ["| dropout | configuration | seeds | best valid nll (bits, mean ± sd) | test BLEU (mean ± sd) | BLEU per seed "
+             "| updates to best | valid - train nll at best | train min/run |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for dropout in sorted({r["dropout"] for r in results}):
+        for cfg in order:
+            rs = [r for r in results if r["config"] == cfg and r["dropout"] == dropout]
+            if not rs:
+                continue
+            mean = lambda k: statistics.mean(r[k] for r in rs if k in r) if any(k in r for r in rs) else float("nan")  # noqa: E731
+            lines.append(
+                f"| {dropout:g} | {cfg} | {len(rs)} | {_mean_sd([r['best_valid_nll'] for r in rs], '.3f')} "
+                f"| {_mean_sd([r['bleu'] for r in rs], '.2f')} | {', '.join('%.2f' % r['bleu'] for r in rs)} "
+                f"| {mean('best_update'):.0f} | {mean('gap'):.2f} | {mean('train_minutes'):.1f} |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join("runs", "compare"))
+    ap.add_argument("--data-bin", help="binarized data (default: the demo's, built if missing)")
+    ap.add_argument("--raw", help="folder with test.de / test.en references (default: next to --data-bin)")
+    ap.add_argument("--configs", default=",".join(MODES), help=f"modes to run, from {', '.join(MODES)}")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
+                    help="an extra configuration: R-Drop plus these lr_drop flags (repeatable)")
+    ap.add_argument("--seeds", default="1,2")
+    ap.add_argument("--dropouts", help="comma-separated dropout values, each a full set of runs "
+                    "(default: --dropout)")
+    ap.add_argument("--max-update", type=int, default=2800, help="updates per run; with --patience, a cap "
+                    "(without: the learning rate decays linearly to 0 over them, as in the demo)")
+    ap.add_argument("--patience", type=int, help="train each run until validation perplexity has not improved "
+                    "for this many validations in a row")
+    ap.add_argument("--valid-every", type=int, default=200, help="with --patience: validate and checkpoint every "
+                    "this many updates")
+    ap.add_argument("--keep-checkpoints", type=int, default=1, help="with --patience: interval checkpoints kept "
+                    "per run (for lrdrop-diagnose over training)")
+    ap.add_argument("--parallel", type=int, default=2, help="runs at a time; each gets cores/parallel "
+                    "threads (on 2 cores, 2 one-thread runs beat one two-thread run by ~1.2x)")
+    demo.add_training_args(ap)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--model", choices=("cpu", "cuda"), help="train the CPU or the GPU demo's model and defaults "
+                    "(default: --device's); --device cuda --model cpu runs the CPU demo's model on a GPU")
+    ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last")
+    a = demo.parse_args(ap)
+    a.out = os.path.abspath(a.out)
+    a.dropouts = a.dropouts or str(a.dropout)
+    a.variants = parse_variants(a.variant)
+    unknown = [c for c in a.configs.split(",") if c and c not in MODES]
+    if unknown:
+        sys.exit(f"compare: unknown --configs {','.join(unknown)}; choose from {', '.join(MODES)}")
+    if a.data_bin is None:
+        demo_out = os.path.abspath(os.path.join("runs", "demo"))
+        a.data_bin = os.path.join(demo_out, "data-bin")
+        if not os.path.isfile(os.path.join(a.data_bin, "test.de-en.en.bin")):
+            print("[compare] building the demo's data (lrdrop-demo steps 1-3)", flush=True)
+            p = subprocess.run([sys.executable, "-m", "lrdrop_cli.demo", "--out", demo_out,
+                                "--data-only"])
+            if p.returncode != 0:
+                sys.exit("compare: building the demo data failed (see above)")
+    a.data_bin = os.path.abspath(a.data_bin)
+    a.raw = os.path.abspath(a.raw or os.path.join(os.path.dirname(a.data_bin), "corpus"))
+    if not os.path.isfile(os.path.join(a.raw, "test.en")):
+        sys.exit(f"compare: no references {a.raw}/test.en; give --raw DIR with test.de and test.en")
+
+    runs = plan(a)
+    threads = max(1, (os.cpu_count() or 1) // a.parallel) if a.device == "cpu" else 1
+    budget = f"until valid nll stops improving for {a.patience} validations (cap {a.max_update})" if a.patience \
+        else f"{a.max_update} updates each"
+    print(f"[compare] {len(runs)} runs, {budget}, {a.parallel} at a time x {threads} threads", flush=True)
+    t0 = time.time()
+
+    def job(r):
+        name, cfg, dropout, seed, crit = r
+        res = run_one(a, name, dropout, seed, crit, threads)
+        res["config"] = cfg
+        print(f"[compare] {name}: BLEU {res['bleu']:.2f}, best valid nll {res['best_valid_nll']:.3f} at update "
+              f"{res['best_update']}, {res['train_minutes']:.1f} min ({(time.time() - t0) / 60:.0f} min elapsed)",
+              flush=True)
+        return res
+
+    with ThreadPoolExecutor(a.parallel) as pool:
+        results = list(pool.map(job, runs))
+    order = list(dict.fromkeys(r[1] for r in sorted(runs, key=lambda r: r[0])))
+    order = [c for c in MODES if c in order] + [c for c in order if c not in MODES]
+    md = table(results, order)
+    print("\n" + md)
+    json.dump({"runs": results, "max_update": a.max_update, "patience": a.patience, "valid_every": a.valid_every,
+               "seeds": a.seeds, "dropouts": a.dropouts, "threads_per_run": threads, "parallel": a.parallel,
+               "wall_minutes": round((time.time() - t0) / 60, 1)},
+              open(os.path.join(a.out, "results.json"), "w"), indent=1)
+    with open(os.path.join(a.out, "results.md"), "w") as f:
+        f.write(md + "\n")
+    first_seed = int(a.seeds.split(",")[0])
+    for dropout in sorted({r[2] for r in runs}):
+        logs = [f"{cfg}={os.path.join(a.out, name, 'train.log')}" for name, cfg, d, seed, _ in runs
+                if seed == first_seed and d == dropout]
+        subprocess.run([sys.executable, "-m", "lrdrop_cli.plot_curves", *logs,
+                        "--out", os.path.join(a.out, f"curves-d{dropout:g}.png")], check=True)
+    print(f"[compare] wrote {a.out}/results.md, results.json, curves-d*.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""What the hidden-state term does to a trained model: state scale, LayerNorm gains, gradient shares.
+
+    lrdrop-diagnose CHECKPOINT [CHECKPOINT ...] --data-bin DIR [--batches 8] [--json FILE]
+
+For each checkpoint (any ``transformer_lrdrop``/``bart_lrdrop`` run, whatever loss
+it was trained with), on the same first --batches training batches with the same
+dropout masks:
+
+- LayerNorm gains: the ``final_layer_norm`` of each post-norm layer (its output is
+  the layer output that ``--hidden-site layer`` compares) vs every other LayerNorm;
+- RMS of the layer outputs and of the FFN outputs (``--hidden-site ffn``);
+- every candidate consistency term per target token: output KL, attention, and
+  the hidden term at both sites with both distances;
+- each term's gradient (at weight 1) against the cross-entropy's: its norm as a
+  fraction of the CE gradient's norm, and the cosine between the two. A negative
+  cosine means the term pulls against fitting.
+
+Prints one table row per checkpoint (update from the checkpoint) and writes them
+all to --json.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+
+CANDIDATES = [("layer", "mse"), ("layer", "cosine"), ("ffn", "mse"), ("ffn", "cosine")]
+
+
+def load(path, data_bin):
+    from fairseq import checkpoint_utils
+
+    import lrdrop_fairseq  # noqa: F401  (registers the _lrdrop archs)
+
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides={"data": data_bin})
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    return models[0].float(), cfg, task, int(state.get("optimizer_history", [{}])[-1].get("num_updates", 0))
+
+
+def batches(task, n, max_tokens):
+    task.load_dataset("train")
+    itr = task.get_batch_iterator(dataset=task.dataset("train"), max_tokens=max_tokens, seed=1,
+                                  ignore_invalid_inputs=True).next_epoch_itr(shuffle=False)
+    out = []
+    for sample in itr:
+        out.append(sample)
+        if len(out) == n:
+            break
+    return out
+
+
+def layer_norm_gains(model):
+    compared, others = [], []
+    for stack in (model.encoder, model.decoder):
+        for layer in stack.layers:
+            for name, m in layer.named_children():
+                if isinstance(m, torch.nn.LayerNorm):
+                    (compared if name == "final_layer_norm" else others).append(m.weight.detach())
+    cat = torch.cat(compared)
+    return {"ln_compared_mean": cat.mean().item(), "ln_compared_min": cat.min().item(),
+            "ln_other_mean": torch.cat(others).mean().item()}
+
+
+def _grad(value, params):
+    """d value / d params as one flat vector (zeros where a parameter does not reach it)."""
+    grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+    return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)])
+
+
+def diagnose(model, task, samples, seed=1):
+    from lrdrop_fairseq.criterions.lr_drop import LRDropCriterion
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    sums = {}
+
+    def add(key, value):
+        sums[key] = sums.get(key, 0.0) + value
+
+    model.train()
+    for sample in samples:
+        ntok = sample["ntokens"]
+        for site, dist in CANDIDATES:
+            crit = LRDropCriterion(task, False, 0.1, kl_weight=1, hidden_weight=1, attn_weight=1,
+                                   hidden_loss=dist, hidden_site=site)
+            torch.manual_seed(seed)  # the same dropout masks for every candidate
+            ce, _, terms, net_output, _ = crit.training_terms(model, sample)
+            states = net_output[1]["lrdrop"]["encoder_states"] + net_output[1]["lrdrop"]["decoder_states"]
+            if dist == "mse":
+                add(f"rms_{site}", statistics_rms(states))
+            g_ce = _grad(ce / ntok, params)
+            names = {"hidden_loss": f"hidden_{site}_{dist}"}
+            if (site, dist) == CANDIDATES[0]:
+                names.update({"kl_loss": "kl", "attn_loss": "attn"})
+            for term, label in names.items():
+                g = _grad(terms[term] / ntok, params)
+                add(label, terms[term].item() / ntok)
+                add(f"{label}_grad_ratio", (g.norm() / g_ce.norm()).item())
+                add(f"{label}_grad_cos", torch.nn.functional.cosine_similarity(g, g_ce, dim=0).item())
+            model.zero_grad(set_to_none=True)
+    return {k: v / len(samples) for k, v in sums.items()}
+
+
+def statistics_rms(states):
+    return math.sqrt(sum(s.float().pow(2).mean().item() for s in states) / len(states))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoints", nargs="+")
+    ap.add_argument("--data-bin", required=True)
+    ap.add_argument("--batches", type=int, default=8)
+    ap.add_argument("--max-tokens", type=int, default=1536)
+    ap.add_argument("--json", help="write the rows here")
+    a = ap.parse_args()
+    rows = []
+    cols = ["update", "ln_compared_mean", "ln_compared_min", "ln_other_mean", "rms_layer", "rms_ffn",
+            "hidden_layer_mse", "hidden_layer_mse_grad_ratio", "hidden_layer_mse_grad_cos",
+            "hidden_ffn_mse_grad_ratio", "hidden_ffn_mse_grad_cos", "hidden_layer_cosine_grad_ratio",
+            "hidden_layer_cosine_grad_cos", "kl_grad_ratio", "kl_grad_cos", "attn_grad_ratio", "attn_grad_cos"]
+    print("| checkpoint | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
+    for path in a.checkpoints:
+        if not os.path.isfile(path):
+            sys.exit(f"diagnose: no checkpoint {path}")
+        model, cfg, task, update = load(path, a.data_bin)
+        samples = batches(task, a.batches, a.max_tokens)
+        row = {"checkpoint": path, "update": update, **layer_norm_gains(model), **diagnose(model, task, samples)}
+        rows.append(row)
+        print(f"| {os.path.relpath(path)} | " + " | ".join(
+            f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in cols) + " |", flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

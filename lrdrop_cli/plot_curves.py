@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""Plot fairseq training curves (``--log-format json`` logs) of one or more runs.
+
+    lrdrop-plot NAME=train.log [NAME2=other.log ...] --out curves.png
+
+One panel per quantity (train/valid loss and nll, the lr_drop consistency terms,
+valid BLEU when logged), one line per run, over updates. Plain paths work
+too (the run is then named after its folder).
+"""
+import argparse
+import json
+import os
+import sys
+
+PANELS = [
+    ("loss (bits/token)", [("train_inner", "loss", "train"), ("valid", "valid_loss", "valid")]),
+    # with label smoothing the loss above flattens while perplexity still falls: the demo picks
+    # checkpoint_best by this one
+    ("nll_loss (bits/token)", [("train_inner", "nll_loss", "train"), ("valid", "valid_nll_loss", "valid")]),
+    ("kl_loss", [("train_inner", "kl_loss", "")]),
+    ("hidden_loss", [("train_inner", "hidden_loss", "")]),
+    ("attn_loss", [("train_inner", "attn_loss", "")]),
+    ("valid BLEU", [("valid", "valid_bleu", "")]),
+]
+
+
+def read_log(path):
+    """{"train_inner": [...], "valid": [...]} from a fairseq JSON log.
+
+    Reads both fairseq's stdout (``... | train_inner | {...}``) and its
+    ``--log-file`` (the bare JSON): records are told apart by their keys
+    (``valid_loss`` for validation, ``train_loss`` for epoch summaries, skipped).
+    """
+    rows = {"train_inner": [], "valid": []}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            start = line.find("{")
+            if start < 0 or not line.rstrip().endswith("}"):
+                continue
+            try:
+                rec = json.loads(line[start:])
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(rec, dict) or "| train |" in line or "train_loss" in rec:
+                continue  # epoch summaries repeat the train_inner records
+            if "valid_loss" in rec:
+                rows["valid"].append(rec)
+            elif "num_updates" in rec and "loss" in rec:
+                rows["train_inner"].append(rec)
+    return rows
+
+
+def _update(rec):
+    return float(rec.get("num_updates", rec.get("valid_num_updates", 0)))
+
+
+def present_panels(logs):
+    """The PANELS entries that at least one of ``logs`` (read_log results) has data for."""
+    return [(title, series) for title, series in PANELS
+            if any(key in rec for r in logs.values() for tag, key, _ in series for rec in r[tag])]
+
+
+def plot(runs, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    logs = {name: read_log(path) for name, path in runs}
+    if not any(r["train_inner"] or r["valid"] for r in logs.values()):
+        raise ValueError("no fairseq JSON log lines found; train with --log-format json")
+    panels = present_panels(logs)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (title, series) in zip(axes[0], panels):
+        for name, r in logs.items():
+            for tag, key, label in series:
+                pts = [(_update(rec), float(rec[key])) for rec in r[tag] if key in rec]
+                if pts:
+                    xs, ys = zip(*pts)
+                    style = "--" if tag == "valid" and label else "-"
+                    ax.plot(xs, ys, style, marker="o" if tag == "valid" else None, markersize=3,
+                            label=f"{name} {label}".strip())
+        ax.set_title(title)
+        ax.set_xlabel("updates")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", help="NAME=LOG or LOG")
+    ap.add_argument("--out", default="curves.png")
+    a = ap.parse_args()
+    runs = []
+    for spec in a.runs:
+        name, path = spec.split("=", 1) if "=" in spec else (os.path.basename(os.path.dirname(os.path.abspath(spec))), spec)
+        if not os.path.isfile(path):
+            sys.exit(f"plot_curves: no such log file: {path}")
+        runs.append((name, path))
+    try:
+        plot(runs, a.out)
+    except ValueError as e:
+        sys.exit(f"plot_curves: {e}")
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
