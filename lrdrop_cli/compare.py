@@ -3,7 +3,7 @@
 
     lrdrop-compare [--out runs/compare] [--configs baseline,rdrop,lrdrop,hidden,attn]
                               [--variant NAME="lr_drop flags" ...] [--seeds 1,2,3] [--dropouts 0.1,0.3]
-                              [--max-update 2800 | --patience 5 --valid-every 200 --max-update 20000]
+                              [--max-update 2800 | --patience 4 --max-update 20000]
                               [--parallel 2]
 
 Every configuration trains the demo's model (lrdrop-demo) on the same data
@@ -22,9 +22,10 @@ with the same batch, schedule and seeds; only the loss (and the dropout, per
 
 Two budgets:
 - fixed (default): --max-update updates, the learning rate decaying linearly to 0;
-- to convergence (--patience P): inverse-sqrt schedule, validation and a checkpoint
-  every --valid-every updates, stop when validation perplexity has not improved for
-  P validations in a row (fairseq's --patience on nll_loss); --max-update is a cap.
+- to convergence (--patience P): validation every epoch; the learning rate is halved
+  after two epochs without a new best validation perplexity (fairseq's
+  reduce_lr_on_plateau), and training stops after P such epochs in a row (fairseq's
+  --patience on nll_loss); --max-update is a cap.
 
 Each run translates test with its best checkpoint (lowest validation perplexity)
 and scores sacreBLEU. A rerun skips finished runs and resumes an interrupted one
@@ -38,7 +39,7 @@ with its steps 1-3). At full scale on a GPU, e.g. IWSLT14 prepared by
 examples/iwslt/prepare-iwslt14.sh:
 
     lrdrop-compare --data-bin data/iwslt14/data-bin --raw data/iwslt14/tok --device cuda --parallel 1 \\
-        --patience 10 --valid-every 2000 --max-update 300000 --kl-weight 5 --dropouts 0.3 --lr 5e-4 \\
+        --patience 10 --max-update 300000 --kl-weight 5 --dropouts 0.3 --lr 5e-4 \\
         --warmup 4000 --max-tokens 4096 \\
         --train-args "--encoder-layers 6 --decoder-layers 6 --encoder-embed-dim 512 --decoder-embed-dim 512"
 
@@ -141,8 +142,8 @@ def run_one(a, name, dropout, seed, crit, threads):
 def training_summary(log):
     """Best validation nll (bits) and where it was reached, from a (possibly resumed) fairseq log.
 
-    ``train_nll_at_best``: mean training nll of the train_inner records of the last
-    validation interval before the best checkpoint, so ``gap`` is the train/valid gap there.
+    ``train_nll_at_best``: mean training nll of the train_inner records between the
+    validation before the best one and the best, so ``gap`` is the train/valid gap there.
     """
     records = read_log(log)
     valid = {int(r["valid_num_updates"]): r for r in records["valid"]}  # a resumed run repeats some
@@ -198,9 +199,7 @@ def main():
                     "(without: the learning rate decays linearly to 0 over them, as in the demo)")
     ap.add_argument("--patience", type=int, help="train each run until validation perplexity has not improved "
                     "for this many validations in a row")
-    ap.add_argument("--valid-every", type=int, default=200, help="with --patience: validate and checkpoint every "
-                    "this many updates")
-    ap.add_argument("--keep-checkpoints", type=int, default=1, help="with --patience: interval checkpoints kept "
+    ap.add_argument("--keep-checkpoints", type=int, default=1, help="with --patience: epoch checkpoints kept "
                     "per run (for lrdrop-diagnose over training)")
     ap.add_argument("--parallel", type=int, default=2, help="runs at a time; each gets cores/parallel "
                     "threads (on 2 cores, 2 one-thread runs beat one two-thread run by ~1.2x)")
@@ -252,7 +251,7 @@ def main():
     order = [c for c in MODES if c in order] + [c for c in order if c not in MODES]
     md = table(results, order)
     print("\n" + md)
-    json.dump({"runs": results, "max_update": a.max_update, "patience": a.patience, "valid_every": a.valid_every,
+    json.dump({"runs": results, "max_update": a.max_update, "patience": a.patience,
                "seeds": a.seeds, "dropouts": a.dropouts, "threads_per_run": threads, "parallel": a.parallel,
                "wall_minutes": round((time.time() - t0) / 60, 1)},
               open(os.path.join(a.out, "results.json"), "w"), indent=1)
