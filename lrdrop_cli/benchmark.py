@@ -14,9 +14,12 @@ median time per update and its peak memory (max RSS on CPU,
   plain     fairseq's own architecture of the same shapes (e.g. bart_large), label smoothing
   baseline  label-smoothed cross-entropy, one copy
   rdrop     lr_drop --kl-weight 5 --hidden-weight 0 --attn-weight 0
-  hidden    lr_drop, hidden-state term only (kl 0, attn 0)
-  attn      lr_drop, attention term only (kl 0, hidden 0)
-  lrdrop    lr_drop, all three terms
+  hidden    lr_drop, output KL + hidden-state term (5 / 1 / 0)
+  attn      lr_drop, output KL + attention term (5 / 0 / 1)
+  lrdrop    lr_drop, all three terms (5 / 1 / 1)
+
+(the modes of lrdrop_cli/modes.py, as in lrdrop-compare and the recipes; before the
+toolkit's redesign, hidden and attn here meant that term alone, without the KL).
 
 Inference: beam-5 generation of the same sentences with the ``_lrdrop``
 architecture and with plain fairseq's, same weights.
@@ -28,19 +31,17 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 
+from lrdrop_cli import modes
+from lrdrop_cli.fairseq_io import run
 
-MODES = {
-    "plain": None,
-    "baseline": None,
-    "rdrop": dict(kl_weight=5.0, hidden_weight=0.0, attn_weight=0.0),
-    "hidden": dict(kl_weight=0.0, hidden_weight=1.0, attn_weight=0.0),
-    "attn": dict(kl_weight=0.0, hidden_weight=0.0, attn_weight=1.0),
-    "lrdrop": dict(kl_weight=5.0, hidden_weight=1.0, attn_weight=1.0),
-}
+
+# the shared modes (lrdrop_cli/modes.py), plus fairseq's own architecture of the same shapes
+MODES = ("plain", *modes.MODES)
+KL, HIDDEN, ATTN = 5.0, 1.0, 1.0  # R-Drop's IWSLT KL weight; the layer terms at 1
 
 
 def build(arch, vocab, device, dtype, dropout):
@@ -106,7 +107,7 @@ def train_worker(a):
     model.train()
     n_sent, max_len = map(int, a.shape.split("x"))
     sample = make_batch(d, n_sent, max_len, a.device)
-    w = MODES[a.mode]
+    w = None if a.mode == "plain" else modes.weights(a.mode, KL, HIDDEN, ATTN)
     crit = (LabelSmoothedCrossEntropyCriterion(task, False, 0.1) if w is None
             else LRDropCriterion(task, False, 0.1, **w))
     opt = torch.optim.Adam(model.parameters(), lr=1e-5, eps=1e-4 if dtype != torch.float32 else 1e-8)
@@ -170,10 +171,11 @@ def spawn(a, extra):
     cmd = [sys.executable, "-m", "lrdrop_cli.benchmark", "--worker", *extra, "--arch", a.arch,
            "--vocab", str(a.vocab), "--dropout", str(a.dropout), "--device", a.device, "--steps", str(a.steps), "--warmup", str(a.warmup),
            "--gen-shape", a.gen_shape, "--gen-reps", str(a.gen_reps)] + (["--fp16"] if a.fp16 else []) + (["--bf16"] if a.bf16 else [])
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"worker {' '.join(extra)} failed:\n{p.stderr[-3000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "worker.log")
+        run(cmd, log=log, name=f"benchmark worker {' '.join(extra)}", quiet=True)
+        with open(log, encoding="utf-8") as f:
+            return json.loads(f.read().strip().splitlines()[-1])  # the worker's last line
 
 
 def main():

@@ -8,15 +8,9 @@
 
 Every configuration trains the demo's model (lrdrop-demo) on the same data
 with the same batch, schedule and seeds; only the loss (and the dropout, per
---dropouts) differs. The modes:
-
-  baseline  label-smoothed cross-entropy (one copy per batch)
-  rdrop     lr_drop, output KL only (R-Drop)
-  lrdrop    lr_drop, output KL + hidden states + attention (LR-Drop)
-  hidden    lr_drop, output KL + hidden states
-  attn      lr_drop, output KL + attention
-
-(KL at --kl-weight, the layer terms at --hidden-weight / --attn-weight.)
+--dropouts) differs. The modes (lrdrop_cli/modes.py): baseline, rdrop, lrdrop,
+and the ablations hidden (KL + hidden states) and attn (KL + attention); KL at
+--kl-weight, the layer terms at --hidden-weight / --attn-weight.
 ``--variant NAME="FLAGS"`` adds a configuration: R-Drop plus the lr_drop FLAGS, e.g.
 ``--variant ffn_cos0.3="--hidden-weight 0.3 --hidden-site ffn --hidden-loss cosine"``.
 
@@ -51,29 +45,15 @@ import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from lrdrop_cli import demo
-from lrdrop_cli.plot_curves import read_log
-
-# mode -> which lr_drop layer terms are on (None: the baseline criterion); KL is on in every lr_drop mode
-MODES = {
-    "baseline": None,
-    "rdrop": {"hidden": False, "attn": False},
-    "lrdrop": {"hidden": True, "attn": True},
-    "hidden": {"hidden": True, "attn": False},
-    "attn": {"hidden": False, "attn": True},
-}
-
+from lrdrop_cli import demo, modes
+from lrdrop_cli.fairseq_io import StepFailed, read_log, run
 
 def criterion_flags(mode, a):
-    if MODES[mode] is None:
-        return ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1"]
-    on = MODES[mode]
-    return demo.lr_drop_flags(a.kl_weight, a.hidden_weight if on["hidden"] else 0, a.attn_weight if on["attn"] else 0)
+    return modes.criterion_flags(mode, a.kl_weight, a.hidden_weight, a.attn_weight)
 
 
 def parse_variants(specs):
@@ -82,9 +62,9 @@ def parse_variants(specs):
     for spec in specs:
         name, sep, flags = spec.partition("=")
         name = name.strip()
-        if not sep or not name or not flags.strip() or "-" in name or name in MODES:
+        if not sep or not name or not flags.strip() or "-" in name or name in modes.MODES:
             sys.exit(f"compare: --variant {spec!r}: use NAME=\"lr_drop flags\" with a new NAME without '-' "
-                     f"(not one of {', '.join(MODES)}), e.g. ffn_cos=\"--hidden-weight 0.3 --hidden-site ffn\"")
+                     f"(not one of {', '.join(modes.MODES)}), e.g. ffn_cos=\"--hidden-weight 0.3 --hidden-site ffn\"")
         variants[name] = shlex.split(flags)
     return variants
 
@@ -107,27 +87,23 @@ def run_one(a, name, dropout, seed, crit, threads):
     if os.path.isfile(result_file):
         return json.load(open(result_file))
     os.makedirs(d, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    env = {"OMP_NUM_THREADS": str(threads)}
     targs = argparse.Namespace(**{**vars(a), "seed": seed, "dropout": dropout, "minutes": None,
                                   "updates": a.max_update})
     ckpt_dir, log = os.path.join(d, "checkpoints"), os.path.join(d, "train.log")
     seconds_file = os.path.join(d, "train_seconds")
     if not demo.finished_training(ckpt_dir, log):
         t0 = time.time()
-        with open(log, "a") as f:  # a resumed run continues its log
-            p = subprocess.run(demo.train_command(targs, a.data_bin, ckpt_dir, crit),
-                               stdout=f, stderr=subprocess.STDOUT, env=env)
-        with open(seconds_file, "a") as f:
-            f.write(f"{time.time() - t0:.1f}\n")
-        if p.returncode != 0:
-            raise RuntimeError(f"{name}: fairseq-train failed (exit {p.returncode}); see {log}")
+        try:  # a resumed run continues its log
+            run(demo.train_command(targs, a.data_bin, ckpt_dir, crit), log=log, name=f"{name}: train",
+                append=True, quiet=True, env=env)
+        finally:
+            with open(seconds_file, "a") as f:
+                f.write(f"{time.time() - t0:.1f}\n")
     train_minutes = sum(float(x) for x in open(seconds_file)) / 60 if os.path.isfile(seconds_file) else 0.0
     gen_log = os.path.join(d, "generate.log")
-    with open(gen_log, "w") as f:
-        p = subprocess.run(demo.generate_command(targs, a.data_bin, os.path.join(ckpt_dir, "checkpoint_best.pt")),
-                           stdout=f, stderr=subprocess.STDOUT, env=env)
-    if p.returncode != 0:
-        raise RuntimeError(f"{name}: fairseq-generate failed (exit {p.returncode}); see {gen_log}")
+    run(demo.generate_command(targs, a.data_bin, os.path.join(ckpt_dir, "checkpoint_best.pt")), log=gen_log,
+        name=f"{name}: generate", quiet=True, env=env)
     hyps, refs, _ = demo.collect_hypotheses(gen_log, a.raw, ("de", "en"), os.path.join(d, "test.hyp.en"), name)
     from lrdrop_cli.score_bleu import bleu
 
@@ -189,7 +165,7 @@ def main():
     ap.add_argument("--out", default=os.path.join("runs", "compare"))
     ap.add_argument("--data-bin", help="binarized data (default: the demo's, built if missing)")
     ap.add_argument("--raw", help="folder with test.de / test.en references (default: next to --data-bin)")
-    ap.add_argument("--configs", default=",".join(MODES), help=f"modes to run, from {', '.join(MODES)}")
+    ap.add_argument("--configs", default=",".join(modes.MODES), help=f"modes to run, from {', '.join(modes.MODES)}")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
                     help="an extra configuration: R-Drop plus these lr_drop flags (repeatable)")
     ap.add_argument("--seeds", default="1,2")
@@ -212,18 +188,18 @@ def main():
     a.out = os.path.abspath(a.out)
     a.dropouts = a.dropouts or str(a.dropout)
     a.variants = parse_variants(a.variant)
-    unknown = [c for c in a.configs.split(",") if c and c not in MODES]
+    unknown = [c for c in a.configs.split(",") if c and c not in modes.MODES]
     if unknown:
-        sys.exit(f"compare: unknown --configs {','.join(unknown)}; choose from {', '.join(MODES)}")
+        sys.exit(f"compare: unknown --configs {','.join(unknown)}; choose from {', '.join(modes.MODES)}")
     if a.data_bin is None:
         demo_out = os.path.abspath(os.path.join("runs", "demo"))
         a.data_bin = os.path.join(demo_out, "data-bin")
         if not os.path.isfile(os.path.join(a.data_bin, "test.de-en.en.bin")):
             print("[compare] building the demo's data (lrdrop-demo steps 1-3)", flush=True)
-            p = subprocess.run([sys.executable, "-m", "lrdrop_cli.demo", "--out", demo_out,
-                                "--data-only"])
-            if p.returncode != 0:
-                sys.exit("compare: building the demo data failed (see above)")
+            try:
+                run([sys.executable, "-m", "lrdrop_cli.demo", "--out", demo_out, "--data-only"], name="demo data")
+            except StepFailed as e:
+                sys.exit(f"compare: building the demo data failed: {e}")
     a.data_bin = os.path.abspath(a.data_bin)
     a.raw = os.path.abspath(a.raw or os.path.join(os.path.dirname(a.data_bin), "corpus"))
     if not os.path.isfile(os.path.join(a.raw, "test.en")):
@@ -245,10 +221,13 @@ def main():
               flush=True)
         return res
 
-    with ThreadPoolExecutor(a.parallel) as pool:
-        results = list(pool.map(job, runs))
+    try:
+        with ThreadPoolExecutor(a.parallel) as pool:
+            results = list(pool.map(job, runs))
+    except StepFailed as e:
+        sys.exit(f"[compare] FAILED: {e}\n(finished runs are kept; the same command resumes)")
     order = list(dict.fromkeys(r[1] for r in sorted(runs, key=lambda r: r[0])))
-    order = [c for c in MODES if c in order] + [c for c in order if c not in MODES]
+    order = [c for c in modes.MODES if c in order] + [c for c in order if c not in modes.MODES]
     md = table(results, order)
     print("\n" + md)
     json.dump({"runs": results, "max_update": a.max_update, "patience": a.patience,
@@ -261,8 +240,8 @@ def main():
     for dropout in sorted({r[2] for r in runs}):
         logs = [f"{cfg}={os.path.join(a.out, name, 'train.log')}" for name, cfg, d, seed, _ in runs
                 if seed == first_seed and d == dropout]
-        subprocess.run([sys.executable, "-m", "lrdrop_cli.plot_curves", *logs,
-                        "--out", os.path.join(a.out, f"curves-d{dropout:g}.png")], check=True)
+        run([sys.executable, "-m", "lrdrop_cli.plot_curves", *logs, "--out", os.path.join(a.out, f"curves-d{dropout:g}.png")],
+            name="plot", quiet=True)
     print(f"[compare] wrote {a.out}/results.md, results.json, curves-d*.png")
 
 

@@ -16,17 +16,15 @@ Steps (each skips work already done under OUT, and names itself on failure):
 Sizes were chosen for 2 CPU cores (docs in README: "The built-in demo").
 """
 import argparse
-import importlib.util
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 
-BIN = os.path.dirname(sys.executable)
-# what fairseq's --user-dir loads: the installed plugin package (found without importing fairseq)
-USER_DIR = os.path.dirname(importlib.util.find_spec("lrdrop_fairseq").origin)
+from lrdrop_cli import modes
+from lrdrop_cli.fairseq_io import USER_DIR, StepFailed, fairseq_command, read_hypotheses, run
+
 
 # model and training settings for the CPU demo; --device cuda uses GPU_MODEL
 CPU_MODEL = ["--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim", "128",
@@ -43,30 +41,8 @@ TRAINING_DEFAULTS = {"cpu": dict(dropout=0.1, lr=3e-3, warmup=150, max_tokens=15
                      "cuda": dict(dropout=0.3, lr=1e-3, warmup=300, max_tokens=4096)}
 
 
-class StepFailed(RuntimeError):
-    pass
-
-
 def step(n, name, what, total=6, demo="demo"):
     print(f"\n=== [{demo}] step {n}/{total} {name}: {what}", flush=True)
-
-
-def run(cmd, log=None, name=""):
-    """Run a command; stream its output (tee to log); raise StepFailed naming the step."""
-    print("$ " + " ".join(cmd), flush=True)
-    with (open(log, "w", encoding="utf-8") if log else open(os.devnull, "w")) as lf:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # live progress through the pipe
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        tail = []
-        for line in p.stdout:
-            lf.write(line)
-            lf.flush()
-            tail = (tail + [line])[-40:]
-            if log is None or "| train_inner |" in line or "| valid |" in line or "| INFO | fairseq_cli.train | done" in line:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-        if p.wait() != 0:
-            raise StepFailed(f"step '{name}' failed (exit {p.returncode}); last output:\n{''.join(tail)}")
 
 
 def corpus(args, raw):
@@ -187,31 +163,26 @@ def binarize(spm_dir, data_bin, langs=("de", "en")):
     if os.path.isfile(os.path.join(data_bin, f"test.{src}-{tgt}.{tgt}.bin")):
         print(f"(done already: {data_bin})")
         return
-    run([os.path.join(BIN, "fairseq-preprocess"), "--source-lang", src, "--target-lang", tgt,
+    run(fairseq_command("preprocess", "--source-lang", src, "--target-lang", tgt,
          "--trainpref", f"{spm_dir}/train", "--validpref", f"{spm_dir}/valid", "--testpref", f"{spm_dir}/test",
-         "--destdir", data_bin, "--joined-dictionary", "--workers", "2"],
+         "--destdir", data_bin, "--joined-dictionary", "--workers", "2"),
         log=os.path.join(os.path.dirname(data_bin), "preprocess.log"), name="binarize")
-
-
-def lr_drop_flags(kl, hidden, attn):
-    return ["--criterion", "lr_drop", "--label-smoothing", "0.1", "--kl-weight", str(kl),
-            "--hidden-weight", str(hidden), "--attn-weight", str(attn)]
 
 
 def train_command(args, data_bin, ckpt_dir, criterion):
     """fairseq-train with the demo's model and schedule; ``criterion``: the criterion's flags.
     ``args.updates``, ``args.minutes`` (None: no time cap) and ``args.train_args`` (appended
     last) as in main()."""
-    cmd = [os.path.join(BIN, "fairseq-train"), data_bin, "--user-dir", USER_DIR,
-           "--arch", "transformer_lrdrop", *(GPU_MODEL if model_kind(args) == "cuda" else CPU_MODEL),
-           "--share-all-embeddings", *criterion, "--dropout", str(args.dropout), "--attention-dropout", "0.1",
-           "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", str(args.lr),
-           "--weight-decay", "0.0001", "--max-tokens", str(args.max_tokens), "--max-epoch", "1000", "--save-dir", ckpt_dir,
-           # checkpoint_best by perplexity: the default metric, the label-smoothed loss, bottoms out
-           # mid-run as the model grows confident (epoch 13 of 22 here: test BLEU 4.90 vs 5.53 at the end)
-           "--best-checkpoint-metric", "nll_loss",
-           "--seed", str(args.seed), "--num-workers", "0",
-           "--log-format", "json", "--log-interval", "25"]
+    cmd = fairseq_command(
+        "train", data_bin, "--user-dir", USER_DIR, "--arch", "transformer_lrdrop",
+        *(GPU_MODEL if model_kind(args) == "cuda" else CPU_MODEL),
+        "--share-all-embeddings", *criterion, "--dropout", str(args.dropout), "--attention-dropout", "0.1",
+        "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", str(args.lr),
+        "--weight-decay", "0.0001", "--max-tokens", str(args.max_tokens), "--max-epoch", "1000", "--save-dir", ckpt_dir,
+        # checkpoint_best by perplexity: the default metric, the label-smoothed loss, bottoms out
+        # mid-run as the model grows confident (epoch 13 of 22 here: test BLEU 4.90 vs 5.53 at the end)
+        "--best-checkpoint-metric", "nll_loss",
+        "--seed", str(args.seed), "--num-workers", "0", "--log-format", "json", "--log-interval", "25")
     patience = getattr(args, "patience", None)
     if patience:
         # until validation perplexity stops improving: validate every epoch, halve the learning
@@ -232,16 +203,16 @@ def train_command(args, data_bin, ckpt_dir, criterion):
 
 
 def generate_command(args, data_bin, checkpoint):
-    return [os.path.join(BIN, "fairseq-generate"), data_bin, "--user-dir", USER_DIR,
-            "--path", checkpoint, "--gen-subset", "test", "--beam", "5", "--max-tokens", "6000",
-            "--remove-bpe", "sentencepiece", *(["--cpu"] if args.device == "cpu" else [])]
+    return fairseq_command("generate", data_bin, "--user-dir", USER_DIR, "--path", checkpoint, "--gen-subset", "test",
+                           "--beam", "5", "--max-tokens", "6000", "--remove-bpe", "sentencepiece",
+                           *(["--cpu"] if args.device == "cpu" else []))
 
 
 def train(args, data_bin, ckpt_dir, log):
     best = finished_training(ckpt_dir, log)
     if best:
         return best
-    cmd = train_command(args, data_bin, ckpt_dir, lr_drop_flags(args.kl_weight, args.hidden_weight, args.attn_weight))
+    cmd = train_command(args, data_bin, ckpt_dir, modes.criterion_flags("lrdrop", args.kl_weight, args.hidden_weight, args.attn_weight))
     # fairseq's --log-file gains a duplicate handler each epoch; keep its stdout instead
     run(cmd, log=log, name="train")
     return os.path.join(ckpt_dir, "checkpoint_best.pt")
@@ -266,20 +237,16 @@ def translate(args, data_bin, best, raw, out):
 
 
 def collect_hypotheses(gen_log, raw, langs, hyp_file, name):
-    """fairseq-generate's detokenised hypotheses (D- lines) in test order, written to
-    ``hyp_file``; returns (hypotheses, references, sources)."""
-    hyps = {}
-    for line in open(gen_log, encoding="utf-8"):
-        if line.startswith("D-"):
-            idx, _score, text = line.rstrip("\n").split("\t", 2)
-            hyps[int(idx[2:])] = text
+    """fairseq-generate's detokenised hypotheses in test order, written to ``hyp_file``;
+    returns (hypotheses, references, sources)."""
     with open(os.path.join(raw, f"test.{langs[1]}"), encoding="utf-8") as f:
-        refs = [l.rstrip("\n") for l in f]
+        refs = [line.rstrip("\n") for line in f]
     with open(os.path.join(raw, f"test.{langs[0]}"), encoding="utf-8") as f:
-        srcs = [l.rstrip("\n") for l in f]
-    if len(hyps) != len(refs):
-        raise StepFailed(f"{name}: got {len(hyps)} hypotheses for {len(refs)} test examples ({gen_log})")
-    ordered = [hyps[i] for i in range(len(refs))]
+        srcs = [line.rstrip("\n") for line in f]
+    try:
+        ordered = read_hypotheses(gen_log, len(refs))
+    except ValueError as e:
+        raise StepFailed(f"{name}: {e}")
     with open(hyp_file, "w", encoding="utf-8") as f:
         f.writelines(h + "\n" for h in ordered)
     return ordered, refs, srcs

@@ -27,8 +27,9 @@ import shlex
 import sys
 import time
 
-from lrdrop_cli.demo import (BIN, USER_DIR, StepFailed, binarize, collect_hypotheses, finished_training,
-                             lr_drop_flags, parse_args, run, sentencepiece, user_corpus)
+from lrdrop_cli.demo import binarize, collect_hypotheses, finished_training, parse_args, sentencepiece, user_corpus
+from lrdrop_cli.fairseq_io import USER_DIR, StepFailed, fairseq_command, run
+from lrdrop_cli import modes
 from lrdrop_cli.demo import step as demo_step
 
 LANGS = ("source", "target")
@@ -67,12 +68,12 @@ def train(args, data_bin, ckpt_dir, log):
     best = finished_training(ckpt_dir, log)
     if best:
         return best
-    cmd = [os.path.join(BIN, "fairseq-train"), data_bin, "--user-dir", USER_DIR,
+    cmd = [*fairseq_command("train"), data_bin, "--user-dir", USER_DIR,
            "--task", "translation", "--source-lang", LANGS[0], "--target-lang", LANGS[1],
            "--arch", "bart_lrdrop_base", *(GPU_MODEL if args.device == "cuda" else CPU_MODEL),
            "--truncate-source", "--max-source-positions", str(args.max_source_tokens),
            "--max-target-positions", "64", "--skip-invalid-size-inputs-valid-test",
-           *lr_drop_flags(args.kl_weight, args.hidden_weight, args.attn_weight), "--dropout", "0.1", "--attention-dropout", "0.1",
+           *modes.criterion_flags("lrdrop", args.kl_weight, args.hidden_weight, args.attn_weight), "--dropout", "0.1", "--attention-dropout", "0.1",
            "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", str(args.lr), "--clip-norm", "1.0",
            "--lr-scheduler", "polynomial_decay", "--warmup-updates", str(args.warmup),
            "--total-num-update", str(args.updates), "--max-update", str(args.updates), "--end-learning-rate", "0",
@@ -92,7 +93,7 @@ def summarize(args, data_bin, best, raw, out):
     from lrdrop_cli.score_rouge import format_scores, rouge
 
     gen_log = os.path.join(out, "generate.log")
-    run([os.path.join(BIN, "fairseq-generate"), data_bin, "--user-dir", USER_DIR,
+    run([*fairseq_command("generate"), data_bin, "--user-dir", USER_DIR,
          "--path", best, "--gen-subset", "test", "--source-lang", LANGS[0], "--target-lang", LANGS[1],
          "--truncate-source", "--max-source-positions", str(args.max_source_tokens), *GENERATE,
          "--max-tokens", "8000", "--remove-bpe", "sentencepiece", *(["--cpu"] if args.device == "cpu" else [])],

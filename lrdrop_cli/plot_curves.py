@@ -8,9 +8,10 @@ valid BLEU when logged), one line per run, over updates. Plain paths work
 too (the run is then named after its folder).
 """
 import argparse
-import json
 import os
 import sys
+
+from lrdrop_cli.fairseq_io import read_log
 
 PANELS = [
     ("loss (bits/token)", [("train_inner", "loss", "train"), ("valid", "valid_loss", "valid")]),
@@ -22,32 +23,6 @@ PANELS = [
     ("attn_loss", [("train_inner", "attn_loss", "")]),
     ("valid BLEU", [("valid", "valid_bleu", "")]),
 ]
-
-
-def read_log(path):
-    """{"train_inner": [...], "valid": [...]} from a fairseq JSON log.
-
-    Reads both fairseq's stdout (``... | train_inner | {...}``) and its
-    ``--log-file`` (the bare JSON): records are told apart by their keys
-    (``valid_loss`` for validation, ``train_loss`` for epoch summaries, skipped).
-    """
-    rows = {"train_inner": [], "valid": []}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            start = line.find("{")
-            if start < 0 or not line.rstrip().endswith("}"):
-                continue
-            try:
-                rec = json.loads(line[start:])
-            except json.JSONDecodeError:
-                continue
-            if not isinstance(rec, dict) or "| train |" in line or "train_loss" in rec:
-                continue  # epoch summaries repeat the train_inner records
-            if "valid_loss" in rec:
-                rows["valid"].append(rec)
-            elif "num_updates" in rec and "loss" in rec:
-                rows["train_inner"].append(rec)
-    return rows
 
 
 def _update(rec):

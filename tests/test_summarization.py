@@ -99,10 +99,7 @@ def test_debian_index_parsing_dedup_and_grouped_split():
 
 def test_gpt2_bpe_encoding_matches_fairseq_encoder(tmp_path):
     """cnndm_text.py bpe: same ids as fairseq's GPT-2 encoder, line-aligned, empty lines kept."""
-    import sys
-
-    sys.path.insert(0, os.path.join(ROOT, "examples", "cnndm"))
-    import cnndm_text
+    from lrdrop_cli import cnndm_text
 
     # a 4-merge byte-level BPE: enough to check the wiring against fairseq's own encoder
     from fairseq.data.encoders.gpt2_bpe_utils import bytes_to_unicode

@@ -12,6 +12,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 BIN=$(dirname "$PY")
+USER_DIR=$("$PY" -c 'from lrdrop_cli.fairseq_io import USER_DIR; print(USER_DIR)')  # the installed plugin
 CKPT=${1:?usage: $0 CHECKPOINT [WORK_DIR]}
 WORK=${2:-$ROOT/data/cnndm}
 OUT=$(dirname "$CKPT")
@@ -22,10 +23,10 @@ done
 CPU_ARGS=()
 [ "${CPU:-0}" = 1 ] && CPU_ARGS=(--cpu)
 
-"$BIN/fairseq-generate" "$WORK/data-bin" --user-dir "$ROOT/lrdrop_fairseq" --path "$CKPT" \
+"$BIN/fairseq-generate" "$WORK/data-bin" --user-dir "$USER_DIR" --path "$CKPT" \
   --task translation --source-lang source --target-lang target --gen-subset test --truncate-source \
   --bpe gpt2 --gpt2-encoder-json "$WORK/gpt2/encoder.json" --gpt2-vocab-bpe "$WORK/gpt2/vocab.bpe" \
   --beam 4 --lenpen 2.0 --no-repeat-ngram-size 3 --min-len 55 --max-len-a 0 --max-len-b 140 \
   --batch-size "${BATCH:-32}" "${CPU_ARGS[@]}" > "$OUT/test.generate.log"
-grep '^D-' "$OUT/test.generate.log" | sed 's/^D-//' | sort -k1,1n | cut -f3- > "$OUT/test.hyp"
-"$PY" "$ROOT/scripts/score_rouge.py" "$OUT/test.hyp" "$WORK/raw/test.target" --json "$OUT/test.rouge.json"
+"$BIN/lrdrop-hypotheses" "$OUT/test.generate.log" > "$OUT/test.hyp"
+"$BIN/lrdrop-score-rouge" "$OUT/test.hyp" "$WORK/raw/test.target" --json "$OUT/test.rouge.json"

@@ -30,13 +30,13 @@ for f in encoder.json vocab.bpe dict.txt; do
     exit 1
   fi
 done
-"$PY" "$HERE/cnndm_text.py" fetch "$WORK/raw"
+"$PY" -m lrdrop_cli.cnndm_text fetch "$WORK/raw"
 for split in train val test; do
   for side in source target; do
     [ -s "$WORK/raw/$split.$side" ] || { echo "prepare.sh: $WORK/raw/$split.$side is missing or empty" >&2; exit 1; }
     [ -s "$WORK/bpe/$split.$side" ] && continue
     echo "[prepare] GPT-2 BPE $split.$side"
-    "$PY" "$HERE/cnndm_text.py" bpe "$WORK/gpt2/encoder.json" "$WORK/gpt2/vocab.bpe" \
+    "$PY" -m lrdrop_cli.cnndm_text bpe "$WORK/gpt2/encoder.json" "$WORK/gpt2/vocab.bpe" \
       "$WORK/raw/$split.$side" "$WORK/bpe/$split.$side.tmp" --workers "$WORKERS"
     mv "$WORK/bpe/$split.$side.tmp" "$WORK/bpe/$split.$side"
   done

@@ -19,6 +19,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 BIN=$(dirname "$PY")
+USER_DIR=$("$PY" -c 'from lrdrop_cli.fairseq_io import USER_DIR; print(USER_DIR)')  # the installed plugin
 MODE=${1:-}
 shift || true
 DATA=${DATA:-$ROOT/data/cnndm/data-bin}
@@ -27,24 +28,23 @@ SAVE=${SAVE:-$ROOT/checkpoints/cnndm-$MODE}
 KL=${KL:-0.7} HIDDEN=${HIDDEN:-1} ATTN=${ATTN:-1}
 TOTAL_UPDATES=${TOTAL_UPDATES:-20000}
 
-case "$MODE" in
-  baseline) CRIT=(--arch bart_large --criterion label_smoothed_cross_entropy) ;;
-  rdrop)    CRIT=(--arch bart_lrdrop_large --criterion lr_drop --kl-weight "$KL" --hidden-weight 0 --attn-weight 0) ;;
-  lrdrop)   CRIT=(--arch bart_lrdrop_large --criterion lr_drop --kl-weight "$KL" --hidden-weight "$HIDDEN" --attn-weight "$ATTN") ;;
-  *) echo "usage: $0 baseline|rdrop|lrdrop [fairseq-train args...]" >&2; exit 2 ;;
-esac
+# the criterion flags of MODE, from the one table of modes (lrdrop_cli/modes.py)
+CRIT=($("$BIN/lrdrop-modes" "$MODE" --kl-weight "$KL" --hidden-weight "$HIDDEN" --attn-weight "$ATTN")) || {
+  echo "usage: $0 baseline|rdrop|lrdrop|hidden|attn [fairseq-train args...]" >&2; exit 2; }
+ARCH=bart_lrdrop_large
+[ "$MODE" = baseline ] && ARCH=bart_large
 [ -f "$DATA/dict.source.txt" ] || { echo "train.sh: no binarized data in $DATA; run examples/cnndm/prepare.sh first (or set DATA=...)" >&2; exit 1; }
 [ -f "$BART" ] || { echo "train.sh: no BART checkpoint at $BART; download and unpack https://dl.fbaipublicfiles.com/fairseq/models/bart.large.tar.gz into $(dirname "$(dirname "$BART")") (or set BART=.../model.pt)" >&2; exit 1; }
 FP16_ARGS=()
 [ "${FP16:-1}" = 1 ] && FP16_ARGS=(--fp16)
 
 mkdir -p "$SAVE"
-"$BIN/fairseq-train" "$DATA" --user-dir "$ROOT/lrdrop_fairseq" "${CRIT[@]}" \
+"$BIN/fairseq-train" "$DATA" --user-dir "$USER_DIR" --arch "$ARCH" "${CRIT[@]}" \
   --restore-file "$BART" --reset-optimizer --reset-dataloader --reset-meters \
   --task translation --source-lang source --target-lang target --truncate-source \
   --layernorm-embedding --share-all-embeddings --share-decoder-input-output-embed \
   --required-batch-size-multiple 1 --max-tokens "${MAX_TOKENS:-1024}" --update-freq "${UPDATE_FREQ:-16}" \
-  --label-smoothing 0.1 --dropout 0.1 --attention-dropout 0.1 --weight-decay 0.01 \
+  --dropout 0.1 --attention-dropout 0.1 --weight-decay 0.01 \
   --optimizer adam --adam-betas '(0.9,0.999)' --adam-eps 1e-08 --clip-norm 0.1 \
   --lr-scheduler polynomial_decay --lr 3e-05 --total-num-update "$TOTAL_UPDATES" --max-update "$TOTAL_UPDATES" \
   --warmup-updates 500 "${FP16_ARGS[@]}" --skip-invalid-size-inputs-valid-test --find-unused-parameters \

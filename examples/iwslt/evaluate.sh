@@ -10,17 +10,18 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 BIN=$(dirname "$PY")
+USER_DIR=$("$PY" -c 'from lrdrop_cli.fairseq_io import USER_DIR; print(USER_DIR)')  # the installed plugin
 CKPT=${1:?usage: evaluate.sh CHECKPOINT [WORK_DIR]}
 WORK=${2:-$ROOT/data/iwslt14}
 OUT=${OUT:-$(dirname "$CKPT")/test}
 mkdir -p "$OUT"
 [ -f "$CKPT" ] || { echo "evaluate.sh: no checkpoint $CKPT" >&2; exit 1; }
 
-"$BIN/fairseq-generate" "$WORK/data-bin" --user-dir "$ROOT/lrdrop_fairseq" --path "$CKPT" \
+"$BIN/fairseq-generate" "$WORK/data-bin" --user-dir "$USER_DIR" --path "$CKPT" \
   --gen-subset test --beam 5 --lenpen 1.0 --max-tokens 8000 --remove-bpe sentencepiece > "$OUT/generate.txt"
-grep '^D-' "$OUT/generate.txt" | sed 's/^D-//' | sort -n -k1,1 | cut -f3 > "$OUT/hyp.tok.en"
+"$BIN/lrdrop-hypotheses" "$OUT/generate.txt" > "$OUT/hyp.tok.en"
 
 echo "== detokenised sacreBLEU (comparable across papers and tokenisations)"
-"$PY" "$ROOT/scripts/score_bleu.py" "$OUT/hyp.tok.en" "$WORK/raw/test.en" --detok-hyps en
+"$BIN/lrdrop-score-bleu" "$OUT/hyp.tok.en" "$WORK/raw/test.en" --detok-hyps en
 echo "== tokenised, compound-split BLEU (lowercased Moses tokens; the papers' figure)"
-"$PY" "$ROOT/scripts/score_bleu.py" "$OUT/hyp.tok.en" "$WORK/tok/test.en" --compound-split
+"$BIN/lrdrop-score-bleu" "$OUT/hyp.tok.en" "$WORK/tok/test.en" --compound-split

@@ -34,7 +34,7 @@ for f in train.tags.de-en.de train.tags.de-en.en IWSLT14.TED.tst2012.de-en.en.xm
 done
 
 echo "[prepare] extract, lowercase, tokenise, clean, split"
-"$PY" "$HERE/iwslt_text.py" "$WORK/orig/de-en" "$WORK"
+"$PY" -m lrdrop_cli.iwslt_text "$WORK/orig/de-en" "$WORK"
 
 echo "[prepare] joint sentencepiece BPE ($VOCAB)"
 "$PY" - "$WORK" "$VOCAB" <<'PYEOF'

@@ -16,25 +16,23 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 BIN=$(dirname "$PY")
+USER_DIR=$("$PY" -c 'from lrdrop_cli.fairseq_io import USER_DIR; print(USER_DIR)')  # the installed plugin
 MODE=${1:-}
 shift || true
 DATA=${DATA:-$ROOT/data/iwslt14/data-bin}
 SAVE=${SAVE:-$ROOT/checkpoints/iwslt14-$MODE}
 KL=${KL:-5} HIDDEN=${HIDDEN:-1} ATTN=${ATTN:-1}
 
-case "$MODE" in
-  baseline) CRIT=(--arch transformer_iwslt_de_en --criterion label_smoothed_cross_entropy) ;;
-  rdrop)    CRIT=(--arch transformer_lrdrop_iwslt_de_en --criterion lr_drop --kl-weight "$KL" --hidden-weight 0 --attn-weight 0) ;;
-  lrdrop)   CRIT=(--arch transformer_lrdrop_iwslt_de_en --criterion lr_drop --kl-weight "$KL" --hidden-weight "$HIDDEN" --attn-weight "$ATTN") ;;
-  hidden)   CRIT=(--arch transformer_lrdrop_iwslt_de_en --criterion lr_drop --kl-weight "$KL" --hidden-weight "$HIDDEN" --attn-weight 0) ;;
-  attn)     CRIT=(--arch transformer_lrdrop_iwslt_de_en --criterion lr_drop --kl-weight "$KL" --hidden-weight 0 --attn-weight "$ATTN") ;;
-  *) echo "usage: $0 baseline|rdrop|lrdrop|hidden|attn [fairseq-train args...]" >&2; exit 2 ;;
-esac
+# the criterion flags of MODE, from the one table of modes (lrdrop_cli/modes.py)
+CRIT=($("$BIN/lrdrop-modes" "$MODE" --kl-weight "$KL" --hidden-weight "$HIDDEN" --attn-weight "$ATTN")) || {
+  echo "usage: $0 baseline|rdrop|lrdrop|hidden|attn [fairseq-train args...]" >&2; exit 2; }
+ARCH=transformer_lrdrop_iwslt_de_en
+[ "$MODE" = baseline ] && ARCH=transformer_iwslt_de_en
 [ -f "$DATA/dict.de.txt" ] || { echo "train.sh: no binarized data in $DATA; run examples/iwslt/prepare-iwslt14.sh first (or set DATA=...)" >&2; exit 1; }
 
 mkdir -p "$SAVE"
-"$BIN/fairseq-train" "$DATA" --user-dir "$ROOT/lrdrop_fairseq" "${CRIT[@]}" \
-  --share-all-embeddings --label-smoothing 0.1 --dropout 0.3 \
+"$BIN/fairseq-train" "$DATA" --user-dir "$USER_DIR" --arch "$ARCH" "${CRIT[@]}" \
+  --share-all-embeddings --dropout 0.3 \
   --optimizer adam --adam-betas '(0.9,0.98)' --clip-norm 0.0 --lr 5e-4 \
   --lr-scheduler inverse_sqrt --warmup-updates 4000 --weight-decay 0.0001 \
   --max-tokens 4096 --max-update "${MAX_UPDATE:-300000}" --seed "${SEED:-1}" \

@@ -1,14 +1,14 @@
 #!/usr/bin/env python
 """CNN/DailyMail text for BART fine-tuning: download, and GPT-2 BPE encoding.
 
-    python examples/cnndm/cnndm_text.py fetch RAW_DIR
+    python -m lrdrop_cli.cnndm_text fetch RAW_DIR
         Downloads CNN/DailyMail 3.0.0 (non-anonymised; the version BART and
         R-Drop use) from the Hugging Face hub (abisee/cnn_dailymail, parquet)
         and writes RAW_DIR/{train,val,test}.{source,target}: one article / one
         summary per line, the summary's highlight sentences joined by spaces as
         in fairseq's BART recipe. Needs pyarrow (pip install pyarrow).
 
-    python examples/cnndm/cnndm_text.py bpe ENCODER_JSON VOCAB_BPE IN OUT [--workers N]
+    python -m lrdrop_cli.cnndm_text bpe ENCODER_JSON VOCAB_BPE IN OUT [--workers N]
         GPT-2 byte-level BPE (fairseq's gpt2_bpe_utils, the encoder BART was
         trained with) of each line of IN to token ids in OUT, in the same form as
         fairseq's examples/roberta/multiprocessing_bpe_encoder.py (not shipped in

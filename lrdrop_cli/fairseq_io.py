@@ -1,0 +1,111 @@
+"""Running fairseq and reading what it writes: the one place the tools do either.
+
+- :data:`USER_DIR`: what ``--user-dir`` loads, the installed ``lrdrop_fairseq``;
+- :func:`fairseq_command`: ``python -m fairseq_cli.TOOL ...`` with this interpreter
+  (no reliance on console scripts sitting next to it);
+- :func:`run`: the step runner (stream or quiet, log file, a named failure);
+- :func:`read_log`: fairseq's JSON log records; :func:`read_hypotheses`:
+  fairseq-generate's ``D-`` lines in corpus order (also ``lrdrop-hypotheses
+  GENERATE_LOG``, which the recipes' shell scripts call).
+"""
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from typing import Dict, List, Optional
+
+# found without importing it: importing lrdrop_fairseq imports fairseq (seconds)
+USER_DIR = os.path.dirname(importlib.util.find_spec("lrdrop_fairseq").origin)
+
+
+class StepFailed(RuntimeError):
+    """A command of a pipeline step failed; the message names the step and shows the output's end."""
+
+
+def fairseq_command(tool: str, *args: str) -> List[str]:
+    """``fairseq-TOOL ARGS`` as ``python -m fairseq_cli.TOOL ARGS`` (train, generate, preprocess, ...)."""
+    return [sys.executable, "-m", f"fairseq_cli.{tool}", *args]
+
+
+def run(cmd, log: Optional[str] = None, name: str = "", append: bool = False, quiet: bool = False,
+        env: Optional[dict] = None):
+    """Run ``cmd``, its output going to ``log`` (appended with ``append``: a resumed run continues
+    its log). Unless ``quiet``, echo the command and, when logging, fairseq's progress lines.
+    Raise :class:`StepFailed` naming ``name`` with the output's last lines."""
+    if not quiet:
+        print("$ " + " ".join(cmd), flush=True)
+    env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}  # live progress through the pipe
+    with (open(log, "a" if append else "w", encoding="utf-8") if log else open(os.devnull, "w")) as lf:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        tail = []
+        for line in p.stdout:
+            lf.write(line)
+            lf.flush()
+            tail = (tail + [line])[-40:]
+            if not quiet and (log is None or "| train_inner |" in line or "| valid |" in line
+                              or "| INFO | fairseq_cli.train | done" in line):
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        if p.wait() != 0:
+            where = f"; see {log}" if log else ""
+            raise StepFailed(f"step '{name}' failed (exit {p.returncode}){where}; last output:\n{''.join(tail)}")
+
+
+def read_log(path) -> Dict[str, List[dict]]:
+    """{"train_inner": [...], "valid": [...]} from a fairseq JSON log.
+
+    Reads both fairseq's stdout (``... | train_inner | {...}``) and its
+    ``--log-file`` (the bare JSON): records are told apart by their keys
+    (``valid_loss`` for validation, ``train_loss`` for epoch summaries, skipped).
+    """
+    rows = {"train_inner": [], "valid": []}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            start = line.find("{")
+            if start < 0 or not line.rstrip().endswith("}"):
+                continue
+            try:
+                rec = json.loads(line[start:])
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(rec, dict) or "| train |" in line or "train_loss" in rec:
+                continue  # epoch summaries repeat the train_inner records
+            if "valid_loss" in rec:
+                rows["valid"].append(rec)
+            elif "num_updates" in rec and "loss" in rec:
+                rows["train_inner"].append(rec)
+    return rows
+
+
+def read_hypotheses(gen_log, expected: Optional[int] = None) -> List[str]:
+    """fairseq-generate's final hypotheses (``D-`` lines: detokenised, BPE removed) in corpus order.
+    With ``expected``, raise ValueError unless exactly that many sentences are there."""
+    hyps = {}
+    with open(gen_log, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("D-"):
+                idx, _score, text = line.rstrip("\n").split("\t", 2)
+                hyps[int(idx[2:])] = text
+    n = expected if expected is not None else len(hyps)
+    if len(hyps) != n or (hyps and max(hyps) != n - 1):
+        raise ValueError(f"{gen_log}: {len(hyps)} hypotheses for {n} sentences")
+    return [hyps[i] for i in range(n)]
+
+
+def main(argv=None):
+    """``lrdrop-hypotheses GENERATE_LOG [--expect N]``: the hypotheses, one a line, in corpus order."""
+    ap = argparse.ArgumentParser(prog="lrdrop-hypotheses", description=main.__doc__)
+    ap.add_argument("generate_log")
+    ap.add_argument("--expect", type=int, help="fail unless there are exactly this many sentences")
+    a = ap.parse_args(argv)
+    try:
+        hyps = read_hypotheses(a.generate_log, a.expect)
+    except (OSError, ValueError) as e:
+        sys.exit(f"lrdrop-hypotheses: {e}")
+    sys.stdout.writelines(h + "\n" for h in hyps)
+
+
+if __name__ == "__main__":
+    main()
