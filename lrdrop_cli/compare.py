@@ -104,7 +104,8 @@ def run_one(a, name, dropout, seed, crit, threads):
     gen_log = os.path.join(d, "generate.log")
     run(demo.generate_command(targs, a.data_bin, os.path.join(ckpt_dir, "checkpoint_best.pt")), log=gen_log,
         name=f"{name}: generate", quiet=True, env=env)
-    hyps, refs, _ = demo.collect_hypotheses(gen_log, a.raw, ("de", "en"), os.path.join(d, "test.hyp.en"), name)
+    langs = (a.source_lang, a.target_lang)
+    hyps, refs, _ = demo.collect_hypotheses(gen_log, a.raw, langs, os.path.join(d, f"test.hyp.{langs[1]}"), name)
     from lrdrop_cli.score_bleu import bleu
 
     score, signature = bleu(hyps, refs)
@@ -164,7 +165,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join("runs", "compare"))
     ap.add_argument("--data-bin", help="binarized data (default: the demo's, built if missing)")
-    ap.add_argument("--raw", help="folder with test.de / test.en references (default: next to --data-bin)")
+    ap.add_argument("--raw", help="folder with test.SRC / test.TGT references (default: next to --data-bin)")
+    ap.add_argument("--source-lang", default="de")
+    ap.add_argument("--target-lang", default="en")
     ap.add_argument("--configs", default=",".join(modes.MODES), help=f"modes to run, from {', '.join(modes.MODES)}")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
                     help="an extra configuration: R-Drop plus these lr_drop flags (repeatable)")
@@ -194,7 +197,7 @@ def main():
     if a.data_bin is None:
         demo_out = os.path.abspath(os.path.join("runs", "demo"))
         a.data_bin = os.path.join(demo_out, "data-bin")
-        if not os.path.isfile(os.path.join(a.data_bin, "test.de-en.en.bin")):
+        if not os.path.isfile(os.path.join(a.data_bin, f"test.{a.source_lang}-{a.target_lang}.{a.target_lang}.bin")):
             print("[compare] building the demo's data (lrdrop-demo steps 1-3)", flush=True)
             try:
                 run([sys.executable, "-m", "lrdrop_cli.demo", "--out", demo_out, "--data-only"], name="demo data")
@@ -202,8 +205,9 @@ def main():
                 sys.exit(f"compare: building the demo data failed: {e}")
     a.data_bin = os.path.abspath(a.data_bin)
     a.raw = os.path.abspath(a.raw or os.path.join(os.path.dirname(a.data_bin), "corpus"))
-    if not os.path.isfile(os.path.join(a.raw, "test.en")):
-        sys.exit(f"compare: no references {a.raw}/test.en; give --raw DIR with test.de and test.en")
+    if not os.path.isfile(os.path.join(a.raw, f"test.{a.target_lang}")):
+        sys.exit(f"compare: no references {a.raw}/test.{a.target_lang}; give --raw DIR with "
+                 f"test.{a.source_lang} and test.{a.target_lang}")
 
     runs = plan(a)
     threads = max(1, (os.cpu_count() or 1) // a.parallel) if a.device == "cpu" else 1

@@ -3,7 +3,7 @@
 
 Steps (each skips work already done under OUT, and names itself on failure):
   1. corpus      German-English sentence pairs from Debian's Ding dictionary
-                 (lrdrop-build-ding-corpus), or your own --src/--tgt files
+                 (lrdrop-build-ding-corpus), or your own --source/--target files
   2. spm         a joint sentencepiece BPE model, applied to every split
   3. binarize    fairseq-preprocess --joined-dictionary
   4. train       fairseq-train --criterion lr_drop for --updates updates (the learning
@@ -11,7 +11,7 @@ Steps (each skips work already done under OUT, and names itself on failure):
   5. translate   beam search on test, sacrebleu BLEU with its signature
   6. plot        training curves (lrdrop-plot)
 
-    lrdrop-demo [--out runs/demo] [--updates 2800] [--src FILE --tgt FILE]
+    lrdrop-demo [--out runs/demo] [--updates 2800] [--source FILE --target FILE --source-lang fr --target-lang en]
 
 Sizes were chosen for 2 CPU cores (docs in README: "The built-in demo").
 """
@@ -46,13 +46,17 @@ def step(n, name, what, total=6, demo="demo"):
 
 
 def corpus(args, raw):
-    if os.path.isfile(os.path.join(raw, "test.en")):
+    langs = languages(args)
+    if os.path.isfile(os.path.join(raw, f"test.{langs[1]}")):
         print(f"(done already: {raw})")
         return
     from lrdrop_cli import build_ding_corpus as ding
 
-    if args.src or args.tgt:
-        user_corpus(raw, (args.src, args.tgt), ("--src", "--tgt"), ("de", "en"), "sentence", args)
+    if args.source or args.target:
+        user_corpus(raw, (args.source, args.target), ("--source", "--target"), langs, "sentence", args)
+    elif langs != ("de", "en"):
+        raise StepFailed(f"corpus: the built-in corpus is German-English; for {langs[0]}-{langs[1]} give your "
+                         "own aligned files with --source FILE --target FILE")
     else:
         try:
             ding.build(raw, args.ding, args.valid_size, args.test_size, args.seed, args.max_words, args.phrases,
@@ -69,10 +73,7 @@ def user_corpus(raw, paths, flags, langs, unit, args):
 
     if not all(paths):
         raise StepFailed(f"corpus: give both {flags[0]} and {flags[1]} (one {unit} per line, aligned)")
-    sides = []
-    for path in paths:
-        with open(path, encoding="utf-8") as f:
-            sides.append([line.strip() for line in f])
+    sides = [read_text_lines(path, flag) for path, flag in zip(paths, flags)]
     if len(sides[0]) != len(sides[1]):
         raise StepFailed(f"corpus: {flags[0]} has {len(sides[0])} lines but {flags[1]} has {len(sides[1])}; "
                          "they must be aligned")
@@ -81,6 +82,26 @@ def user_corpus(raw, paths, flags, langs, unit, args):
     except ValueError as e:
         raise StepFailed(f"corpus: {e}")
     write(raw, splits, f"user corpus: {paths[0]} / {paths[1]} (seed {args.seed})\n", langs)
+
+
+def read_text_lines(path, flag):
+    """The stripped lines of a UTF-8 text file; StepFailed names the option, file and line otherwise."""
+    lines = []
+    try:
+        with open(path, "rb") as f:
+            for number, raw_line in enumerate(f, 1):
+                lines.append(raw_line.decode("utf-8").strip())
+    except UnicodeDecodeError as e:
+        raise StepFailed(f"corpus: {flag} {path}: line {number} is not valid UTF-8 ({e.reason} at byte "
+                         f"{e.start}); convert the file, e.g. iconv -f latin1 -t utf-8") from None
+    except OSError as e:
+        raise StepFailed(f"corpus: {flag} {path}: {e.strerror}") from None
+    return lines
+
+
+def languages(args):
+    """(source, target) language codes of the translation demo."""
+    return args.source_lang, args.target_lang
 
 
 def finished_training(ckpt_dir, log):
@@ -195,6 +216,9 @@ def train_command(args, data_bin, ckpt_dir, criterion):
         cmd += ["--lr-scheduler", "polynomial_decay", "--warmup-updates", str(args.warmup),
                 "--total-num-update", str(args.updates), "--max-update", str(args.updates), "--end-learning-rate", "0",
                 "--no-epoch-checkpoints"]
+        save_every = getattr(args, "save_every", None)
+        if save_every:  # a resumable checkpoint mid-epoch (fairseq validates there too)
+            cmd += ["--save-interval-updates", str(save_every), "--keep-interval-updates", "1"]
     if args.minutes:
         cmd += ["--stop-time-hours", f"{args.minutes / 60:.4f}"]
     if args.device == "cpu":
@@ -213,22 +237,24 @@ def train(args, data_bin, ckpt_dir, log):
     if best:
         return best
     cmd = train_command(args, data_bin, ckpt_dir, modes.criterion_flags("lrdrop", args.kl_weight, args.hidden_weight, args.attn_weight))
-    # fairseq's --log-file gains a duplicate handler each epoch; keep its stdout instead
-    run(cmd, log=log, name="train")
+    # fairseq's --log-file gains a duplicate handler each epoch; keep its stdout instead. An
+    # interrupted run resumes from its last checkpoint, and its log goes on.
+    run(cmd, log=log, name="train", append=True)
     return os.path.join(ckpt_dir, "checkpoint_best.pt")
 
 
 def translate(args, data_bin, best, raw, out):
-    hyp_file = os.path.join(out, "test.hyp.en")
+    langs = languages(args)
+    hyp_file = os.path.join(out, f"test.hyp.{langs[1]}")
     gen_log = os.path.join(out, "generate.log")
     run(generate_command(args, data_bin, best), log=gen_log, name="translate")
-    ordered, refs, srcs = collect_hypotheses(gen_log, raw, ("de", "en"), hyp_file, "translate")
+    ordered, refs, srcs = collect_hypotheses(gen_log, raw, langs, hyp_file, "translate")
     from lrdrop_cli.score_bleu import bleu
 
     score, signature = bleu(ordered, refs)
     print("\nExample translations (test set):")
     for i in range(0, len(refs), max(1, len(refs) // 6))[:6]:
-        print(f"  DE  {srcs[i]}\n  REF {refs[i]}\n  HYP {ordered[i]}\n")
+        print(f"  {langs[0].upper():<3} {srcs[i]}\n  REF {refs[i]}\n  HYP {ordered[i]}\n")
     print(f"sacreBLEU on test ({len(refs)} sentences): {score.score:.2f}   {signature}")
     with open(os.path.join(out, "result.json"), "w") as f:
         json.dump({"bleu": round(score.score, 2), "signature": signature, "test_sentences": len(refs),
@@ -259,9 +285,16 @@ def main():
                     "linearly to 0 over them (default 2800: about 16 minutes on 2 CPU cores)")
     ap.add_argument("--minutes", type=float, default=25.0, help="stop training after this many minutes even "
                     "if --updates are not done, on a slower machine (default 25)")
+    ap.add_argument("--save-every", type=int, default=200, help="save a resumable checkpoint every this many "
+                    "updates (~1 minute on 2 CPU cores), so an interrupted run loses little")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    ap.add_argument("--src", help="your own source-language corpus (German side), one sentence per line")
-    ap.add_argument("--tgt", help="your own target-language corpus (English side), aligned with --src")
+    ap.add_argument("--source", help="your own source-language corpus, one sentence per line (UTF-8)")
+    ap.add_argument("--target", help="your own target-language corpus, aligned with --source")
+    # the spellings before both demos shared --source/--target
+    ap.add_argument("--src", dest="source", help=argparse.SUPPRESS)
+    ap.add_argument("--tgt", dest="target", help=argparse.SUPPRESS)
+    ap.add_argument("--source-lang", default="de", help="language code of --source (default de)")
+    ap.add_argument("--target-lang", default="en", help="language code of --target (default en)")
     ap.add_argument("--ding", help="path to a Ding de-en dictionary file instead of Debian's package")
     ap.add_argument("--max-words", type=int, default=10, help="Ding corpus: keep sentences of at most "
                     "this many words per side (short sentences learn faster on CPU)")
@@ -292,9 +325,9 @@ def main():
         step(1, "corpus", raw)
         corpus(args, raw)
         step(2, "spm", spm_dir)
-        sentencepiece(args, raw, spm_dir)
+        sentencepiece(args, raw, spm_dir, languages(args))
         step(3, "binarize", data_bin)
-        binarize(spm_dir, data_bin)
+        binarize(spm_dir, data_bin, languages(args))
         if args.data_only:
             print(f"\n[demo] data ready (--data-only): {data_bin}")
             return

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Translate German sentences with a demo (or any sentencepiece) model.
+"""Translate sentences with a demo (or any sentencepiece) model, in the direction it was trained.
 
     lrdrop-translate [--run runs/demo] [--beam 5] ["Ein Satz." ...]
 
@@ -18,14 +18,13 @@ def load(checkpoint, data_bin, spm_model, cpu=True):
     import lrdrop_fairseq  # noqa: F401  (architectures, safe checkpoint loading)
     from fairseq.models.transformer import TransformerModel
 
-    for path, what in ((checkpoint, "--checkpoint"), (spm_model, "--spm"),
-                       (os.path.join(data_bin, "dict.de.txt"), "--data-bin")):
+    for path, what in ((checkpoint, "--checkpoint"), (spm_model, "--spm"), (data_bin, "--data-bin")):
         if not os.path.exists(path):
             raise FileNotFoundError(f"{what}: {path} does not exist (train first, e.g. 'make demo')")
+    # the languages (and so the direction) are the checkpoint's own task settings
     model = TransformerModel.from_pretrained(
         os.path.dirname(os.path.abspath(checkpoint)), checkpoint_file=os.path.basename(checkpoint),
         data_name_or_path=os.path.abspath(data_bin), bpe="sentencepiece", sentencepiece_model=spm_model,
-        source_lang="de", target_lang="en",
     )
     model.eval()
     return model if cpu else model.cuda()
@@ -52,7 +51,9 @@ def main():
             print(model.translate(s, beam=a.beam))
         return
     if sys.stdin.isatty():
-        print("Type a German sentence and press Enter (Ctrl-D to quit).", file=sys.stderr)
+        task = model.cfg.task
+        print(f"Type a sentence ({task.source_lang} -> {task.target_lang}) and press Enter (Ctrl-D to quit).",
+              file=sys.stderr)
     for line in sys.stdin:
         if line.strip():
             print(model.translate(line.strip(), beam=a.beam), flush=True)

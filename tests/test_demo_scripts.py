@@ -145,7 +145,8 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
              "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64")
     cmd = [tool("lrdrop-demo"), "--out", str(out),
-           "--src", str(tmp_path / "src.txt"), "--tgt", str(tmp_path / "tgt.txt"), "--vocab", "26",
+           "--source", str(tmp_path / "src.txt"), "--target", str(tmp_path / "tgt.txt"), "--vocab", "26",
+           "--source-lang", "fr", "--target-lang", "xx",
            "--valid-size", "20", "--test-size", "30", "--updates", "30", "--warmup", "10",
            "--max-tokens", "1000", "--train-args", small]
     p = run(cmd)
@@ -153,7 +154,8 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert result["test_sentences"] == 30 and 0 <= result["bleu"] <= 100
     assert (out / "curves.png").stat().st_size > 10_000
-    assert len((out / "test.hyp.en").read_text().splitlines()) == 30
+    assert len((out / "test.hyp.xx").read_text().splitlines()) == 30
+    assert (out / "data-bin" / "test.fr-xx.xx.bin").is_file()
     # checkpoint_best is the epoch of lowest validation perplexity (nll), not of label-smoothed loss
     valid = read_log(str(out / "train.log"))["valid"]
     assert len(valid) >= 2
@@ -165,8 +167,17 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     again = run(cmd).stdout
     assert again.count("(done already") == 4
 
-    p = run(cmd[:1] + ["--out", str(tmp_path / "bad"), "--src", str(tmp_path / "src.txt")], check=False)
-    assert p.returncode != 0 and "give both --src and --tgt" in p.stdout
+    p = run(cmd[:1] + ["--out", str(tmp_path / "bad"), "--source", str(tmp_path / "src.txt")], check=False)
+    assert p.returncode != 0 and "give both --source and --target" in p.stdout
+    # a corpus that is not UTF-8: one line naming the file and the line, no traceback
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("eins\nzwei\nGr\xfc\xdfe\n".encode("utf-8").replace("Gr\xfc\xdfe".encode("utf-8"), "Gr\xfc\xdfe".encode("latin-1")))
+    p = run(cmd[:1] + ["--out", str(tmp_path / "bad2"), "--source", str(latin1), "--target", str(latin1)], check=False)
+    assert p.returncode != 0 and f"--source {latin1}: line 3 is not valid UTF-8" in p.stdout
+    assert "Traceback" not in p.stdout
+    # the built-in corpus is German-English only
+    p = run(cmd[:1] + ["--out", str(tmp_path / "bad3"), "--source-lang", "fr"], check=False)
+    assert p.returncode != 0 and "give your own aligned files with --source FILE --target FILE" in p.stdout
 
 
 def test_plot_reads_bare_log_file_records(tmp_path):
@@ -312,3 +323,32 @@ def test_compare_until_convergence_resumes_after_interruption(tmp_path):
     row = json.loads(rows.read_text())[0]
     assert row["update"] == res["best_update"]
     assert 0 < row["hidden_layer_mse"] and 0 < row["hidden_ffn_cosine"] < 2 and -1 <= row["kl_grad_cos"] <= 1
+
+
+def test_interrupted_demo_resumes_from_its_last_checkpoint(tmp_path):
+    """Killed mid-epoch, the same lrdrop-demo command goes on from the --save-every checkpoint."""
+    import signal
+    import subprocess
+    import time
+
+    _user_corpus_files(tmp_path, n=400, seed=4)
+    out = tmp_path / "demo"
+    small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 16 --decoder-embed-dim 16 "
+             "--encoder-ffn-embed-dim 32 --decoder-ffn-embed-dim 32")
+    cmd = [tool("lrdrop-demo"), "--out", str(out), "--source", str(tmp_path / "src.txt"), "--target",
+           str(tmp_path / "tgt.txt"), "--vocab", "26", "--valid-size", "20", "--test-size", "20", "--updates", "400",
+           "--warmup", "5", "--max-tokens", "100", "--save-every", "4", "--train-args", small]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 300
+    while not list(out.glob("checkpoints/checkpoint_*_8.pt")) and time.time() < deadline and p.poll() is None:
+        time.sleep(0.1)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    log = (out / "train.log").read_text()
+    assert "done training" not in log, "the run ended before it could be interrupted"
+    p = run(cmd + ["--updates", "12"])  # the same run, shortened so the test ends soon
+    resumed = (out / "train.log").read_text()[len(log):]
+    loaded = [line for line in resumed.splitlines() if "Loaded checkpoint" in line]
+    assert loaded and "@ 0 updates" not in loaded[0], loaded
+    assert "sacreBLEU on test" in p.stdout
