@@ -16,10 +16,11 @@ and the ablations hidden (KL + hidden states) and attn (KL + attention); KL at
 
 Two budgets:
 - fixed (default): --max-update updates, the learning rate decaying linearly to 0;
-- to convergence (--patience P): validation every epoch; the learning rate is halved
-  after two epochs without a new best validation perplexity (fairseq's
-  reduce_lr_on_plateau), and training stops after P such epochs in a row (fairseq's
-  --patience on nll_loss); --max-update is a cap.
+- to convergence (--patience P): validation every epoch; an epoch that lowers the best
+  validation perplexity by less than 0.2% halves the learning rate (fairseq's
+  reduce_lr_on_plateau), and training stops after the 4th halving (--stop-min-lr) or
+  after P epochs without a new best (fairseq's --patience on nll_loss); --max-update
+  is a cap.
 
 Each run translates test with its best checkpoint (lowest validation perplexity)
 and scores sacreBLEU. A rerun skips finished runs and resumes an interrupted one
@@ -70,14 +71,15 @@ def parse_variants(specs):
 
 
 def plan(a):
-    """[(run name, config, dropout, seed, criterion flags)], the slowest (lr_drop) runs first."""
+    """[(run name, config, dropout, seed, criterion flags)] in the order they run."""
     seeds = [int(s) for s in a.seeds.split(",")]
     dropouts = [float(d) for d in a.dropouts.split(",")]
     flags = {c: criterion_flags(c, a) for c in a.configs.split(",") if c}
     for name, extra in a.variants.items():
         flags[name] = criterion_flags("rdrop", a) + extra  # appended last: they override rdrop's zeros
-    runs = [(f"{c}-d{d:g}-s{s}", c, d, s, f) for d in dropouts for c, f in flags.items() for s in seeds]
-    return sorted(runs, key=lambda r: r[1] == "baseline")
+    runs = [(f"{c}-d{d:g}-s{s}", c, d, s, f) for d in dropouts for s in seeds for c, f in flags.items()]
+    # seed by seed, so that an interrupted comparison has whole seeds; lr_drop (slower) first in each
+    return sorted(runs, key=lambda r: (dropouts.index(r[2]), seeds.index(r[3]), r[1] == "baseline"))
 
 
 def run_one(a, name, dropout, seed, crit, threads):
