@@ -16,8 +16,8 @@ and the ablations hidden (KL + hidden states) and attn (KL + attention); KL at
 
 Two budgets:
 - fixed (default): --max-update updates, the learning rate decaying linearly to 0;
-- to convergence (--patience P): validation every epoch; an epoch that lowers the best
-  validation perplexity by less than 0.2% halves the learning rate (fairseq's
+- to convergence (--patience P): validation every epoch; two epochs in a row that lower
+  the best validation perplexity by less than 0.1% halve the learning rate (fairseq's
   reduce_lr_on_plateau), and training stops after the 4th halving (--stop-min-lr) or
   after P epochs without a new best (fairseq's --patience on nll_loss); --max-update
   is a cap.
@@ -41,6 +41,7 @@ examples/iwslt/prepare-iwslt14.sh:
 (``--train-args`` go last to fairseq-train, so they override the demo's GPU model,
 3+3 layers of 256 in fp16, here with transformer_iwslt_de_en's 6+6 of 512.)
 """
+
 import argparse
 import json
 import os
@@ -53,6 +54,7 @@ from concurrent.futures import ThreadPoolExecutor
 from lrdrop_cli import demo, modes
 from lrdrop_cli.fairseq_io import StepFailed, read_log, run
 
+
 def criterion_flags(mode, a):
     return modes.criterion_flags(mode, a.kl_weight, a.hidden_weight, a.attn_weight)
 
@@ -64,8 +66,10 @@ def parse_variants(specs):
         name, sep, flags = spec.partition("=")
         name = name.strip()
         if not sep or not name or not flags.strip() or "-" in name or name in modes.MODES:
-            sys.exit(f"compare: --variant {spec!r}: use NAME=\"lr_drop flags\" with a new NAME without '-' "
-                     f"(not one of {', '.join(modes.MODES)}), e.g. ffn_cos=\"--hidden-weight 0.3 --hidden-site ffn\"")
+            sys.exit(
+                f"compare: --variant {spec!r}: use NAME=\"lr_drop flags\" with a new NAME without '-' "
+                f'(not one of {", ".join(modes.MODES)}), e.g. ffn_cos="--hidden-weight 0.3 --hidden-site ffn"'
+            )
         variants[name] = shlex.split(flags)
     return variants
 
@@ -90,30 +94,50 @@ def run_one(a, name, dropout, seed, crit, threads):
         return json.load(open(result_file))
     os.makedirs(d, exist_ok=True)
     env = {"OMP_NUM_THREADS": str(threads)}
-    targs = argparse.Namespace(**{**vars(a), "seed": seed, "dropout": dropout, "minutes": None,
-                                  "updates": a.max_update})
+    targs = argparse.Namespace(
+        **{**vars(a), "seed": seed, "dropout": dropout, "minutes": None, "updates": a.max_update}
+    )
     ckpt_dir, log = os.path.join(d, "checkpoints"), os.path.join(d, "train.log")
     seconds_file = os.path.join(d, "train_seconds")
     if not demo.finished_training(ckpt_dir, log):
         t0 = time.time()
         try:  # a resumed run continues its log
-            run(demo.train_command(targs, a.data_bin, ckpt_dir, crit), log=log, name=f"{name}: train",
-                append=True, quiet=True, env=env)
+            run(
+                demo.train_command(targs, a.data_bin, ckpt_dir, crit),
+                log=log,
+                name=f"{name}: train",
+                append=True,
+                quiet=True,
+                env=env,
+            )
         finally:
             with open(seconds_file, "a") as f:
                 f.write(f"{time.time() - t0:.1f}\n")
     train_minutes = sum(float(x) for x in open(seconds_file)) / 60 if os.path.isfile(seconds_file) else 0.0
     gen_log = os.path.join(d, "generate.log")
-    run(demo.generate_command(targs, a.data_bin, os.path.join(ckpt_dir, "checkpoint_best.pt")), log=gen_log,
-        name=f"{name}: generate", quiet=True, env=env)
+    run(
+        demo.generate_command(targs, a.data_bin, os.path.join(ckpt_dir, "checkpoint_best.pt")),
+        log=gen_log,
+        name=f"{name}: generate",
+        quiet=True,
+        env=env,
+    )
     langs = (a.source_lang, a.target_lang)
     hyps, refs, _ = demo.collect_hypotheses(gen_log, a.raw, langs, os.path.join(d, f"test.hyp.{langs[1]}"), name)
     from lrdrop_cli.score_bleu import bleu
 
     score, signature = bleu(hyps, refs)
-    result = {"name": name, "seed": seed, "dropout": dropout, "bleu": round(score.score, 2), "signature": signature,
-              **training_summary(log), "train_minutes": round(train_minutes, 2), "threads": threads,
-              "flags": " ".join(crit)}
+    result = {
+        "name": name,
+        "seed": seed,
+        "dropout": dropout,
+        "bleu": round(score.score, 2),
+        "signature": signature,
+        **training_summary(log),
+        "train_minutes": round(train_minutes, 2),
+        "threads": threads,
+        "flags": " ".join(crit),
+    }
     json.dump(result, open(result_file, "w"), indent=1)
     return result
 
@@ -133,8 +157,13 @@ def training_summary(log):
     start = max(earlier) if earlier else 0
     train = [float(r["nll_loss"]) for r in records["train_inner"] if start < int(r["num_updates"]) <= best_update]
     best_nll = float(valid[best_update]["valid_nll_loss"])
-    summary = {"best_valid_nll": best_nll, "best_valid_loss": float(valid[best_update]["valid_loss"]),
-               "best_update": best_update, "updates": max(valid), "final_valid_nll": float(valid[max(valid)]["valid_nll_loss"])}
+    summary = {
+        "best_valid_nll": best_nll,
+        "best_valid_loss": float(valid[best_update]["valid_loss"]),
+        "best_update": best_update,
+        "updates": max(valid),
+        "final_valid_nll": float(valid[max(valid)]["valid_nll_loss"]),
+    }
     if train:
         summary["train_nll_at_best"] = round(statistics.mean(train), 3)
         summary["gap"] = round(best_nll - summary["train_nll_at_best"], 3)
@@ -147,9 +176,11 @@ def _mean_sd(xs, fmt):
 
 
 def table(results, order):
-    lines = ["| dropout | configuration | seeds | best valid nll (bits, mean ± sd) | test BLEU (mean ± sd) | BLEU per seed "
-             "| updates to best | valid - train nll at best | train min/run |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dropout | configuration | seeds | best valid nll (bits, mean ± sd) | test BLEU (mean ± sd) | BLEU per seed "
+        "| updates to best | valid - train nll at best | train min/run |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for dropout in sorted({r["dropout"] for r in results}):
         for cfg in order:
             rs = [r for r in results if r["config"] == cfg and r["dropout"] == dropout]
@@ -159,7 +190,8 @@ def table(results, order):
             lines.append(
                 f"| {dropout:g} | {cfg} | {len(rs)} | {_mean_sd([r['best_valid_nll'] for r in rs], '.3f')} "
                 f"| {_mean_sd([r['bleu'] for r in rs], '.2f')} | {', '.join('%.2f' % r['bleu'] for r in rs)} "
-                f"| {mean('best_update'):.0f} | {mean('gap'):.2f} | {mean('train_minutes'):.1f} |")
+                f"| {mean('best_update'):.0f} | {mean('gap'):.2f} | {mean('train_minutes'):.1f} |"
+            )
     return "\n".join(lines)
 
 
@@ -171,23 +203,48 @@ def main():
     ap.add_argument("--source-lang", default="de")
     ap.add_argument("--target-lang", default="en")
     ap.add_argument("--configs", default=",".join(modes.MODES), help=f"modes to run, from {', '.join(modes.MODES)}")
-    ap.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
-                    help="an extra configuration: R-Drop plus these lr_drop flags (repeatable)")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=FLAGS",
+        help="an extra configuration: R-Drop plus these lr_drop flags (repeatable)",
+    )
     ap.add_argument("--seeds", default="1,2")
-    ap.add_argument("--dropouts", help="comma-separated dropout values, each a full set of runs "
-                    "(default: --dropout)")
-    ap.add_argument("--max-update", type=int, default=2800, help="updates per run; with --patience, a cap "
-                    "(without: the learning rate decays linearly to 0 over them, as in the demo)")
-    ap.add_argument("--patience", type=int, help="train each run until validation perplexity has not improved "
-                    "for this many validations in a row")
-    ap.add_argument("--keep-checkpoints", type=int, default=1, help="with --patience: epoch checkpoints kept "
-                    "per run (for lrdrop-diagnose over training)")
-    ap.add_argument("--parallel", type=int, default=2, help="runs at a time; each gets cores/parallel "
-                    "threads (on 2 cores, 2 one-thread runs beat one two-thread run by ~1.2x)")
+    ap.add_argument("--dropouts", help="comma-separated dropout values, each a full set of runs (default: --dropout)")
+    ap.add_argument(
+        "--max-update",
+        type=int,
+        default=2800,
+        help="updates per run; with --patience, a cap "
+        "(without: the learning rate decays linearly to 0 over them, as in the demo)",
+    )
+    ap.add_argument(
+        "--patience",
+        type=int,
+        help="train each run until validation perplexity has not improved for this many validations in a row",
+    )
+    ap.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=1,
+        help="with --patience: epoch checkpoints kept per run (for lrdrop-diagnose over training)",
+    )
+    ap.add_argument(
+        "--parallel",
+        type=int,
+        default=2,
+        help="runs at a time; each gets cores/parallel "
+        "threads (on 2 cores, 2 one-thread runs beat one two-thread run by ~1.2x)",
+    )
     demo.add_training_args(ap)
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    ap.add_argument("--model", choices=("cpu", "cuda"), help="train the CPU or the GPU demo's model and defaults "
-                    "(default: --device's); --device cuda --model cpu runs the CPU demo's model on a GPU")
+    ap.add_argument(
+        "--model",
+        choices=("cpu", "cuda"),
+        help="train the CPU or the GPU demo's model and defaults "
+        "(default: --device's); --device cuda --model cpu runs the CPU demo's model on a GPU",
+    )
     ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last")
     a = demo.parse_args(ap)
     a.out = os.path.abspath(a.out)
@@ -208,13 +265,18 @@ def main():
     a.data_bin = os.path.abspath(a.data_bin)
     a.raw = os.path.abspath(a.raw or os.path.join(os.path.dirname(a.data_bin), "corpus"))
     if not os.path.isfile(os.path.join(a.raw, f"test.{a.target_lang}")):
-        sys.exit(f"compare: no references {a.raw}/test.{a.target_lang}; give --raw DIR with "
-                 f"test.{a.source_lang} and test.{a.target_lang}")
+        sys.exit(
+            f"compare: no references {a.raw}/test.{a.target_lang}; give --raw DIR with "
+            f"test.{a.source_lang} and test.{a.target_lang}"
+        )
 
     runs = plan(a)
     threads = max(1, (os.cpu_count() or 1) // a.parallel) if a.device == "cpu" else 1
-    budget = f"until valid nll stops improving for {a.patience} validations (cap {a.max_update})" if a.patience \
+    budget = (
+        f"until valid nll stops improving for {a.patience} validations (cap {a.max_update})"
+        if a.patience
         else f"{a.max_update} updates each"
+    )
     print(f"[compare] {len(runs)} runs, {budget}, {a.parallel} at a time x {threads} threads", flush=True)
     t0 = time.time()
 
@@ -222,9 +284,11 @@ def main():
         name, cfg, dropout, seed, crit = r
         res = run_one(a, name, dropout, seed, crit, threads)
         res["config"] = cfg
-        print(f"[compare] {name}: BLEU {res['bleu']:.2f}, best valid nll {res['best_valid_nll']:.3f} at update "
-              f"{res['best_update']}, {res['train_minutes']:.1f} min ({(time.time() - t0) / 60:.0f} min elapsed)",
-              flush=True)
+        print(
+            f"[compare] {name}: BLEU {res['bleu']:.2f}, best valid nll {res['best_valid_nll']:.3f} at update "
+            f"{res['best_update']}, {res['train_minutes']:.1f} min ({(time.time() - t0) / 60:.0f} min elapsed)",
+            flush=True,
+        )
         return res
 
     try:
@@ -236,18 +300,41 @@ def main():
     order = [c for c in modes.MODES if c in order] + [c for c in order if c not in modes.MODES]
     md = table(results, order)
     print("\n" + md)
-    json.dump({"runs": results, "max_update": a.max_update, "patience": a.patience,
-               "seeds": a.seeds, "dropouts": a.dropouts, "threads_per_run": threads, "parallel": a.parallel,
-               "wall_minutes": round((time.time() - t0) / 60, 1)},
-              open(os.path.join(a.out, "results.json"), "w"), indent=1)
+    json.dump(
+        {
+            "runs": results,
+            "max_update": a.max_update,
+            "patience": a.patience,
+            "seeds": a.seeds,
+            "dropouts": a.dropouts,
+            "threads_per_run": threads,
+            "parallel": a.parallel,
+            "wall_minutes": round((time.time() - t0) / 60, 1),
+        },
+        open(os.path.join(a.out, "results.json"), "w"),
+        indent=1,
+    )
     with open(os.path.join(a.out, "results.md"), "w") as f:
         f.write(md + "\n")
     first_seed = int(a.seeds.split(",")[0])
     for dropout in sorted({r[2] for r in runs}):
-        logs = [f"{cfg}={os.path.join(a.out, name, 'train.log')}" for name, cfg, d, seed, _ in runs
-                if seed == first_seed and d == dropout]
-        run([sys.executable, "-m", "lrdrop_cli.plot_curves", *logs, "--out", os.path.join(a.out, f"curves-d{dropout:g}.png")],
-            name="plot", quiet=True)
+        logs = [
+            f"{cfg}={os.path.join(a.out, name, 'train.log')}"
+            for name, cfg, d, seed, _ in runs
+            if seed == first_seed and d == dropout
+        ]
+        run(
+            [
+                sys.executable,
+                "-m",
+                "lrdrop_cli.plot_curves",
+                *logs,
+                "--out",
+                os.path.join(a.out, f"curves-d{dropout:g}.png"),
+            ],
+            name="plot",
+            quiet=True,
+        )
     print(f"[compare] wrote {a.out}/results.md, results.json, curves-d*.png")
 
 

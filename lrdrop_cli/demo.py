@@ -15,6 +15,7 @@ Steps (each skips work already done under OUT, and names itself on failure):
 
 Sizes were chosen for 2 CPU cores (docs in README: "The built-in demo").
 """
+
 import argparse
 import json
 import os
@@ -25,20 +26,52 @@ import time
 from lrdrop_cli import modes
 from lrdrop_cli.fairseq_io import USER_DIR, StepFailed, fairseq_command, read_hypotheses, run
 
-
 # model and training settings for the CPU demo; --device cuda uses GPU_MODEL
-CPU_MODEL = ["--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim", "128",
-             "--decoder-embed-dim", "128", "--encoder-ffn-embed-dim", "512", "--decoder-ffn-embed-dim", "512",
-             "--encoder-attention-heads", "4", "--decoder-attention-heads", "4"]
+CPU_MODEL = [
+    "--encoder-layers",
+    "2",
+    "--decoder-layers",
+    "2",
+    "--encoder-embed-dim",
+    "128",
+    "--decoder-embed-dim",
+    "128",
+    "--encoder-ffn-embed-dim",
+    "512",
+    "--decoder-ffn-embed-dim",
+    "512",
+    "--encoder-attention-heads",
+    "4",
+    "--decoder-attention-heads",
+    "4",
+]
 # The 6+6-layer 512-dim model learned nothing in 1,500 updates at the CPU's lr and
 # only slowly at 7e-4; 3+3 layers, 256-dim, fp16 reached valid ppl 27.4 / BLEU 4.4
 # in 2,800 updates on an H100 (docs/results.md, "The GPU demo model").
-GPU_MODEL = ["--encoder-layers", "3", "--decoder-layers", "3", "--encoder-embed-dim", "256",
-             "--decoder-embed-dim", "256", "--encoder-ffn-embed-dim", "1024", "--decoder-ffn-embed-dim", "1024",
-             "--encoder-attention-heads", "4", "--decoder-attention-heads", "4", "--fp16"]
+GPU_MODEL = [
+    "--encoder-layers",
+    "3",
+    "--decoder-layers",
+    "3",
+    "--encoder-embed-dim",
+    "256",
+    "--decoder-embed-dim",
+    "256",
+    "--encoder-ffn-embed-dim",
+    "1024",
+    "--decoder-ffn-embed-dim",
+    "1024",
+    "--encoder-attention-heads",
+    "4",
+    "--decoder-attention-heads",
+    "4",
+    "--fp16",
+]
 # measured per device: README "Demo" (CPU) and docs/results.md (GPU sweep)
-TRAINING_DEFAULTS = {"cpu": dict(dropout=0.1, lr=3e-3, warmup=150, max_tokens=1536),
-                     "cuda": dict(dropout=0.3, lr=1e-3, warmup=300, max_tokens=4096)}
+TRAINING_DEFAULTS = {
+    "cpu": dict(dropout=0.1, lr=3e-3, warmup=150, max_tokens=1536),
+    "cuda": dict(dropout=0.3, lr=1e-3, warmup=300, max_tokens=4096),
+}
 
 
 def step(n, name, what, total=6, demo="demo"):
@@ -55,12 +88,22 @@ def corpus(args, raw):
     if args.source or args.target:
         user_corpus(raw, (args.source, args.target), ("--source", "--target"), langs, "sentence", args)
     elif langs != ("de", "en"):
-        raise StepFailed(f"corpus: the built-in corpus is German-English; for {langs[0]}-{langs[1]} give your "
-                         "own aligned files with --source FILE --target FILE")
+        raise StepFailed(
+            f"corpus: the built-in corpus is German-English; for {langs[0]}-{langs[1]} give your "
+            "own aligned files with --source FILE --target FILE"
+        )
     else:
         try:
-            ding.build(raw, args.ding, args.valid_size, args.test_size, args.seed, args.max_words, args.phrases,
-                       args.train_max_words)
+            ding.build(
+                raw,
+                args.ding,
+                args.valid_size,
+                args.test_size,
+                args.seed,
+                args.max_words,
+                args.phrases,
+                args.train_max_words,
+            )
         except RuntimeError as e:
             raise StepFailed(f"corpus: {e}")
     print(open(os.path.join(raw, "SOURCE.txt"), encoding="utf-8").read())
@@ -75,8 +118,9 @@ def user_corpus(raw, paths, flags, langs, unit, args):
         raise StepFailed(f"corpus: give both {flags[0]} and {flags[1]} (one {unit} per line, aligned)")
     sides = [read_text_lines(path, flag) for path, flag in zip(paths, flags)]
     if len(sides[0]) != len(sides[1]):
-        raise StepFailed(f"corpus: {flags[0]} has {len(sides[0])} lines but {flags[1]} has {len(sides[1])}; "
-                         "they must be aligned")
+        raise StepFailed(
+            f"corpus: {flags[0]} has {len(sides[0])} lines but {flags[1]} has {len(sides[1])}; they must be aligned"
+        )
     try:
         splits = split([(a, b) for a, b in zip(*sides) if a and b], args.valid_size, args.test_size, args.seed)
     except ValueError as e:
@@ -92,8 +136,10 @@ def read_text_lines(path, flag):
             for number, raw_line in enumerate(f, 1):
                 lines.append(raw_line.decode("utf-8").strip())
     except UnicodeDecodeError as e:
-        raise StepFailed(f"corpus: {flag} {path}: line {number} is not valid UTF-8 ({e.reason} at byte "
-                         f"{e.start}); convert the file, e.g. iconv -f latin1 -t utf-8") from None
+        raise StepFailed(
+            f"corpus: {flag} {path}: line {number} is not valid UTF-8 ({e.reason} at byte "
+            f"{e.start}); convert the file, e.g. iconv -f latin1 -t utf-8"
+        ) from None
     except OSError as e:
         raise StepFailed(f"corpus: {flag} {path}: {e.strerror}") from None
     return lines
@@ -120,8 +166,11 @@ def add_training_args(ap):
     ap.add_argument("--attn-weight", type=float, default=1.0)
     for name, kind in (("dropout", float), ("lr", float), ("warmup", int), ("max-tokens", int)):
         key = name.replace("-", "_")
-        ap.add_argument(f"--{name}", type=kind, help=f"default {TRAINING_DEFAULTS['cpu'][key]:g} on cpu, "
-                                                     f"{TRAINING_DEFAULTS['cuda'][key]:g} on cuda")
+        ap.add_argument(
+            f"--{name}",
+            type=kind,
+            help=f"default {TRAINING_DEFAULTS['cpu'][key]:g} on cpu, {TRAINING_DEFAULTS['cuda'][key]:g} on cuda",
+        )
 
 
 def model_kind(args):
@@ -137,7 +186,7 @@ def parse_args(ap, argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     for i, arg in enumerate(argv[:-1]):
         if arg == "--train-args":
-            argv[i:i + 2] = [f"--train-args={argv[i + 1]}"]
+            argv[i : i + 2] = [f"--train-args={argv[i + 1]}"]
             break
     args = ap.parse_args(argv)
     for key, value in TRAINING_DEFAULTS[model_kind(args)].items():
@@ -149,8 +198,15 @@ def parse_args(ap, argv=None):
 def _train_spm(spm, raw, spm_dir, vocab, langs):
     spm.SentencePieceTrainer.train(
         input=[os.path.join(raw, f"train.{lang}") for lang in langs],
-        model_prefix=os.path.join(spm_dir, "spm"), vocab_size=vocab, model_type="bpe",
-        character_coverage=1.0, num_threads=2, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0,
+        model_prefix=os.path.join(spm_dir, "spm"),
+        vocab_size=vocab,
+        model_type="bpe",
+        character_coverage=1.0,
+        num_threads=2,
+        bos_id=-1,
+        eos_id=-1,
+        pad_id=-1,
+        unk_id=0,
         minloglevel=2,
     )
 
@@ -171,8 +227,9 @@ def sentencepiece(args, raw, spm_dir, langs=("de", "en")):
     sp = spm.SentencePieceProcessor(model_file=model)
     for split in ("train", "valid", "test"):
         for lang in langs:
-            with open(os.path.join(raw, f"{split}.{lang}"), encoding="utf-8") as f, \
-                    open(os.path.join(spm_dir, f"{split}.{lang}"), "w", encoding="utf-8") as g:
+            with open(os.path.join(raw, f"{split}.{lang}"), encoding="utf-8") as f, open(
+                os.path.join(spm_dir, f"{split}.{lang}"), "w", encoding="utf-8"
+            ) as g:
                 for line in f:
                     g.write(" ".join(sp.encode(line.strip(), out_type=str)) + "\n")
     print(f"joint BPE vocabulary {args.vocab}: {model}")
@@ -184,10 +241,28 @@ def binarize(spm_dir, data_bin, langs=("de", "en")):
     if os.path.isfile(os.path.join(data_bin, f"test.{src}-{tgt}.{tgt}.bin")):
         print(f"(done already: {data_bin})")
         return
-    run(fairseq_command("preprocess", "--source-lang", src, "--target-lang", tgt,
-         "--trainpref", f"{spm_dir}/train", "--validpref", f"{spm_dir}/valid", "--testpref", f"{spm_dir}/test",
-         "--destdir", data_bin, "--joined-dictionary", "--workers", "2"),
-        log=os.path.join(os.path.dirname(data_bin), "preprocess.log"), name="binarize")
+    run(
+        fairseq_command(
+            "preprocess",
+            "--source-lang",
+            src,
+            "--target-lang",
+            tgt,
+            "--trainpref",
+            f"{spm_dir}/train",
+            "--validpref",
+            f"{spm_dir}/valid",
+            "--testpref",
+            f"{spm_dir}/test",
+            "--destdir",
+            data_bin,
+            "--joined-dictionary",
+            "--workers",
+            "2",
+        ),
+        log=os.path.join(os.path.dirname(data_bin), "preprocess.log"),
+        name="binarize",
+    )
 
 
 def train_command(args, data_bin, ckpt_dir, criterion):
@@ -195,30 +270,89 @@ def train_command(args, data_bin, ckpt_dir, criterion):
     ``args.updates``, ``args.minutes`` (None: no time cap) and ``args.train_args`` (appended
     last) as in main()."""
     cmd = fairseq_command(
-        "train", data_bin, "--user-dir", USER_DIR, "--arch", "transformer_lrdrop",
+        "train",
+        data_bin,
+        "--user-dir",
+        USER_DIR,
+        "--arch",
+        "transformer_lrdrop",
         *(GPU_MODEL if model_kind(args) == "cuda" else CPU_MODEL),
-        "--share-all-embeddings", *criterion, "--dropout", str(args.dropout), "--attention-dropout", "0.1",
-        "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", str(args.lr),
-        "--weight-decay", "0.0001", "--max-tokens", str(args.max_tokens), "--max-epoch", "1000", "--save-dir", ckpt_dir,
+        "--share-all-embeddings",
+        *criterion,
+        "--dropout",
+        str(args.dropout),
+        "--attention-dropout",
+        "0.1",
+        "--optimizer",
+        "adam",
+        "--adam-betas",
+        "(0.9,0.98)",
+        "--lr",
+        str(args.lr),
+        "--weight-decay",
+        "0.0001",
+        "--max-tokens",
+        str(args.max_tokens),
+        "--max-epoch",
+        "1000",
+        "--save-dir",
+        ckpt_dir,
         # checkpoint_best by perplexity: the default metric, the label-smoothed loss, bottoms out
         # mid-run as the model grows confident (epoch 13 of 22 here: test BLEU 4.90 vs 5.53 at the end)
-        "--best-checkpoint-metric", "nll_loss",
-        "--seed", str(args.seed), "--num-workers", "0", "--log-format", "json", "--log-interval", "25")
+        "--best-checkpoint-metric",
+        "nll_loss",
+        "--seed",
+        str(args.seed),
+        "--num-workers",
+        "0",
+        "--log-format",
+        "json",
+        "--log-interval",
+        "25",
+    )
     patience = getattr(args, "patience", None)
     if patience:
-        # until validation perplexity stops improving: validate every epoch; an epoch that improves
-        # the best perplexity by less than 0.2% (0.01 bits at 5 bits) halves the learning rate, and
-        # training stops after the 4th halving, or after `patience` epochs without any new best;
-        # --updates caps it. The warm-up starts above the stopping lr.
-        cmd += ["--lr-scheduler", "reduce_lr_on_plateau", "--lr-shrink", "0.5", "--lr-patience", "0",
-                "--lr-threshold", "0.002", "--warmup-updates", str(args.warmup), "--warmup-init-lr", str(args.lr / 10),
-                "--stop-min-lr", str(args.lr / 15), "--max-update", str(args.updates),
-                "--patience", str(patience), "--keep-last-epochs", str(args.keep_checkpoints)]
+        # until validation perplexity stops improving: validate every epoch; two epochs in a row
+        # that improve the best perplexity by less than 0.1% (0.005 bits at 5 bits) halve the
+        # learning rate, and training stops after the 4th halving, or after `patience` epochs
+        # without any new best; --updates caps it. The warm-up starts above the stopping lr.
+        cmd += [
+            "--lr-scheduler",
+            "reduce_lr_on_plateau",
+            "--lr-shrink",
+            "0.5",
+            "--lr-patience",
+            "1",
+            "--lr-threshold",
+            "0.001",
+            "--warmup-updates",
+            str(args.warmup),
+            "--warmup-init-lr",
+            str(args.lr / 10),
+            "--stop-min-lr",
+            str(args.lr / 15),
+            "--max-update",
+            str(args.updates),
+            "--patience",
+            str(patience),
+            "--keep-last-epochs",
+            str(args.keep_checkpoints),
+        ]
     else:
         # a budget known in advance: warm up, then decay linearly to 0 at the last update
-        cmd += ["--lr-scheduler", "polynomial_decay", "--warmup-updates", str(args.warmup),
-                "--total-num-update", str(args.updates), "--max-update", str(args.updates), "--end-learning-rate", "0",
-                "--no-epoch-checkpoints"]
+        cmd += [
+            "--lr-scheduler",
+            "polynomial_decay",
+            "--warmup-updates",
+            str(args.warmup),
+            "--total-num-update",
+            str(args.updates),
+            "--max-update",
+            str(args.updates),
+            "--end-learning-rate",
+            "0",
+            "--no-epoch-checkpoints",
+        ]
         save_every = getattr(args, "save_every", None)
         if save_every:  # a resumable checkpoint mid-epoch (fairseq validates there too)
             cmd += ["--save-interval-updates", str(save_every), "--keep-interval-updates", "1"]
@@ -230,16 +364,32 @@ def train_command(args, data_bin, ckpt_dir, criterion):
 
 
 def generate_command(args, data_bin, checkpoint):
-    return fairseq_command("generate", data_bin, "--user-dir", USER_DIR, "--path", checkpoint, "--gen-subset", "test",
-                           "--beam", "5", "--max-tokens", "6000", "--remove-bpe", "sentencepiece",
-                           *(["--cpu"] if args.device == "cpu" else []))
+    return fairseq_command(
+        "generate",
+        data_bin,
+        "--user-dir",
+        USER_DIR,
+        "--path",
+        checkpoint,
+        "--gen-subset",
+        "test",
+        "--beam",
+        "5",
+        "--max-tokens",
+        "6000",
+        "--remove-bpe",
+        "sentencepiece",
+        *(["--cpu"] if args.device == "cpu" else []),
+    )
 
 
 def train(args, data_bin, ckpt_dir, log):
     best = finished_training(ckpt_dir, log)
     if best:
         return best
-    cmd = train_command(args, data_bin, ckpt_dir, modes.criterion_flags("lrdrop", args.kl_weight, args.hidden_weight, args.attn_weight))
+    cmd = train_command(
+        args, data_bin, ckpt_dir, modes.criterion_flags("lrdrop", args.kl_weight, args.hidden_weight, args.attn_weight)
+    )
     # fairseq's --log-file gains a duplicate handler each epoch; keep its stdout instead. An
     # interrupted run resumes from its last checkpoint, and its log goes on.
     run(cmd, log=log, name="train", append=True)
@@ -260,8 +410,17 @@ def translate(args, data_bin, best, raw, out):
         print(f"  {langs[0].upper():<3} {srcs[i]}\n  REF {refs[i]}\n  HYP {ordered[i]}\n")
     print(f"sacreBLEU on test ({len(refs)} sentences): {score.score:.2f}   {signature}")
     with open(os.path.join(out, "result.json"), "w") as f:
-        json.dump({"bleu": round(score.score, 2), "signature": signature, "test_sentences": len(refs),
-                   "updates": args.updates, "device": args.device}, f, indent=1)
+        json.dump(
+            {
+                "bleu": round(score.score, 2),
+                "signature": signature,
+                "test_sentences": len(refs),
+                "updates": args.updates,
+                "device": args.device,
+            },
+            f,
+            indent=1,
+        )
     return score.score
 
 
@@ -284,12 +443,26 @@ def collect_hypotheses(gen_log, raw, langs, hyp_file, name):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join("runs", "demo"), help="output folder (default runs/demo)")
-    ap.add_argument("--updates", type=int, default=2800, help="training updates; the learning rate decays "
-                    "linearly to 0 over them (default 2800: about 16 minutes on 2 CPU cores)")
-    ap.add_argument("--minutes", type=float, default=25.0, help="stop training after this many minutes even "
-                    "if --updates are not done, on a slower machine (default 25)")
-    ap.add_argument("--save-every", type=int, default=200, help="save a resumable checkpoint every this many "
-                    "updates (~1 minute on 2 CPU cores), so an interrupted run loses little")
+    ap.add_argument(
+        "--updates",
+        type=int,
+        default=2800,
+        help="training updates; the learning rate decays "
+        "linearly to 0 over them (default 2800: about 16 minutes on 2 CPU cores)",
+    )
+    ap.add_argument(
+        "--minutes",
+        type=float,
+        default=25.0,
+        help="stop training after this many minutes even if --updates are not done, on a slower machine (default 25)",
+    )
+    ap.add_argument(
+        "--save-every",
+        type=int,
+        default=200,
+        help="save a resumable checkpoint every this many "
+        "updates (~1 minute on 2 CPU cores), so an interrupted run loses little",
+    )
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--source", help="your own source-language corpus, one sentence per line (UTF-8)")
     ap.add_argument("--target", help="your own target-language corpus, aligned with --source")
@@ -299,12 +472,24 @@ def main():
     ap.add_argument("--source-lang", default="de", help="language code of --source (default de)")
     ap.add_argument("--target-lang", default="en", help="language code of --target (default en)")
     ap.add_argument("--ding", help="path to a Ding de-en dictionary file instead of Debian's package")
-    ap.add_argument("--max-words", type=int, default=10, help="Ding corpus: keep sentences of at most "
-                    "this many words per side (short sentences learn faster on CPU)")
-    ap.add_argument("--train-max-words", type=int, help="Ding corpus: train also on sentences of up to this "
-                    "many words (valid/test keep --max-words)")
-    ap.add_argument("--phrases", type=int, default=0, help="Ding corpus: add this many dictionary "
-                    "word/phrase pairs to train (lexical data; valid/test stay sentences)")
+    ap.add_argument(
+        "--max-words",
+        type=int,
+        default=10,
+        help="Ding corpus: keep sentences of at most this many words per side (short sentences learn faster on CPU)",
+    )
+    ap.add_argument(
+        "--train-max-words",
+        type=int,
+        help="Ding corpus: train also on sentences of up to this many words (valid/test keep --max-words)",
+    )
+    ap.add_argument(
+        "--phrases",
+        type=int,
+        default=0,
+        help="Ding corpus: add this many dictionary "
+        "word/phrase pairs to train (lexical data; valid/test stay sentences)",
+    )
     ap.add_argument("--vocab", type=int, default=4000, help="joint sentencepiece vocabulary size")
     ap.add_argument("--valid-size", type=int, default=500)
     ap.add_argument("--test-size", type=int, default=1000)
@@ -314,8 +499,11 @@ def main():
     ap.set_defaults(hidden_weight=0.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--data-only", action="store_true", help="stop after step 3 (corpus, spm, binarize)")
-    ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last "
-                    "(e.g. \"--encoder-layers 1 --decoder-layers 1\")")
+    ap.add_argument(
+        "--train-args",
+        default="",
+        help='extra fairseq-train arguments, appended last (e.g. "--encoder-layers 1 --decoder-layers 1")',
+    )
     args = parse_args(ap)
 
     out = os.path.abspath(args.out)
@@ -334,14 +522,26 @@ def main():
         if args.data_only:
             print(f"\n[demo] data ready (--data-only): {data_bin}")
             return
-        step(4, "train", f"transformer_lrdrop with lr_drop, {args.updates} updates (at most "
-                         f"{args.minutes:g} min) on {args.device}")
+        step(
+            4,
+            "train",
+            f"transformer_lrdrop with lr_drop, {args.updates} updates (at most {args.minutes:g} min) on {args.device}",
+        )
         best = train(args, data_bin, ckpt_dir, log)
         step(5, "translate", "beam 5 on test, sacreBLEU")
         translate(args, data_bin, best, raw, out)
         step(6, "plot", os.path.join(out, "curves.png"))
-        run([sys.executable, "-m", "lrdrop_cli.plot_curves", f"lr_drop={log}",
-             "--out", os.path.join(out, "curves.png")], name="plot")
+        run(
+            [
+                sys.executable,
+                "-m",
+                "lrdrop_cli.plot_curves",
+                f"lr_drop={log}",
+                "--out",
+                os.path.join(out, "curves.png"),
+            ],
+            name="plot",
+        )
     except StepFailed as e:
         sys.exit(f"\n[demo] FAILED: {e}")
     print(f"\n[demo] done in {(time.time() - t0) / 60:.1f} min; everything is under {out}")
