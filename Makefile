@@ -12,7 +12,7 @@ PIP := $(VPY) -m pip
 STAMP := $(VENV)/.lrdrop-setup-done
 PYTEST_ARGS ?=
 
-.PHONY: setup demo demo-summarization smoke test clean-venv
+.PHONY: setup demo demo-summarization smoke test format clean-venv
 
 setup: $(STAMP)
 
@@ -37,8 +37,15 @@ demo-summarization: setup
 smoke: setup
 	PYTHON=$(VPY) bash scripts/smoke_demo.sh
 
+# lint and format check first (ruff.toml), then the suite
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VPY) -m pytest tests $(PYTEST_ARGS)
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 clean-venv:
 	rm -rf $(VENV)

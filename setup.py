@@ -4,6 +4,7 @@ Install with ``make setup`` (see README): torch must be installed *before* this
 package, and fairseq must be built with ``--no-build-isolation`` so that its
 C++ extensions compile against that torch instead of a freshly downloaded one.
 """
+
 import sys
 
 from setuptools import find_packages, setup
@@ -55,7 +56,7 @@ setup(
         "matplotlib>=3.5",
         "tensorboardX>=2.5",  # fairseq's TensorBoard logging (--tensorboard-logdir)
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "ruff==0.17.6"]},  # ruff: lint + format check in make test
     classifiers=[
         "Programming Language :: Python :: 3",
         "License :: OSI Approved :: MIT License",

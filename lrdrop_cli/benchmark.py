@@ -26,6 +26,7 @@ architecture and with plain fairseq's, same weights.
 
 Prints a markdown table and writes JSON (``--json``).
 """
+
 import argparse
 import json
 import os
@@ -38,7 +39,6 @@ import time
 from lrdrop_cli import modes
 from lrdrop_cli.fairseq_io import run
 
-
 # the shared modes (lrdrop_cli/modes.py), plus fairseq's own architecture of the same shapes
 MODES = ("plain", *modes.MODES)
 KL, HIDDEN, ATTN = 5.0, 1.0, 1.0  # R-Drop's IWSLT KL weight; the layer terms at 1
@@ -46,11 +46,13 @@ KL, HIDDEN, ATTN = 5.0, 1.0, 1.0  # R-Drop's IWSLT KL weight; the layer terms at
 
 def build(arch, vocab, device, dtype, dropout):
     import torch
+
+    import lrdrop_fairseq  # noqa: F401  (first: registers the archs; keeps fairseq from reconfiguring logging)
+
+    # isort: split
     from fairseq import options
     from fairseq.data import Dictionary
     from fairseq.models import ARCH_MODEL_REGISTRY
-
-    import lrdrop_fairseq  # noqa: F401
 
     d = Dictionary()
     for i in range(vocab - len(d)):
@@ -60,8 +62,9 @@ def build(arch, vocab, device, dtype, dropout):
         source_dictionary = target_dictionary = d
 
     parser = options.get_training_parser()
-    args = options.parse_args_and_arch(parser, ["x", "--arch", arch, "--share-all-embeddings",
-                                                 "--dropout", str(dropout)])
+    args = options.parse_args_and_arch(
+        parser, ["x", "--arch", arch, "--share-all-embeddings", "--dropout", str(dropout)]
+    )
     torch.manual_seed(1)
     model = ARCH_MODEL_REGISTRY[arch].build_model(args, Task).to(device=device, dtype=dtype)
     return model, d, Task
@@ -77,7 +80,7 @@ def make_batch(d, n_sent, max_len, device, seed=0):
     def tokens():
         x = torch.full((n_sent, max_len), d.pad())
         for i, n in enumerate(lens.tolist()):
-            x[i, :n - 1] = torch.randint(d.nspecial, len(d), (n - 1,), generator=g)
+            x[i, : n - 1] = torch.randint(d.nspecial, len(d), (n - 1,), generator=g)
             x[i, n - 1] = d.eos()
         return x
 
@@ -85,12 +88,19 @@ def make_batch(d, n_sent, max_len, device, seed=0):
     prev = torch.full_like(tgt, d.pad())
     for i, n in enumerate(lens.tolist()):  # fairseq's shift: eos + target without its last token
         prev[i, 0] = d.eos()
-        prev[i, 1:n] = tgt[i, :n - 1]
+        prev[i, 1:n] = tgt[i, : n - 1]
     # fairseq pads sources on the left
     src = torch.stack([torch.roll(s, int(max_len - n)) for s, n in zip(src, lens.tolist())])
-    return {"net_input": {"src_tokens": src.to(device), "src_lengths": lens.to(device),
-                          "prev_output_tokens": prev.to(device)},
-            "target": tgt.to(device), "ntokens": int(lens.sum()), "nsentences": n_sent}
+    return {
+        "net_input": {
+            "src_tokens": src.to(device),
+            "src_lengths": lens.to(device),
+            "prev_output_tokens": prev.to(device),
+        },
+        "target": tgt.to(device),
+        "ntokens": int(lens.sum()),
+        "nsentences": n_sent,
+    }
 
 
 def train_worker(a):
@@ -98,7 +108,6 @@ def train_worker(a):
     from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
 
     from lrdrop_fairseq.criterions.lr_drop import LRDropCriterion
-
     from lrdrop_fairseq.models import PLAIN_ARCH
 
     dtype = torch.float16 if a.fp16 else torch.bfloat16 if a.bf16 else torch.float32
@@ -108,8 +117,7 @@ def train_worker(a):
     n_sent, max_len = map(int, a.shape.split("x"))
     sample = make_batch(d, n_sent, max_len, a.device)
     w = None if a.mode == "plain" else modes.weights(a.mode, KL, HIDDEN, ATTN)
-    crit = (LabelSmoothedCrossEntropyCriterion(task, False, 0.1) if w is None
-            else LRDropCriterion(task, False, 0.1, **w))
+    crit = LabelSmoothedCrossEntropyCriterion(task, False, 0.1) if w is None else LRDropCriterion(task, False, 0.1, **w)
     opt = torch.optim.Adam(model.parameters(), lr=1e-5, eps=1e-4 if dtype != torch.float32 else 1e-8)
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     if a.device == "cuda":
@@ -125,10 +133,19 @@ def train_worker(a):
         sync()
         if i >= a.warmup:
             times.append(time.perf_counter() - t)
-    peak = (torch.cuda.max_memory_allocated() if a.device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"mode": a.mode, "shape": a.shape, "median_s": statistics.median(times),
-            "times": times, "peak_mb": peak / 2**20, "target_tokens": sample["ntokens"]}
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if a.device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    return {
+        "mode": a.mode,
+        "shape": a.shape,
+        "median_s": statistics.median(times),
+        "times": times,
+        "peak_mb": peak / 2**20,
+        "target_tokens": sample["ntokens"],
+    }
 
 
 def generate_worker(a):
@@ -149,7 +166,7 @@ def generate_worker(a):
     # alternate the order and take medians: the first generation in a process is slower
     for rep in range(1 + a.gen_reps):
         order = [("lrdrop_arch", lr_model), ("plain_arch", plain)]
-        for name, m in (order if rep % 2 == 0 else order[::-1]):
+        for name, m in order if rep % 2 == 0 else order[::-1]:
             gen = SequenceGenerator([m], d, beam_size=5, max_len_a=1.2, max_len_b=10)
             with torch.no_grad():
                 t = time.perf_counter()
@@ -161,16 +178,44 @@ def generate_worker(a):
     summary = {}
     for name, runs in out.items():
         dt = statistics.median(r[0] for r in runs)
-        summary[name] = {"seconds": dt, "sent_per_s": n_sent / dt, "tok_per_s": runs[0][1] / dt,
-                         "all_seconds": [r[0] for r in runs]}
+        summary[name] = {
+            "seconds": dt,
+            "sent_per_s": n_sent / dt,
+            "tok_per_s": runs[0][1] / dt,
+            "all_seconds": [r[0] for r in runs],
+        }
     summary["identical_hypotheses"] = hyps["lrdrop_arch"] == hyps["plain_arch"]
     return summary
 
 
 def spawn(a, extra):
-    cmd = [sys.executable, "-m", "lrdrop_cli.benchmark", "--worker", *extra, "--arch", a.arch,
-           "--vocab", str(a.vocab), "--dropout", str(a.dropout), "--device", a.device, "--steps", str(a.steps), "--warmup", str(a.warmup),
-           "--gen-shape", a.gen_shape, "--gen-reps", str(a.gen_reps)] + (["--fp16"] if a.fp16 else []) + (["--bf16"] if a.bf16 else [])
+    cmd = (
+        [
+            sys.executable,
+            "-m",
+            "lrdrop_cli.benchmark",
+            "--worker",
+            *extra,
+            "--arch",
+            a.arch,
+            "--vocab",
+            str(a.vocab),
+            "--dropout",
+            str(a.dropout),
+            "--device",
+            a.device,
+            "--steps",
+            str(a.steps),
+            "--warmup",
+            str(a.warmup),
+            "--gen-shape",
+            a.gen_shape,
+            "--gen-reps",
+            str(a.gen_reps),
+        ]
+        + (["--fp16"] if a.fp16 else [])
+        + (["--bf16"] if a.bf16 else [])
+    )
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "worker.log")
         run(cmd, log=log, name=f"benchmark worker {' '.join(extra)}", quiet=True)
@@ -183,8 +228,7 @@ def main():
     ap.add_argument("--arch", default="transformer_lrdrop_iwslt_de_en")
     ap.add_argument("--vocab", type=int, default=10000)
     ap.add_argument("--shapes", default="64x32,16x128", help="comma list of SENTENCESxTOKENS per copy")
-    ap.add_argument("--modes", default="baseline,rdrop,hidden,attn,lrdrop",
-                    help=f"comma list of {', '.join(MODES)}")
+    ap.add_argument("--modes", default="baseline,rdrop,hidden,attn,lrdrop", help=f"comma list of {', '.join(MODES)}")
     ap.add_argument("--dropout", type=float, default=0.3)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
@@ -214,12 +258,22 @@ def main():
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         sys.exit(f"benchmark: unknown --modes {','.join(unknown)}; choose from {', '.join(MODES)}")
-    results = {"arch": a.arch, "vocab": a.vocab, "device": a.device, "threads": torch.get_num_threads(),
-               "dtype": "fp16" if a.fp16 else "bf16" if a.bf16 else "fp32", "steps": a.steps,
-               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-               "torch": torch.__version__, "train": [], "generate": None}
-    print(f"# LR-Drop cost: {a.arch}, vocab {a.vocab}, {a.device} ({results['dtype']}), "
-          f"median of {a.steps} updates after {a.warmup} warm-up\n")
+    results = {
+        "arch": a.arch,
+        "vocab": a.vocab,
+        "device": a.device,
+        "threads": torch.get_num_threads(),
+        "dtype": "fp16" if a.fp16 else "bf16" if a.bf16 else "fp32",
+        "steps": a.steps,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "torch": torch.__version__,
+        "train": [],
+        "generate": None,
+    }
+    print(
+        f"# LR-Drop cost: {a.arch}, vocab {a.vocab}, {a.device} ({results['dtype']}), "
+        f"median of {a.steps} updates after {a.warmup} warm-up\n"
+    )
     print("| shape (sent x tok) | mode | s / update | x baseline | x rdrop | peak MB | x rdrop mem |")
     print("|---|---|---|---|---|---|---|")
     for shape in [x for x in a.shapes.split(",") if x]:
@@ -241,8 +295,10 @@ def main():
             v = g[k]
             print(f"| {k} | {v['seconds']:.2f} | {v['sent_per_s']:.1f} | {v['tok_per_s']:.0f} |")
         ratio = g["lrdrop_arch"]["seconds"] / g["plain_arch"]["seconds"]
-        print(f"\n_lrdrop / plain time (medians of {a.gen_reps}, alternating order): {ratio:.3f}; "
-              f"identical hypotheses: {g['identical_hypotheses']}")
+        print(
+            f"\n_lrdrop / plain time (medians of {a.gen_reps}, alternating order): {ratio:.3f}; "
+            f"identical hypotheses: {g['identical_hypotheses']}"
+        )
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)

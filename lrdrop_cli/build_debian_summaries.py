@@ -19,6 +19,7 @@ are not near-copies of training ones.
 
 Writes OUT_DIR/{train,valid,test}.{source,target} and OUT_DIR/SOURCE.txt.
 """
+
 import argparse
 import glob
 import hashlib
@@ -45,9 +46,9 @@ def parse_index(lines: Iterable[str]) -> List[Tuple[str, str, List[str]]]:
         line = line.rstrip("\n")
         if line.startswith("Package: "):
             flush()
-            package, synopsis, paras = line[len("Package: "):].strip(), None, [[]]
+            package, synopsis, paras = line[len("Package: ") :].strip(), None, [[]]
         elif line.startswith("Description-en: "):
-            synopsis = line[len("Description-en: "):].strip()
+            synopsis = line[len("Description-en: ") :].strip()
         elif line.startswith(" ") and synopsis is not None:
             text = line.strip()
             if text == ".":  # paragraph break in Debian's description format
@@ -73,6 +74,7 @@ def summary_pairs(records, min_words: int = 15) -> List[Tuple[str, str, str]]:
 
 def split_by_group(pairs, n_valid: int, n_test: int, seed: int):
     """Whole groups to test, then valid, then train, in an order fixed by ``seed``."""
+
     def rank(group):
         return hashlib.sha1(f"{seed}:{group}".encode()).hexdigest()
 
@@ -107,13 +109,23 @@ def fetch_index(download_dir: str) -> str:
     conf = os.path.join(download_dir, "apt.conf")
     with open(conf, "w") as f:
         f.write('Acquire::Languages "en";\n')  # a scalar replaces Docker's "none"
-    cmd = ["apt-get", "update", "-c", conf, "-o", f"Dir::State::Lists={lists}",
-           "-o", f"Dir::Cache={download_dir}/cache"]
+    cmd = [
+        "apt-get",
+        "update",
+        "-c",
+        conf,
+        "-o",
+        f"Dir::State::Lists={lists}",
+        "-o",
+        f"Dir::Cache={download_dir}/cache",
+    ]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     found = sorted(glob.glob(os.path.join(lists, "*_main_i18n_Translation-en*")), key=os.path.getsize)
     if p.returncode != 0 or not found:
-        raise RuntimeError(f"'{' '.join(cmd)}' did not fetch Translation-en:\n{p.stdout[-1500:]}\n"
-                           "Is a Debian mirror reachable? Or pass --index FILE.")
+        raise RuntimeError(
+            f"'{' '.join(cmd)}' did not fetch Translation-en:\n{p.stdout[-1500:]}\n"
+            "Is a Debian mirror reachable? Or pass --index FILE."
+        )
     with open(text + ".tmp", "wb") as out:  # apt-helper decompresses any of apt's formats
         subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", found[-1]], stdout=out, check=True)
     os.replace(text + ".tmp", text)

@@ -19,6 +19,7 @@ With no ``--dict`` the Debian package is fetched with ``apt-get download``
 (no installation, no root needed beyond apt's cache) into OUT_DIR/download.
 Writes OUT_DIR/{train,valid,test}.{de,en} and OUT_DIR/SOURCE.txt.
 """
+
 import argparse
 import glob
 import os
@@ -97,8 +98,11 @@ def split(pairs, n_valid: int, n_test: int, seed: int):
     order = list(range(len(pairs)))
     random.Random(seed).shuffle(order)
     shuffled = [pairs[i] for i in order]
-    return {"test": shuffled[:n_test], "valid": shuffled[n_test:n_test + n_valid],
-            "train": shuffled[n_test + n_valid:]}
+    return {
+        "test": shuffled[:n_test],
+        "valid": shuffled[n_test : n_test + n_valid],
+        "train": shuffled[n_test + n_valid :],
+    }
 
 
 def fetch_ding(download_dir: str) -> str:
@@ -115,13 +119,19 @@ def fetch_ding(download_dir: str) -> str:
         )
     debs = glob.glob(os.path.join(download_dir, "trans-de-en_*.deb"))
     if not debs:
-        p = subprocess.run(["apt-get", "download", "trans-de-en"], cwd=download_dir,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        p = subprocess.run(
+            ["apt-get", "download", "trans-de-en"],
+            cwd=download_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         debs = glob.glob(os.path.join(download_dir, "trans-de-en_*.deb"))
         if p.returncode != 0 or not debs:
             raise RuntimeError(
-                "'apt-get download trans-de-en' failed:\n" + p.stdout[-1500:] +
-                "\nRun 'apt-get update' first, or pass --dict PATH to a copy of the Ding dictionary."
+                "'apt-get download trans-de-en' failed:\n"
+                + p.stdout[-1500:]
+                + "\nRun 'apt-get update' first, or pass --dict PATH to a copy of the Ding dictionary."
             )
     subprocess.run(["dpkg-deb", "-x", debs[0], os.path.join(download_dir, "x")], check=True)
     return extracted
@@ -138,8 +148,16 @@ def write(out_dir: str, splits: dict, source_note: str, langs=("de", "en")):
         f.write(source_note)
 
 
-def build(out_dir: str, dict_path: Optional[str] = None, n_valid=500, n_test=1000, seed=1,
-          max_words: Optional[int] = None, phrases: int = 0, train_max_words: Optional[int] = None):
+def build(
+    out_dir: str,
+    dict_path: Optional[str] = None,
+    n_valid=500,
+    n_test=1000,
+    seed=1,
+    max_words: Optional[int] = None,
+    phrases: int = 0,
+    train_max_words: Optional[int] = None,
+):
     """Sentence splits; with ``phrases`` > 0, that many dictionary word/phrase pairs (a fixed
     random sample) are added to *train only*, as extra lexical data; valid/test stay sentences.
     ``train_max_words`` > ``max_words``: longer sentences (up to that many words) go to train
@@ -152,8 +170,10 @@ def build(out_dir: str, dict_path: Optional[str] = None, n_valid=500, n_test=100
     if train_max_words and max_words and train_max_words > max_words:
         held_out = {de.lower() for part in ("valid", "test") for de, _ in splits[part]}
         splits["train"] = splits["train"] + [
-            (de, en) for de, en in sentence_pairs(lines, train_max_words)
-            if max(len(de.split()), len(en.split())) > max_words and de.lower() not in held_out]
+            (de, en)
+            for de, en in sentence_pairs(lines, train_max_words)
+            if max(len(de.split()), len(en.split())) > max_words and de.lower() not in held_out
+        ]
     if phrases > 0:
         # only entries made of words the training sentences use: the lexicon the test needs,
         # not the dictionary's many technical terms
@@ -182,8 +202,11 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-words", type=int, help="keep pairs with at most this many words per side")
     ap.add_argument("--phrases", type=int, default=0, help="add this many dictionary word/phrase pairs to train")
-    ap.add_argument("--train-max-words", type=int, help="train also on sentences of up to this many words "
-                    "(valid/test keep --max-words)")
+    ap.add_argument(
+        "--train-max-words",
+        type=int,
+        help="train also on sentences of up to this many words (valid/test keep --max-words)",
+    )
     a = ap.parse_args()
     try:
         sizes = build(a.out_dir, a.dict, a.valid, a.test, a.seed, a.max_words, a.phrases, a.train_max_words)

@@ -1,19 +1,20 @@
 #!/usr/bin/env python
 """CNN/DailyMail text for BART fine-tuning: download, and GPT-2 BPE encoding.
 
-    python -m lrdrop_cli.cnndm_text fetch RAW_DIR
-        Downloads CNN/DailyMail 3.0.0 (non-anonymised; the version BART and
-        R-Drop use) from the Hugging Face hub (abisee/cnn_dailymail, parquet)
-        and writes RAW_DIR/{train,val,test}.{source,target}: one article / one
-        summary per line, the summary's highlight sentences joined by spaces as
-        in fairseq's BART recipe. Needs pyarrow (pip install pyarrow).
+python -m lrdrop_cli.cnndm_text fetch RAW_DIR
+    Downloads CNN/DailyMail 3.0.0 (non-anonymised; the version BART and
+    R-Drop use) from the Hugging Face hub (abisee/cnn_dailymail, parquet)
+    and writes RAW_DIR/{train,val,test}.{source,target}: one article / one
+    summary per line, the summary's highlight sentences joined by spaces as
+    in fairseq's BART recipe. Needs pyarrow (pip install pyarrow).
 
-    python -m lrdrop_cli.cnndm_text bpe ENCODER_JSON VOCAB_BPE IN OUT [--workers N]
-        GPT-2 byte-level BPE (fairseq's gpt2_bpe_utils, the encoder BART was
-        trained with) of each line of IN to token ids in OUT, in the same form as
-        fairseq's examples/roberta/multiprocessing_bpe_encoder.py (not shipped in
-        fairseq's pip package).
+python -m lrdrop_cli.cnndm_text bpe ENCODER_JSON VOCAB_BPE IN OUT [--workers N]
+    GPT-2 byte-level BPE (fairseq's gpt2_bpe_utils, the encoder BART was
+    trained with) of each line of IN to token ids in OUT, in the same form as
+    fairseq's examples/roberta/multiprocessing_bpe_encoder.py (not shipped in
+    fairseq's pip package).
 """
+
 import argparse
 import multiprocessing
 import os
@@ -21,8 +22,11 @@ import sys
 import urllib.request
 
 HUB = os.environ.get("CNNDM_URL", "https://huggingface.co/datasets/abisee/cnn_dailymail/resolve/main/3.0.0")
-PARQUET = {"train": [f"train-0000{i}-of-00003.parquet" for i in range(3)],
-           "val": ["validation-00000-of-00001.parquet"], "test": ["test-00000-of-00001.parquet"]}
+PARQUET = {
+    "train": [f"train-0000{i}-of-00003.parquet" for i in range(3)],
+    "val": ["validation-00000-of-00001.parquet"],
+    "test": ["test-00000-of-00001.parquet"],
+}
 
 
 def one_line(text: str) -> str:
@@ -48,10 +52,12 @@ def fetch(raw_dir: str):
                 try:
                     urllib.request.urlretrieve(url, local + ".part")
                 except OSError as e:
-                    sys.exit(f"cnndm_text: could not download {url}: {e}\n"
-                             "  No internet here? Put {train,val,test}.{source,target} made with "
-                             "https://github.com/artmatsak/cnn-dailymail (fairseq's BART recipe) in "
-                             f"{raw_dir} instead, or set CNNDM_URL to a mirror.")
+                    sys.exit(
+                        f"cnndm_text: could not download {url}: {e}\n"
+                        "  No internet here? Put {train,val,test}.{source,target} made with "
+                        "https://github.com/artmatsak/cnn-dailymail (fairseq's BART recipe) in "
+                        f"{raw_dir} instead, or set CNNDM_URL to a mirror."
+                    )
                 os.replace(local + ".part", local)
             table = pq.read_table(local, columns=["article", "highlights"]).to_pydict()
             articles += table["article"]
@@ -78,8 +84,9 @@ def _encode(line: str) -> str:
 
 
 def bpe(encoder_json, vocab_bpe, inp, out, workers):
-    with open(inp, encoding="utf-8") as f, open(out, "w", encoding="utf-8") as g, \
-            multiprocessing.Pool(workers, _init, (encoder_json, vocab_bpe)) as pool:
+    with open(inp, encoding="utf-8") as f, open(out, "w", encoding="utf-8") as g, multiprocessing.Pool(
+        workers, _init, (encoder_json, vocab_bpe)
+    ) as pool:
         for ids in pool.imap(_encode, f, chunksize=256):
             g.write(ids + "\n")
 

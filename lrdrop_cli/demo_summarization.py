@@ -20,6 +20,7 @@ This proves the pipeline of examples/cnndm (truncation, BART's architecture,
 lr_drop, decoding constraints, ROUGE) at toy scale: a model trained from
 scratch for minutes on CPU is not expected to summarise well.
 """
+
 import argparse
 import json
 import os
@@ -27,21 +28,48 @@ import shlex
 import sys
 import time
 
-from lrdrop_cli.demo import binarize, collect_hypotheses, finished_training, parse_args, sentencepiece, user_corpus
-from lrdrop_cli.fairseq_io import USER_DIR, StepFailed, fairseq_command, run
 from lrdrop_cli import modes
+from lrdrop_cli.demo import binarize, collect_hypotheses, finished_training, parse_args, sentencepiece, user_corpus
 from lrdrop_cli.demo import step as demo_step
+from lrdrop_cli.fairseq_io import USER_DIR, StepFailed, fairseq_command, run
 
 LANGS = ("source", "target")
 # bart_base's layout (post-norm, learned positions, layernorm on embeddings, GELU,
 # shared embeddings) at a size that trains on 2 CPU cores
-CPU_MODEL = ["--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim", "128",
-             "--decoder-embed-dim", "128", "--encoder-ffn-embed-dim", "512", "--decoder-ffn-embed-dim", "512",
-             "--encoder-attention-heads", "4", "--decoder-attention-heads", "4"]
+CPU_MODEL = [
+    "--encoder-layers",
+    "2",
+    "--decoder-layers",
+    "2",
+    "--encoder-embed-dim",
+    "128",
+    "--decoder-embed-dim",
+    "128",
+    "--encoder-ffn-embed-dim",
+    "512",
+    "--decoder-ffn-embed-dim",
+    "512",
+    "--encoder-attention-heads",
+    "4",
+    "--decoder-attention-heads",
+    "4",
+]
 GPU_MODEL = []  # bart_base as it is (6+6 layers, 768-dim), still from scratch
 # decoding: CNN/DM's recipe (beam 4, lenpen 2.0, no-repeat-ngram 3) with lengths for one-line synopses
-GENERATE = ["--beam", "4", "--lenpen", "2.0", "--no-repeat-ngram-size", "3", "--min-len", "3",
-            "--max-len-a", "0", "--max-len-b", "30"]
+GENERATE = [
+    "--beam",
+    "4",
+    "--lenpen",
+    "2.0",
+    "--no-repeat-ngram-size",
+    "3",
+    "--min-len",
+    "3",
+    "--max-len-a",
+    "0",
+    "--max-len-b",
+    "30",
+]
 
 
 def step(n, name, what):
@@ -68,20 +96,75 @@ def train(args, data_bin, ckpt_dir, log):
     best = finished_training(ckpt_dir, log)
     if best:
         return best
-    cmd = [*fairseq_command("train"), data_bin, "--user-dir", USER_DIR,
-           "--task", "translation", "--source-lang", LANGS[0], "--target-lang", LANGS[1],
-           "--arch", "bart_lrdrop_base", *(GPU_MODEL if args.device == "cuda" else CPU_MODEL),
-           "--truncate-source", "--max-source-positions", str(args.max_source_tokens),
-           "--max-target-positions", "64", "--skip-invalid-size-inputs-valid-test",
-           *modes.criterion_flags("lrdrop", args.kl_weight, args.hidden_weight, args.attn_weight), "--dropout", "0.1", "--attention-dropout", "0.1",
-           "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", str(args.lr), "--clip-norm", "1.0",
-           "--lr-scheduler", "polynomial_decay", "--warmup-updates", str(args.warmup),
-           "--total-num-update", str(args.updates), "--max-update", str(args.updates), "--end-learning-rate", "0",
-           "--weight-decay", "0.01", "--max-tokens", str(args.max_tokens), "--max-epoch", "1000",
-           "--stop-time-hours", f"{args.minutes / 60:.4f}", "--save-dir", ckpt_dir, "--no-epoch-checkpoints",
-           "--best-checkpoint-metric", "nll_loss",  # as demo.py: perplexity, not label-smoothed loss
-           "--save-interval-updates", "200", "--keep-interval-updates", "1",
-           "--seed", str(args.seed), "--num-workers", "0", "--log-format", "json", "--log-interval", "25"]
+    cmd = [
+        *fairseq_command("train"),
+        data_bin,
+        "--user-dir",
+        USER_DIR,
+        "--task",
+        "translation",
+        "--source-lang",
+        LANGS[0],
+        "--target-lang",
+        LANGS[1],
+        "--arch",
+        "bart_lrdrop_base",
+        *(GPU_MODEL if args.device == "cuda" else CPU_MODEL),
+        "--truncate-source",
+        "--max-source-positions",
+        str(args.max_source_tokens),
+        "--max-target-positions",
+        "64",
+        "--skip-invalid-size-inputs-valid-test",
+        *modes.criterion_flags("lrdrop", args.kl_weight, args.hidden_weight, args.attn_weight),
+        "--dropout",
+        "0.1",
+        "--attention-dropout",
+        "0.1",
+        "--optimizer",
+        "adam",
+        "--adam-betas",
+        "(0.9,0.98)",
+        "--lr",
+        str(args.lr),
+        "--clip-norm",
+        "1.0",
+        "--lr-scheduler",
+        "polynomial_decay",
+        "--warmup-updates",
+        str(args.warmup),
+        "--total-num-update",
+        str(args.updates),
+        "--max-update",
+        str(args.updates),
+        "--end-learning-rate",
+        "0",
+        "--weight-decay",
+        "0.01",
+        "--max-tokens",
+        str(args.max_tokens),
+        "--max-epoch",
+        "1000",
+        "--stop-time-hours",
+        f"{args.minutes / 60:.4f}",
+        "--save-dir",
+        ckpt_dir,
+        "--no-epoch-checkpoints",
+        "--best-checkpoint-metric",
+        "nll_loss",  # as demo.py: perplexity, not label-smoothed loss
+        "--save-interval-updates",
+        "200",
+        "--keep-interval-updates",
+        "1",
+        "--seed",
+        str(args.seed),
+        "--num-workers",
+        "0",
+        "--log-format",
+        "json",
+        "--log-interval",
+        "25",
+    ]
     if args.device == "cpu":
         cmd.append("--cpu")
     cmd += shlex.split(args.train_args)
@@ -93,11 +176,33 @@ def summarize(args, data_bin, best, raw, out):
     from lrdrop_cli.score_rouge import format_scores, rouge
 
     gen_log = os.path.join(out, "generate.log")
-    run([*fairseq_command("generate"), data_bin, "--user-dir", USER_DIR,
-         "--path", best, "--gen-subset", "test", "--source-lang", LANGS[0], "--target-lang", LANGS[1],
-         "--truncate-source", "--max-source-positions", str(args.max_source_tokens), *GENERATE,
-         "--max-tokens", "8000", "--remove-bpe", "sentencepiece", *(["--cpu"] if args.device == "cpu" else [])],
-        log=gen_log, name="summarize")
+    run(
+        [
+            *fairseq_command("generate"),
+            data_bin,
+            "--user-dir",
+            USER_DIR,
+            "--path",
+            best,
+            "--gen-subset",
+            "test",
+            "--source-lang",
+            LANGS[0],
+            "--target-lang",
+            LANGS[1],
+            "--truncate-source",
+            "--max-source-positions",
+            str(args.max_source_tokens),
+            *GENERATE,
+            "--max-tokens",
+            "8000",
+            "--remove-bpe",
+            "sentencepiece",
+            *(["--cpu"] if args.device == "cpu" else []),
+        ],
+        log=gen_log,
+        name="summarize",
+    )
     hyps, refs, docs = collect_hypotheses(gen_log, raw, LANGS, os.path.join(out, "test.hyp.target"), "summarize")
     scores = rouge(hyps, refs)
     print("\nExample summaries (test set):")
@@ -105,22 +210,43 @@ def summarize(args, data_bin, best, raw, out):
         doc = docs[i] if len(docs[i]) < 300 else docs[i][:300] + " ..."
         print(f"  DOC {doc}\n  REF {refs[i]}\n  HYP {hyps[i]}\n")
     print(f"ROUGE on test ({len(refs)} summaries; F1 x 100, rouge-score with stemming): {format_scores(scores)}")
-    print("(A toy model trained from scratch for minutes on CPU: this proves the pipeline, it is not\n"
-          " expected to summarise well. Fine-tune bart.large with examples/cnndm/ for real summaries.)")
+    print(
+        "(A toy model trained from scratch for minutes on CPU: this proves the pipeline, it is not\n"
+        " expected to summarise well. Fine-tune bart.large with examples/cnndm/ for real summaries.)"
+    )
     with open(os.path.join(out, "result.json"), "w") as f:
-        json.dump({**{k: round(v, 2) for k, v in scores.items()}, "test_summaries": len(refs),
-                   "updates": args.updates, "device": args.device}, f, indent=1)
+        json.dump(
+            {
+                **{k: round(v, 2) for k, v in scores.items()},
+                "test_summaries": len(refs),
+                "updates": args.updates,
+                "device": args.device,
+            },
+            f,
+            indent=1,
+        )
     return scores
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=os.path.join("runs", "demo-summarization"),
-                    help="output folder (default runs/demo-summarization)")
-    ap.add_argument("--updates", type=int, default=1000, help="training updates; the learning rate decays "
-                    "linearly to 0 over them (default 1000)")
-    ap.add_argument("--minutes", type=float, default=20.0, help="stop training after this many minutes even "
-                    "if --updates are not done (default 20)")
+    ap.add_argument(
+        "--out",
+        default=os.path.join("runs", "demo-summarization"),
+        help="output folder (default runs/demo-summarization)",
+    )
+    ap.add_argument(
+        "--updates",
+        type=int,
+        default=1000,
+        help="training updates; the learning rate decays linearly to 0 over them (default 1000)",
+    )
+    ap.add_argument(
+        "--minutes",
+        type=float,
+        default=20.0,
+        help="stop training after this many minutes even if --updates are not done (default 20)",
+    )
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--source", help="your own documents, one per line")
     ap.add_argument("--target", help="your own summaries, one per line, aligned with --source")
@@ -128,8 +254,12 @@ def main():
     ap.add_argument("--vocab", type=int, default=4000, help="joint sentencepiece vocabulary size")
     ap.add_argument("--valid-size", type=int, default=500)
     ap.add_argument("--test-size", type=int, default=500)
-    ap.add_argument("--max-source-tokens", type=int, default=96,
-                    help="--truncate-source keeps this many source BPE tokens (default 96)")
+    ap.add_argument(
+        "--max-source-tokens",
+        type=int,
+        default=96,
+        help="--truncate-source keeps this many source BPE tokens (default 96)",
+    )
     ap.add_argument("--kl-weight", type=float, default=1.0)
     ap.add_argument("--hidden-weight", type=float, default=1.0)
     ap.add_argument("--attn-weight", type=float, default=1.0)
@@ -153,14 +283,26 @@ def main():
         sentencepiece(args, raw, spm_dir, LANGS)
         step(3, "binarize", data_bin)
         binarize(spm_dir, data_bin, LANGS)
-        step(4, "train", f"bart_lrdrop (small) with lr_drop, {args.updates} updates (at most "
-                         f"{args.minutes:g} min) on {args.device}")
+        step(
+            4,
+            "train",
+            f"bart_lrdrop (small) with lr_drop, {args.updates} updates (at most {args.minutes:g} min) on {args.device}",
+        )
         best = train(args, data_bin, ckpt_dir, log)
         step(5, "summarize", "beam 4 on test, ROUGE")
         summarize(args, data_bin, best, raw, out)
         step(6, "plot", os.path.join(out, "curves.png"))
-        run([sys.executable, "-m", "lrdrop_cli.plot_curves", f"lr_drop={log}",
-             "--out", os.path.join(out, "curves.png")], name="plot")
+        run(
+            [
+                sys.executable,
+                "-m",
+                "lrdrop_cli.plot_curves",
+                f"lr_drop={log}",
+                "--out",
+                os.path.join(out, "curves.png"),
+            ],
+            name="plot",
+        )
     except StepFailed as e:
         sys.exit(f"\n[demo-summarization] FAILED: {e}")
     print(f"\n[demo-summarization] done in {(time.time() - t0) / 60:.1f} min; everything is under {out}")

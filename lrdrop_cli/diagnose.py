@@ -19,6 +19,7 @@ dropout masks:
 Prints one table row per checkpoint (update from the checkpoint) and writes them
 all to --json.
 """
+
 import argparse
 import json
 import math
@@ -31,9 +32,11 @@ CANDIDATES = [("layer", "mse"), ("layer", "cosine"), ("ffn", "mse"), ("ffn", "co
 
 
 def load(path, data_bin):
-    from fairseq import checkpoint_utils
 
-    import lrdrop_fairseq  # noqa: F401  (registers the _lrdrop archs)
+    import lrdrop_fairseq  # noqa: F401  (first: registers the archs; keeps fairseq from reconfiguring logging)
+
+    # isort: split
+    from fairseq import checkpoint_utils
 
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides={"data": data_bin})
     state = torch.load(path, map_location="cpu", weights_only=False)
@@ -42,8 +45,9 @@ def load(path, data_bin):
 
 def batches(task, n, max_tokens):
     task.load_dataset("train")
-    itr = task.get_batch_iterator(dataset=task.dataset("train"), max_tokens=max_tokens, seed=1,
-                                  ignore_invalid_inputs=True).next_epoch_itr(shuffle=False)
+    itr = task.get_batch_iterator(
+        dataset=task.dataset("train"), max_tokens=max_tokens, seed=1, ignore_invalid_inputs=True
+    ).next_epoch_itr(shuffle=False)
     out = []
     for sample in itr:
         out.append(sample)
@@ -60,8 +64,11 @@ def layer_norm_gains(model):
                 if isinstance(m, torch.nn.LayerNorm):
                     (compared if name == "final_layer_norm" else others).append(m.weight.detach())
     cat = torch.cat(compared)
-    return {"ln_compared_mean": cat.mean().item(), "ln_compared_min": cat.min().item(),
-            "ln_other_mean": torch.cat(others).mean().item()}
+    return {
+        "ln_compared_mean": cat.mean().item(),
+        "ln_compared_min": cat.min().item(),
+        "ln_other_mean": torch.cat(others).mean().item(),
+    }
 
 
 def _grad(value, params):
@@ -83,8 +90,9 @@ def diagnose(model, task, samples, seed=1):
     for sample in samples:
         ntok = sample["ntokens"]
         for site, dist in CANDIDATES:
-            crit = LRDropCriterion(task, False, 0.1, kl_weight=1, hidden_weight=1, attn_weight=1,
-                                   hidden_loss=dist, hidden_site=site)
+            crit = LRDropCriterion(
+                task, False, 0.1, kl_weight=1, hidden_weight=1, attn_weight=1, hidden_loss=dist, hidden_site=site
+            )
             torch.manual_seed(seed)  # the same dropout masks for every candidate
             ce, _, terms, net_output, _ = crit.training_terms(model, sample)
             states = net_output[1]["lrdrop"]["encoder_states"] + net_output[1]["lrdrop"]["decoder_states"]
@@ -116,10 +124,25 @@ def main():
     ap.add_argument("--json", help="write the rows here")
     a = ap.parse_args()
     rows = []
-    cols = ["update", "ln_compared_mean", "ln_compared_min", "ln_other_mean", "rms_layer", "rms_ffn",
-            "hidden_layer_mse", "hidden_layer_mse_grad_ratio", "hidden_layer_mse_grad_cos",
-            "hidden_ffn_mse_grad_ratio", "hidden_ffn_mse_grad_cos", "hidden_layer_cosine_grad_ratio",
-            "hidden_layer_cosine_grad_cos", "kl_grad_ratio", "kl_grad_cos", "attn_grad_ratio", "attn_grad_cos"]
+    cols = [
+        "update",
+        "ln_compared_mean",
+        "ln_compared_min",
+        "ln_other_mean",
+        "rms_layer",
+        "rms_ffn",
+        "hidden_layer_mse",
+        "hidden_layer_mse_grad_ratio",
+        "hidden_layer_mse_grad_cos",
+        "hidden_ffn_mse_grad_ratio",
+        "hidden_ffn_mse_grad_cos",
+        "hidden_layer_cosine_grad_ratio",
+        "hidden_layer_cosine_grad_cos",
+        "kl_grad_ratio",
+        "kl_grad_cos",
+        "attn_grad_ratio",
+        "attn_grad_cos",
+    ]
     print("| checkpoint | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     for path in a.checkpoints:
@@ -129,8 +152,12 @@ def main():
         samples = batches(task, a.batches, a.max_tokens)
         row = {"checkpoint": path, "update": update, **layer_norm_gains(model), **diagnose(model, task, samples)}
         rows.append(row)
-        print(f"| {os.path.relpath(path)} | " + " | ".join(
-            f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in cols) + " |", flush=True)
+        print(
+            f"| {os.path.relpath(path)} | "
+            + " | ".join(f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in cols)
+            + " |",
+            flush=True,
+        )
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)

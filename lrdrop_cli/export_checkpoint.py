@@ -9,18 +9,21 @@ The weights are unchanged; the architecture name becomes fairseq's
 criterion name ``label_smoothed_cross_entropy``, and the optimizer state is
 dropped unless ``--keep-optimizer-state``.
 """
+
 import argparse
 import os
 import sys
-
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", help="checkpoint of an *_lrdrop architecture")
     ap.add_argument("output", help="where to write the plain-fairseq checkpoint")
-    ap.add_argument("--keep-optimizer-state", action="store_true",
-                    help="keep the optimizer state (to continue training with plain fairseq)")
+    ap.add_argument(
+        "--keep-optimizer-state",
+        action="store_true",
+        help="keep the optimizer state (to continue training with plain fairseq)",
+    )
     a = ap.parse_args()
 
     import torch
@@ -36,8 +39,10 @@ def main():
     except ValueError as e:
         sys.exit(f"export_checkpoint: {e}")
     torch.save(plain, a.output)
-    print(f"exported {a.checkpoint} ({state['cfg']['model'].arch if hasattr(state['cfg']['model'], 'arch') else '?'}) "
-          f"-> {a.output} ({plain['cfg']['model']['arch']})")
+    print(
+        f"exported {a.checkpoint} ({state['cfg']['model'].arch if hasattr(state['cfg']['model'], 'arch') else '?'}) "
+        f"-> {a.output} ({plain['cfg']['model']['arch']})"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
   fairseq-generate's ``D-`` lines in corpus order (also ``lrdrop-hypotheses
   GENERATE_LOG``, which the recipes' shell scripts call).
 """
+
 import argparse
 import importlib.util
 import json
@@ -29,23 +30,33 @@ def fairseq_command(tool: str, *args: str) -> List[str]:
     return [sys.executable, "-m", f"fairseq_cli.{tool}", *args]
 
 
-def run(cmd, log: Optional[str] = None, name: str = "", append: bool = False, quiet: bool = False,
-        env: Optional[dict] = None):
+def run(
+    cmd,
+    log: Optional[str] = None,
+    name: str = "",
+    append: bool = False,
+    quiet: bool = False,
+    env: Optional[dict] = None,
+):
     """Run ``cmd``, its output going to ``log`` (appended with ``append``: a resumed run continues
     its log). Unless ``quiet``, echo the command and, when logging, fairseq's progress lines.
     Raise :class:`StepFailed` naming ``name`` with the output's last lines."""
     if not quiet:
         print("$ " + " ".join(cmd), flush=True)
     env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}  # live progress through the pipe
-    with (open(log, "a" if append else "w", encoding="utf-8") if log else open(os.devnull, "w")) as lf:
+    with open(log, "a" if append else "w", encoding="utf-8") if log else open(os.devnull, "w") as lf:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         tail = []
         for line in p.stdout:
             lf.write(line)
             lf.flush()
             tail = (tail + [line])[-40:]
-            if not quiet and (log is None or "| train_inner |" in line or "| valid |" in line
-                              or "| INFO | fairseq_cli.train | done" in line):
+            if not quiet and (
+                log is None
+                or "| train_inner |" in line
+                or "| valid |" in line
+                or "| INFO | fairseq_cli.train | done" in line
+            ):
                 sys.stdout.write(line)
                 sys.stdout.flush()
         if p.wait() != 0:

@@ -7,6 +7,7 @@ length ratio <= 1.5; valid: every 23rd line of that; test: dev2010, dev2012
 (sacremoses). Writes OUT/raw/{split}.{de,en} (lowercased, untokenised: the
 references for detokenised sacreBLEU) and OUT/tok/{split}.{de,en}.
 """
+
 import html
 import os
 import re
@@ -15,8 +16,13 @@ import sys
 from sacremoses import MosesTokenizer
 
 META = ("<url>", "<talkid>", "<keywords>", "<speaker>", "<reviewer", "<translator", "<doc", "</doc>")
-TEST_SETS = ["IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012", "IWSLT14.TED.tst2010",
-             "IWSLT14.TED.tst2011", "IWSLT14.TED.tst2012"]
+TEST_SETS = [
+    "IWSLT14.TED.dev2010",
+    "IWSLT14.TEDX.dev2012",
+    "IWSLT14.TED.tst2010",
+    "IWSLT14.TED.tst2011",
+    "IWSLT14.TED.tst2012",
+]
 SEG = re.compile(r"<seg[^>]*>(.*)</seg>")
 
 
@@ -37,7 +43,10 @@ def xml_segs(path):
 
 def main(orig, out):
     tok = {"de": MosesTokenizer(lang="de"), "en": MosesTokenizer(lang="en")}
-    t = lambda lang, s: tok[lang].tokenize(s.lower(), escape=False, return_str=True)
+
+    def t(lang, s):
+        return tok[lang].tokenize(s.lower(), escape=False, return_str=True)
+
     de, en = train_lines(f"{orig}/train.tags.de-en.de"), train_lines(f"{orig}/train.tags.de-en.en")
     if len(de) != len(en):
         sys.exit(f"iwslt_text: train sides differ ({len(de)} vs {len(en)} lines)")
@@ -47,8 +56,10 @@ def main(orig, out):
         nd, ne = len(td.split()), len(te.split())
         if 1 <= nd <= 175 and 1 <= ne <= 175 and max(nd, ne) <= 1.5 * min(nd, ne):
             pairs.append(((d.lower(), e.lower()), (td, te)))
-    splits = {"valid": [p for i, p in enumerate(pairs, 1) if i % 23 == 0],
-              "train": [p for i, p in enumerate(pairs, 1) if i % 23 != 0]}
+    splits = {
+        "valid": [p for i, p in enumerate(pairs, 1) if i % 23 == 0],
+        "train": [p for i, p in enumerate(pairs, 1) if i % 23 != 0],
+    }
     test = []
     for name in TEST_SETS:
         sd, se = xml_segs(f"{orig}/{name}.de-en.de.xml"), xml_segs(f"{orig}/{name}.de-en.en.xml")

@@ -9,6 +9,7 @@ lengths vary so that batches carry padding.
 
 writes OUT_DIR/{train,valid,test}.{src,tgt}.
 """
+
 import argparse
 import os
 import random
@@ -19,8 +20,9 @@ def make_pair(rng: random.Random, vocab: int, min_len: int, max_len: int):
     return " ".join(f"s{w}" for w in words), " ".join(f"t{w}" for w in reversed(words))
 
 
-def write_corpus(out_dir, sizes=(("train", 2000), ("valid", 100), ("test", 100)), vocab=40,
-                 min_len=3, max_len=12, seed=1):
+def write_corpus(
+    out_dir, sizes=(("train", 2000), ("valid", 100), ("test", 100)), vocab=40, min_len=3, max_len=12, seed=1
+):
     rng = random.Random(seed)
     os.makedirs(out_dir, exist_ok=True)
     for split, n in sizes:

@@ -1,13 +1,14 @@
 """The experiment modes, one table for lrdrop-compare, lrdrop-benchmark and the recipes' MODE.
 
-    lrdrop-modes MODE [--kl-weight 5 --hidden-weight 1 --attn-weight 1]   # prints the criterion flags
+  lrdrop-modes MODE [--kl-weight 5 --hidden-weight 1 --attn-weight 1]   # prints the criterion flags
 
-  baseline  label-smoothed cross-entropy, one copy per batch
-  rdrop     lr_drop, output KL only (R-Drop)
-  lrdrop    lr_drop, output KL + hidden states + attention (LR-Drop)
-  hidden    lr_drop, output KL + hidden states (ablation)
-  attn      lr_drop, output KL + attention (ablation)
+baseline  label-smoothed cross-entropy, one copy per batch
+rdrop     lr_drop, output KL only (R-Drop)
+lrdrop    lr_drop, output KL + hidden states + attention (LR-Drop)
+hidden    lr_drop, output KL + hidden states (ablation)
+attn      lr_drop, output KL + attention (ablation)
 """
+
 import argparse
 import sys
 from typing import List, Optional
@@ -29,16 +30,29 @@ def weights(mode: str, kl: float, hidden: float, attn: float) -> Optional[dict]:
     on = MODES[mode]
     if on is None:
         return None
-    return {"kl_weight": kl if on["kl"] else 0.0, "hidden_weight": hidden if on["hidden"] else 0.0,
-            "attn_weight": attn if on["attn"] else 0.0}
+    return {
+        "kl_weight": kl if on["kl"] else 0.0,
+        "hidden_weight": hidden if on["hidden"] else 0.0,
+        "attn_weight": attn if on["attn"] else 0.0,
+    }
 
 
 def criterion_flags(mode: str, kl: float, hidden: float, attn: float, label_smoothing: float = 0.1) -> List[str]:
     w = weights(mode, kl, hidden, attn)
     if w is None:
         return ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", f"{label_smoothing:g}"]
-    return ["--criterion", "lr_drop", "--label-smoothing", f"{label_smoothing:g}", "--kl-weight", f"{w['kl_weight']:g}",
-            "--hidden-weight", f"{w['hidden_weight']:g}", "--attn-weight", f"{w['attn_weight']:g}"]
+    return [
+        "--criterion",
+        "lr_drop",
+        "--label-smoothing",
+        f"{label_smoothing:g}",
+        "--kl-weight",
+        f"{w['kl_weight']:g}",
+        "--hidden-weight",
+        f"{w['hidden_weight']:g}",
+        "--attn-weight",
+        f"{w['attn_weight']:g}",
+    ]
 
 
 def main(argv=None):

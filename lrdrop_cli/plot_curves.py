@@ -7,6 +7,7 @@ One panel per quantity (train/valid loss and nll, the lr_drop consistency terms,
 valid BLEU when logged), one line per run, over updates. Plain paths work
 too (the run is then named after its folder).
 """
+
 import argparse
 import os
 import sys
@@ -31,8 +32,11 @@ def _update(rec):
 
 def present_panels(logs):
     """The PANELS entries that at least one of ``logs`` (read_log results) has data for."""
-    return [(title, series) for title, series in PANELS
-            if any(key in rec for r in logs.values() for tag, key, _ in series for rec in r[tag])]
+    return [
+        (title, series)
+        for title, series in PANELS
+        if any(key in rec for r in logs.values() for tag, key, _ in series for rec in r[tag])
+    ]
 
 
 def plot(runs, out):
@@ -53,8 +57,14 @@ def plot(runs, out):
                 if pts:
                     xs, ys = zip(*pts)
                     style = "--" if tag == "valid" and label else "-"
-                    ax.plot(xs, ys, style, marker="o" if tag == "valid" else None, markersize=3,
-                            label=f"{name} {label}".strip())
+                    ax.plot(
+                        xs,
+                        ys,
+                        style,
+                        marker="o" if tag == "valid" else None,
+                        markersize=3,
+                        label=f"{name} {label}".strip(),
+                    )
         ax.set_title(title)
         ax.set_xlabel("updates")
         ax.grid(alpha=0.3)
@@ -71,7 +81,9 @@ def main():
     a = ap.parse_args()
     runs = []
     for spec in a.runs:
-        name, path = spec.split("=", 1) if "=" in spec else (os.path.basename(os.path.dirname(os.path.abspath(spec))), spec)
+        name, path = (
+            spec.split("=", 1) if "=" in spec else (os.path.basename(os.path.dirname(os.path.abspath(spec))), spec)
+        )
         if not os.path.isfile(path):
             sys.exit(f"plot_curves: no such log file: {path}")
         runs.append((name, path))

@@ -11,6 +11,7 @@ different line counts.
                       tokenised, hyphenated compounds split as fairseq's
                       compound_split_bleu.sh does, no further tokenisation
 """
+
 import argparse
 import re
 import sys

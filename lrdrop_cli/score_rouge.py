@@ -10,6 +10,7 @@ algorithm (its untrained default, so nothing is downloaded). A line may also
 carry sentence breaks itself as the literal ``<n>`` (the form some CNN/DM
 preparations use). Refuses files with different line counts.
 """
+
 import argparse
 import json
 import sys
@@ -61,8 +62,10 @@ def main():
         scores = rouge(hyps, read_lines(a.references), use_stemmer=not a.no_stemmer)
     except (ValueError, OSError) as e:
         sys.exit(f"score_rouge: {e}")
-    print(f"{format_scores(scores)}   (F1 x 100, {len(hyps)} summaries, "
-          f"rouge-score, stemmer {'off' if a.no_stemmer else 'on'})")
+    print(
+        f"{format_scores(scores)}   (F1 x 100, {len(hyps)} summaries, "
+        f"rouge-score, stemmer {'off' if a.no_stemmer else 'on'})"
+    )
     if a.json:
         with open(a.json, "w") as f:
             json.dump({t: round(v, 2) for t, v in scores.items()}, f, indent=1)

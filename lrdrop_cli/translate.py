@@ -8,14 +8,16 @@ line from standard input (type, press Enter; Ctrl-D ends). The sentencepiece
 model is applied on the way in and out. For another model pass --checkpoint,
 --data-bin and --spm explicitly.
 """
+
 import argparse
 import os
 import sys
 
 
-
 def load(checkpoint, data_bin, spm_model, cpu=True):
-    import lrdrop_fairseq  # noqa: F401  (architectures, safe checkpoint loading)
+    import lrdrop_fairseq  # noqa: F401  (first: registers the archs; keeps fairseq from reconfiguring logging)
+
+    # isort: split
     from fairseq.models.transformer import TransformerModel
 
     for path, what in ((checkpoint, "--checkpoint"), (spm_model, "--spm"), (data_bin, "--data-bin")):
@@ -23,8 +25,11 @@ def load(checkpoint, data_bin, spm_model, cpu=True):
             raise FileNotFoundError(f"{what}: {path} does not exist (train first, e.g. 'make demo')")
     # the languages (and so the direction) are the checkpoint's own task settings
     model = TransformerModel.from_pretrained(
-        os.path.dirname(os.path.abspath(checkpoint)), checkpoint_file=os.path.basename(checkpoint),
-        data_name_or_path=os.path.abspath(data_bin), bpe="sentencepiece", sentencepiece_model=spm_model,
+        os.path.dirname(os.path.abspath(checkpoint)),
+        checkpoint_file=os.path.basename(checkpoint),
+        data_name_or_path=os.path.abspath(data_bin),
+        bpe="sentencepiece",
+        sentencepiece_model=spm_model,
     )
     model.eval()
     return model if cpu else model.cuda()
@@ -41,9 +46,12 @@ def main():
     ap.add_argument("--cuda", action="store_true")
     a = ap.parse_args()
     try:
-        model = load(a.checkpoint or os.path.join(a.run, "checkpoints", "checkpoint_best.pt"),
-                     a.data_bin or os.path.join(a.run, "data-bin"),
-                     a.spm or os.path.join(a.run, "spm", "spm.model"), cpu=not a.cuda)
+        model = load(
+            a.checkpoint or os.path.join(a.run, "checkpoints", "checkpoint_best.pt"),
+            a.data_bin or os.path.join(a.run, "data-bin"),
+            a.spm or os.path.join(a.run, "spm", "spm.model"),
+            cpu=not a.cuda,
+        )
     except FileNotFoundError as e:
         sys.exit(f"translate: {e}")
     if a.sentences:
@@ -52,8 +60,10 @@ def main():
         return
     if sys.stdin.isatty():
         task = model.cfg.task
-        print(f"Type a sentence ({task.source_lang} -> {task.target_lang}) and press Enter (Ctrl-D to quit).",
-              file=sys.stderr)
+        print(
+            f"Type a sentence ({task.source_lang} -> {task.target_lang}) and press Enter (Ctrl-D to quit).",
+            file=sys.stderr,
+        )
     for line in sys.stdin:
         if line.strip():
             print(model.translate(line.strip(), beam=a.beam), flush=True)

@@ -1,8 +1,10 @@
 """LR-Drop (Layer-wise Regularized Dropout) for fairseq.
 
 Importing this package (or ``--user-dir lrdrop_fairseq``) registers the
-``lr_drop`` criterion and the ``transformer_lrdrop`` architectures, and applies the compatibility fixes in :mod:`.compat`.
+``lr_drop`` criterion and the ``transformer_lrdrop`` architectures, and applies the
+compatibility fixes in :mod:`.compat`.
 """
+
 from . import compat
 
 with compat.preserve_root_logger():  # fairseq configures logging at import

@@ -3,6 +3,7 @@
 Everything that patches fairseq or torch lives here, is applied once from
 ``lrdrop_fairseq/__init__.py``, and says why it exists and when it can go.
 """
+
 import argparse
 import collections
 import contextlib
@@ -92,10 +93,24 @@ def keep_remainder_batches():
     if getattr(original, "_lrdrop_keeps_remainder", False):
         return
 
-    def batch_by_size(indices, num_tokens_fn, num_tokens_vec=None, max_tokens=None, max_sentences=None,
-                      required_batch_size_multiple=1, fixed_shapes=None):
-        batches = original(indices, num_tokens_fn, num_tokens_vec, max_tokens, max_sentences,
-                           required_batch_size_multiple, fixed_shapes)
+    def batch_by_size(
+        indices,
+        num_tokens_fn,
+        num_tokens_vec=None,
+        max_tokens=None,
+        max_sentences=None,
+        required_batch_size_multiple=1,
+        fixed_shapes=None,
+    ):
+        batches = original(
+            indices,
+            num_tokens_fn,
+            num_tokens_vec,
+            max_tokens,
+            max_sentences,
+            required_batch_size_multiple,
+            fixed_shapes,
+        )
         if fixed_shapes is not None:
             return batches
         if not isinstance(indices, np.ndarray):

@@ -10,6 +10,7 @@ All terms are computed in fp32: under ``--fp16``/``--bf16`` the inputs are
 upcast here, because the differences being measured are small and
 half-precision rounding would swamp them.
 """
+
 from typing import Optional, Sequence
 
 import torch

@@ -5,6 +5,7 @@ fairseq's; only the config names differ. The export also stores the config
 as plain containers (no ``argparse.Namespace``), so torch's safe
 ``weights_only`` loading accepts it without this plugin's allow-list.
 """
+
 import argparse
 
 from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterionConfig

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Moved: this is ``lrdrop-build-ding-corpus`` (lrdrop_cli/build_ding_corpus.py); kept so old commands still work."""
+"""Moved to ``lrdrop-build-ding-corpus`` (lrdrop_cli/build_ding_corpus.py); kept so old commands still work."""
+
 from lrdrop_cli.build_ding_corpus import main
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Moved: this is ``lrdrop-demo`` (lrdrop_cli/demo.py); kept so old commands still work."""
+"""Moved to ``lrdrop-demo`` (lrdrop_cli/demo.py); kept so old commands still work."""
+
 from lrdrop_cli.demo import main
 
 if __name__ == "__main__":

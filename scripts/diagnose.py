@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Moved: this is ``lrdrop-diagnose`` (lrdrop_cli/diagnose.py); kept so old commands still work."""
+"""Moved to ``lrdrop-diagnose`` (lrdrop_cli/diagnose.py); kept so old commands still work."""
+
 from lrdrop_cli.diagnose import main
 
 if __name__ == "__main__":

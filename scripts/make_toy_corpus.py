@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Moved: this is ``lrdrop-make-toy-corpus`` (lrdrop_cli/make_toy_corpus.py); kept so old commands still work."""
+"""Moved to ``lrdrop-make-toy-corpus`` (lrdrop_cli/make_toy_corpus.py); kept so old commands still work."""
+
 from lrdrop_cli.make_toy_corpus import main
 
 if __name__ == "__main__":

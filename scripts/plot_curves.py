@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Moved: this is ``lrdrop-plot`` (lrdrop_cli/plot_curves.py); kept so old commands still work."""
+"""Moved to ``lrdrop-plot`` (lrdrop_cli/plot_curves.py); kept so old commands still work."""
+
 from lrdrop_cli.plot_curves import main
 
 if __name__ == "__main__":

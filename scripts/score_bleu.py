@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Moved: this is ``lrdrop-score-bleu`` (lrdrop_cli/score_bleu.py); kept so old commands still work."""
+"""Moved to ``lrdrop-score-bleu`` (lrdrop_cli/score_bleu.py); kept so old commands still work."""
+
 from lrdrop_cli.score_bleu import main
 
 if __name__ == "__main__":

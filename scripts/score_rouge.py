@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Moved: this is ``lrdrop-score-rouge`` (lrdrop_cli/score_rouge.py); kept so old commands still work."""
+"""Moved to ``lrdrop-score-rouge`` (lrdrop_cli/score_rouge.py); kept so old commands still work."""
+
 from lrdrop_cli.score_rouge import main
 
 if __name__ == "__main__":

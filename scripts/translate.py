@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Moved: this is ``lrdrop-translate`` (lrdrop_cli/translate.py); kept so old commands still work."""
+"""Moved to ``lrdrop-translate`` (lrdrop_cli/translate.py); kept so old commands still work."""
+
 from lrdrop_cli.translate import main
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ import lrdrop_fairseq  # noqa: E402,F401  (registers archs/criterion for in-proc
 def run(cmd, cwd=None, env=None, check=True, timeout=600):
     """Run a CLI as a user would; on failure show its output. A hang fails the test (timeout)."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    p = subprocess.run(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=timeout)
+    p = subprocess.run(
+        cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
+    )
     if check and p.returncode != 0:
         raise AssertionError(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stdout[-6000:]}")
     return p
@@ -28,9 +29,26 @@ def _binarized_toy_corpus(d, joined: bool):
     from lrdrop_cli.make_toy_corpus import write_corpus
 
     raw = write_corpus(str(d / "raw"), (("train", 600), ("valid", 60), ("test", 40)))
-    run([tool("fairseq-preprocess"), "--source-lang", "src", "--target-lang", "tgt",
-         "--trainpref", f"{raw}/train", "--validpref", f"{raw}/valid", "--testpref", f"{raw}/test",
-         "--destdir", str(d / "bin"), "--workers", "1", *(["--joined-dictionary"] if joined else [])])
+    run(
+        [
+            tool("fairseq-preprocess"),
+            "--source-lang",
+            "src",
+            "--target-lang",
+            "tgt",
+            "--trainpref",
+            f"{raw}/train",
+            "--validpref",
+            f"{raw}/valid",
+            "--testpref",
+            f"{raw}/test",
+            "--destdir",
+            str(d / "bin"),
+            "--workers",
+            "1",
+            *(["--joined-dictionary"] if joined else []),
+        ]
+    )
     return str(d / "bin")
 
 

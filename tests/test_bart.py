@@ -1,14 +1,15 @@
 """bart_lrdrop: fairseq's BART with records; the official bart.large checkpoint restores into it."""
+
 import argparse
 
 import torch
 from fairseq import checkpoint_utils, options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from fairseq.trainer import Trainer
+from helpers import build, first_batch
 
 from lrdrop_fairseq.export import to_plain_fairseq
 from lrdrop_fairseq.models.recording import ATTN_TYPES
-from helpers import build, first_batch
 
 
 def test_no_new_parameters_and_identical_outputs(toy_data_joined):
@@ -20,8 +21,7 @@ def test_no_new_parameters_and_identical_outputs(toy_data_joined):
     sample = first_batch(task)
     lr_model.eval(), plain.eval()
     with torch.no_grad():
-        torch.testing.assert_close(lr_model(**sample["net_input"])[0], plain(**sample["net_input"])[0],
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(lr_model(**sample["net_input"])[0], plain(**sample["net_input"])[0], rtol=0, atol=0)
 
 
 def test_lr_drop_on_bart_records_every_layer_and_trains(toy_data_joined):
@@ -42,10 +42,27 @@ def test_lr_drop_on_bart_records_every_layer_and_trains(toy_data_joined):
 
 def _bart_large_args(data, arch, task="translation"):
     parser = options.get_training_parser()
-    return options.parse_args_and_arch(parser, input_args=[
-        data, "--task", task, "--arch", arch, "--criterion", "lr_drop", "--label-smoothing", "0.1",
-        "--cpu", "--max-tokens", "400", "--optimizer", "adam", "--lr", "3e-5",
-    ])
+    return options.parse_args_and_arch(
+        parser,
+        input_args=[
+            data,
+            "--task",
+            task,
+            "--arch",
+            arch,
+            "--criterion",
+            "lr_drop",
+            "--label-smoothing",
+            "0.1",
+            "--cpu",
+            "--max-tokens",
+            "400",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "3e-5",
+        ],
+    )
 
 
 def test_bart_large_checkpoint_restores_strictly_into_bart_lrdrop_large(toy_data_joined, tmp_path):
@@ -65,11 +82,23 @@ def test_bart_large_checkpoint_restores_strictly_into_bart_lrdrop_large(toy_data
     for k in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight"):
         official[k] = torch.cat([state[k], mask_row])  # the denoising task's <mask> symbol
     path = tmp_path / "model.pt"
-    torch.save({"args": argparse.Namespace(**{**vars(args), "arch": "bart_large", "task": "translation"}),
-                "model": official, "extra_state": {}, "last_optimizer_state": None,
-                "optimizer_history": [{"criterion_name": "CrossEntropyCriterion", "optimizer_name": "FairseqAdam",
-                                       "lr_scheduler_state": {"best": None}, "num_updates": 500000}]},
-               path)
+    torch.save(
+        {
+            "args": argparse.Namespace(**{**vars(args), "arch": "bart_large", "task": "translation"}),
+            "model": official,
+            "extra_state": {},
+            "last_optimizer_state": None,
+            "optimizer_history": [
+                {
+                    "criterion_name": "CrossEntropyCriterion",
+                    "optimizer_name": "FairseqAdam",
+                    "lr_scheduler_state": {"best": None},
+                    "num_updates": 500000,
+                }
+            ],
+        },
+        path,
+    )
     del plain, official
 
     lr_args = _bart_large_args(toy_data_joined, "bart_lrdrop_large")

@@ -1,23 +1,72 @@
 """End to end, as a user runs it: fairseq-train / fairseq-generate subprocesses."""
+
 import json
 import os
 
 import pytest
-
 from conftest import ROOT, run, tool
 
 USER_DIR = os.path.join(ROOT, "lrdrop_fairseq")
-COMMON = ["--arch", "transformer_lrdrop_tiny", "--encoder-layers", "2", "--decoder-layers", "2",
-          "--encoder-embed-dim", "32", "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
-          "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "2", "--decoder-attention-heads", "2",
-          "--dropout", "0.1", "--attention-dropout", "0.1", "--optimizer", "adam", "--lr", "2e-3",
-          "--max-tokens", "800", "--cpu", "--seed", "1", "--log-format", "json", "--log-interval", "2",
-          "--no-epoch-checkpoints", "--num-workers", "0", "--label-smoothing", "0.1"]
+COMMON = [
+    "--arch",
+    "transformer_lrdrop_tiny",
+    "--encoder-layers",
+    "2",
+    "--decoder-layers",
+    "2",
+    "--encoder-embed-dim",
+    "32",
+    "--decoder-embed-dim",
+    "32",
+    "--encoder-ffn-embed-dim",
+    "64",
+    "--decoder-ffn-embed-dim",
+    "64",
+    "--encoder-attention-heads",
+    "2",
+    "--decoder-attention-heads",
+    "2",
+    "--dropout",
+    "0.1",
+    "--attention-dropout",
+    "0.1",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "2e-3",
+    "--max-tokens",
+    "800",
+    "--cpu",
+    "--seed",
+    "1",
+    "--log-format",
+    "json",
+    "--log-interval",
+    "2",
+    "--no-epoch-checkpoints",
+    "--num-workers",
+    "0",
+    "--label-smoothing",
+    "0.1",
+]
 
 
 def train(data, save_dir, criterion_args, max_update, extra=()):
-    return run([tool("fairseq-train"), data, "--user-dir", USER_DIR, "--save-dir", save_dir,
-                "--max-update", str(max_update), *COMMON, *criterion_args, *extra])
+    return run(
+        [
+            tool("fairseq-train"),
+            data,
+            "--user-dir",
+            USER_DIR,
+            "--save-dir",
+            save_dir,
+            "--max-update",
+            str(max_update),
+            *COMMON,
+            *criterion_args,
+            *extra,
+        ]
+    )
 
 
 def json_lines(out, tag):
@@ -29,8 +78,19 @@ def json_lines(out, tag):
 
 
 def generate(data, path, user_dir=True):
-    args = [tool("fairseq-generate"), data, "--path", path, "--beam", "3", "--cpu",
-            "--max-sentences", "20", "--gen-subset", "test"]
+    args = [
+        tool("fairseq-generate"),
+        data,
+        "--path",
+        path,
+        "--beam",
+        "3",
+        "--cpu",
+        "--max-sentences",
+        "20",
+        "--gen-subset",
+        "test",
+    ]
     if user_dir:
         args += ["--user-dir", USER_DIR]
     out = run(args).stdout
@@ -38,11 +98,14 @@ def generate(data, path, user_dir=True):
     return hyps, out
 
 
-@pytest.mark.parametrize("name, crit, terms", [
-    ("label_smoothing", ["--criterion", "label_smoothed_cross_entropy"], []),
-    ("rdrop", ["--criterion", "lr_drop", "--hidden-weight", "0", "--attn-weight", "0"], ["kl_loss"]),
-    ("lrdrop", ["--criterion", "lr_drop"], ["kl_loss", "hidden_loss", "attn_loss"]),
-])
+@pytest.mark.parametrize(
+    "name, crit, terms",
+    [
+        ("label_smoothing", ["--criterion", "label_smoothed_cross_entropy"], []),
+        ("rdrop", ["--criterion", "lr_drop", "--hidden-weight", "0", "--attn-weight", "0"], ["kl_loss"]),
+        ("lrdrop", ["--criterion", "lr_drop"], ["kl_loss", "hidden_loss", "attn_loss"]),
+    ],
+)
 def test_train_logs_every_term_and_validates(toy_data, tmp_path, name, crit, terms):
     out = train(toy_data, str(tmp_path / name), crit, max_update=6).stdout
     inner = json_lines(out, "train_inner")
@@ -80,16 +143,47 @@ def test_resume_generate_and_export(toy_data, tmp_path):
 
 
 def test_plain_arch_with_layer_terms_fails_clearly(toy_data, tmp_path):
-    p = run([tool("fairseq-train"), toy_data, "--user-dir", USER_DIR, "--save-dir", str(tmp_path),
-             "--max-update", "1", *COMMON, "--arch", "transformer_tiny", "--criterion", "lr_drop"], check=False)
+    p = run(
+        [
+            tool("fairseq-train"),
+            toy_data,
+            "--user-dir",
+            USER_DIR,
+            "--save-dir",
+            str(tmp_path),
+            "--max-update",
+            "1",
+            *COMMON,
+            "--arch",
+            "transformer_tiny",
+            "--criterion",
+            "lr_drop",
+        ],
+        check=False,
+    )
     assert p.returncode != 0
     assert "LRDropConfigError" in p.stdout and "transformer_lrdrop" in p.stdout
 
 
 def test_bf16_names_the_fairseq_limitation(toy_data, tmp_path):
     # fairseq 0.12 turns --bf16 into --tpu; without torch_xla its Trainer would die on xla_device
-    p = run([tool("fairseq-train"), toy_data, "--user-dir", USER_DIR, "--save-dir", str(tmp_path),
-             "--max-update", "1", *COMMON, "--criterion", "lr_drop", "--bf16"], check=False)
+    p = run(
+        [
+            tool("fairseq-train"),
+            toy_data,
+            "--user-dir",
+            USER_DIR,
+            "--save-dir",
+            str(tmp_path),
+            "--max-update",
+            "1",
+            *COMMON,
+            "--criterion",
+            "lr_drop",
+            "--bf16",
+        ],
+        check=False,
+    )
     assert p.returncode != 0
     assert "--bf16: fairseq 0.12 treats --bf16 as TPU training" in p.stdout and "--fp16" in p.stdout
     assert "xla_device" not in p.stdout

@@ -1,4 +1,5 @@
 """The compatibility fixes lrdrop_fairseq applies to fairseq."""
+
 import logging
 import subprocess
 import sys
@@ -12,18 +13,22 @@ def test_batch_by_size_keeps_the_remainder_batch():
     from fairseq.data import data_utils
 
     idx = np.arange(30, dtype=np.int64)
-    batches = data_utils.batch_by_size(idx, None, num_tokens_vec=np.full(30, 5, dtype=np.int64),
-                                       max_tokens=40, required_batch_size_multiple=8)
+    batches = data_utils.batch_by_size(
+        idx, None, num_tokens_vec=np.full(30, 5, dtype=np.int64), max_tokens=40, required_batch_size_multiple=8
+    )
     flat = np.concatenate(batches)
     assert sorted(flat.tolist()) == list(range(30))  # fairseq-fixed alone returned 24
     assert all(len(b) == 8 for b in batches[:-1]) and len(batches[-1]) == 6
 
 
 def test_import_keeps_root_logger_level():
-    code = ("import logging; logging.getLogger().setLevel(logging.WARNING); import lrdrop_fairseq; "
-            "print(logging.getLogger().level, len(logging.getLogger().handlers))")
-    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                         text=True, check=True).stdout.split()
+    code = (
+        "import logging; logging.getLogger().setLevel(logging.WARNING); import lrdrop_fairseq; "
+        "print(logging.getLogger().level, len(logging.getLogger().handlers))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=True
+    ).stdout.split()
     assert out == [str(logging.WARNING), "0"]
 
 

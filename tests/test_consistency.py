@@ -1,4 +1,5 @@
 """The pure loss functions against values computed by hand."""
+
 import math
 
 import pytest

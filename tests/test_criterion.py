@@ -1,11 +1,12 @@
 """lr_drop against fairseq's label smoothing and R-Drop's published criterion."""
+
 import pytest
 import torch
 import torch.nn.functional as F
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
+from helpers import build, first_batch
 
 from lrdrop_fairseq.criterions.lr_drop import LRDropConfigError
-from helpers import build, first_batch
 
 W0 = ["--kl-weight", "0", "--hidden-weight", "0", "--attn-weight", "0"]
 
@@ -97,8 +98,11 @@ def test_consistency_term_gradient_flows_to_both_halves(toy_data):
     states = out[1]["lrdrop"]["decoder_states"]
     for s in states:
         s.retain_grad()
-    terms = crit.consistency_terms(*crit.get_lprobs_and_target(model, out, {**sample, "target": torch.cat([sample["target"]] * 2)}),
-                                   out[1]["lrdrop"], sample["target"])
+    terms = crit.consistency_terms(
+        *crit.get_lprobs_and_target(model, out, {**sample, "target": torch.cat([sample["target"]] * 2)}),
+        out[1]["lrdrop"],
+        sample["target"],
+    )
     terms["hidden_loss"].backward()
     B = sample["target"].size(0)
     g = states[-1].grad
@@ -116,12 +120,15 @@ def test_warmup_ramps_weights(toy_data):
     assert crit.current_weights(model)["kl_loss"] == 5.0
 
 
-@pytest.mark.parametrize("extra, match", [
-    (["--hidden-weight", "-1"], "--hidden-weight must be >= 0"),
-    (["--kl-weight", "nan"], "--kl-weight must be >= 0"),
-    (["--attn-types", "encoder_self,cross"], "--attn-types"),
-    (["--consistency-layers", "first"], "--consistency-layers"),
-])
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--hidden-weight", "-1"], "--hidden-weight must be >= 0"),
+        (["--kl-weight", "nan"], "--kl-weight must be >= 0"),
+        (["--attn-types", "encoder_self,cross"], "--attn-types"),
+        (["--consistency-layers", "first"], "--consistency-layers"),
+    ],
+)
 def test_bad_flags_fail_at_startup_naming_the_flag(toy_data, extra, match):
     with pytest.raises(LRDropConfigError, match=match):
         build(toy_data, extra=extra)

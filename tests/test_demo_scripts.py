@@ -1,12 +1,13 @@
 """Corpus builder, BLEU scorer and curve plotter on small hand-made inputs."""
+
 import json
 import os
 
 import pytest
 import torch
+from conftest import ROOT, run, tool
 
 from lrdrop_cli import build_ding_corpus as ding
-from conftest import ROOT, run, tool
 from lrdrop_cli.plot_curves import present_panels, read_log
 from lrdrop_cli.score_bleu import bleu
 
@@ -58,8 +59,10 @@ def test_build_writes_aligned_files(tmp_path):
 
 def test_longer_sentences_go_to_train_only(tmp_path):
     short = [f"Wort{i} | Das ist Satz {i}. :: word{i} | This is sentence {i}.\n" for i in range(20)]
-    long = [f"Lang{i} | Das ist ein viel zu langer Satz {i}. :: long{i} | This is a far too long sentence {i}.\n"
-            for i in range(6)]
+    long = [
+        f"Lang{i} | Das ist ein viel zu langer Satz {i}. :: long{i} | This is a far too long sentence {i}.\n"
+        for i in range(6)
+    ]
     (tmp_path / "a.txt").write_text("".join(short + long), encoding="utf-8")
     base = ding.build(str(tmp_path / "a"), str(tmp_path / "a.txt"), n_valid=3, n_test=4, seed=1, max_words=5)
     assert base == {"test": 4, "valid": 3, "train": 13}
@@ -67,8 +70,9 @@ def test_longer_sentences_go_to_train_only(tmp_path):
     # a long entry, first in the file, whose German side is a held-out sentence must not reach train
     clash = f"Doppel | {held_out} :: double | This is that sentence said at far greater length.\n"
     (tmp_path / "b.txt").write_text("".join([clash] + short + long), encoding="utf-8")
-    more = ding.build(str(tmp_path / "b"), str(tmp_path / "b.txt"), n_valid=3, n_test=4, seed=1, max_words=5,
-                      train_max_words=12)
+    more = ding.build(
+        str(tmp_path / "b"), str(tmp_path / "b.txt"), n_valid=3, n_test=4, seed=1, max_words=5, train_max_words=12
+    )
     assert more == {"test": 4, "valid": 3, "train": 13 + 6}
     for part in ("valid", "test"):  # the same held-out sets as without the longer sentences
         assert (tmp_path / "b" / f"{part}.de").read_bytes() == (tmp_path / "a" / f"{part}.de").read_bytes()
@@ -92,8 +96,7 @@ def test_bleu_known_values():
 def test_score_bleu_cli_refuses_mismatched_files(tmp_path):
     (tmp_path / "h").write_text("a b c\n")
     (tmp_path / "r").write_text("a b c\nd e f\n")
-    p = run([tool("lrdrop-score-bleu"), str(tmp_path / "h"), str(tmp_path / "r")],
-            check=False)
+    p = run([tool("lrdrop-score-bleu"), str(tmp_path / "h"), str(tmp_path / "r")], check=False)
     assert p.returncode != 0 and "1 hypotheses but 2 references" in p.stdout
     assert "Traceback" not in p.stdout
 
@@ -102,11 +105,23 @@ def test_plot_curves_from_fixture_log(tmp_path):
     log = tmp_path / "train.log"
     rows = []
     for u in (25, 50, 75):
-        rows.append("2026-01-01 00:00:00 | INFO | train_inner | " + json.dumps(
-            {"epoch": 1, "loss": str(10 - u / 25), "kl_loss": "0.1", "hidden_loss": "0.2", "attn_loss": "0.05",
-             "num_updates": str(u)}))
-    rows.append("2026-01-01 00:00:00 | INFO | valid | " + json.dumps(
-        {"epoch": 1, "valid_loss": "8.5", "valid_num_updates": "75"}))
+        rows.append(
+            "2026-01-01 00:00:00 | INFO | train_inner | "
+            + json.dumps(
+                {
+                    "epoch": 1,
+                    "loss": str(10 - u / 25),
+                    "kl_loss": "0.1",
+                    "hidden_loss": "0.2",
+                    "attn_loss": "0.05",
+                    "num_updates": str(u),
+                }
+            )
+        )
+    rows.append(
+        "2026-01-01 00:00:00 | INFO | valid | "
+        + json.dumps({"epoch": 1, "valid_loss": "8.5", "valid_num_updates": "75"})
+    )
     log.write_text("\n".join(rows) + "\n")
     out = tmp_path / "curves.png"
     run([tool("lrdrop-plot"), f"lrdrop={log}", "--out", str(out)])
@@ -120,16 +135,20 @@ def test_plot_curves_from_fixture_log(tmp_path):
     titles = [t for t, _ in present_panels({"lrdrop": read_log(str(log))})]
     assert titles == ["loss (bits/token)", "kl_loss", "hidden_loss", "attn_loss"]
     with open(log, "a") as f:  # perplexity logged (as fairseq does for label-smoothed criteria): its own panel
-        f.write("2026-01-01 00:00:00 | INFO | valid | " + json.dumps(
-            {"epoch": 2, "valid_loss": "8.4", "valid_nll_loss": "7.9", "valid_num_updates": "100"}) + "\n")
+        f.write(
+            "2026-01-01 00:00:00 | INFO | valid | "
+            + json.dumps({"epoch": 2, "valid_loss": "8.4", "valid_nll_loss": "7.9", "valid_num_updates": "100"})
+            + "\n"
+        )
     titles = [t for t, _ in present_panels({"lrdrop": read_log(str(log))})]
     assert titles[:2] == ["loss (bits/token)", "nll_loss (bits/token)"]
 
 
 def _user_corpus_files(tmp_path, n, seed):
     """TMP/src.txt and TMP/tgt.txt: an aligned toy corpus (lrdrop-make-toy-corpus); returns the pairs."""
-    from lrdrop_cli.make_toy_corpus import make_pair
     import random
+
+    from lrdrop_cli.make_toy_corpus import make_pair
 
     rng = random.Random(seed)
     pairs = [make_pair(rng, 20, 3, 8) for _ in range(n)]
@@ -142,13 +161,37 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     """lrdrop-demo with --src/--tgt (the path for users without Debian), tiny model, seconds of training."""
     pairs = _user_corpus_files(tmp_path, n=400, seed=3)
     out = tmp_path / "demo"
-    small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
-             "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64")
-    cmd = [tool("lrdrop-demo"), "--out", str(out),
-           "--source", str(tmp_path / "src.txt"), "--target", str(tmp_path / "tgt.txt"), "--vocab", "26",
-           "--source-lang", "fr", "--target-lang", "xx",
-           "--valid-size", "20", "--test-size", "30", "--updates", "30", "--warmup", "10",
-           "--max-tokens", "1000", "--train-args", small]
+    small = (
+        "--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
+        "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64"
+    )
+    cmd = [
+        tool("lrdrop-demo"),
+        "--out",
+        str(out),
+        "--source",
+        str(tmp_path / "src.txt"),
+        "--target",
+        str(tmp_path / "tgt.txt"),
+        "--vocab",
+        "26",
+        "--source-lang",
+        "fr",
+        "--target-lang",
+        "xx",
+        "--valid-size",
+        "20",
+        "--test-size",
+        "30",
+        "--updates",
+        "30",
+        "--warmup",
+        "10",
+        "--max-tokens",
+        "1000",
+        "--train-args",
+        small,
+    ]
     p = run(cmd)
     assert "sacreBLEU on test (30 sentences)" in p.stdout and "nrefs:1|" in p.stdout
     result = json.loads((out / "result.json").read_text())
@@ -171,7 +214,11 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     assert p.returncode != 0 and "give both --source and --target" in p.stdout
     # a corpus that is not UTF-8: one line naming the file and the line, no traceback
     latin1 = tmp_path / "latin1.txt"
-    latin1.write_bytes("eins\nzwei\nGr\xfc\xdfe\n".encode("utf-8").replace("Gr\xfc\xdfe".encode("utf-8"), "Gr\xfc\xdfe".encode("latin-1")))
+    latin1.write_bytes(
+        "eins\nzwei\nGr\xfc\xdfe\n".encode("utf-8").replace(
+            "Gr\xfc\xdfe".encode("utf-8"), "Gr\xfc\xdfe".encode("latin-1")
+        )
+    )
     p = run(cmd[:1] + ["--out", str(tmp_path / "bad2"), "--source", str(latin1), "--target", str(latin1)], check=False)
     assert p.returncode != 0 and f"--source {latin1}: line 3 is not valid UTF-8" in p.stdout
     assert "Traceback" not in p.stdout
@@ -182,10 +229,12 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
 
 def test_plot_reads_bare_log_file_records(tmp_path):
     log = tmp_path / "file.log"
-    log.write_text('{"epoch": 1, "loss": "9", "num_updates": "25", "train_wall": "3"}\n'
-                   '{"epoch": 1, "valid_loss": "8", "valid_num_updates": "25"}\n'
-                   '{"epoch": 1, "train_loss": "9", "train_num_updates": "25"}\n'
-                   'Start iterating over samples\n')
+    log.write_text(
+        '{"epoch": 1, "loss": "9", "num_updates": "25", "train_wall": "3"}\n'
+        '{"epoch": 1, "valid_loss": "8", "valid_num_updates": "25"}\n'
+        '{"epoch": 1, "train_loss": "9", "train_num_updates": "25"}\n'
+        "Start iterating over samples\n"
+    )
     rows = read_log(str(log))
     assert [r["loss"] for r in rows["train_inner"]] == ["9"]
     assert [r["valid_loss"] for r in rows["valid"]] == ["8"]
@@ -194,8 +243,10 @@ def test_plot_reads_bare_log_file_records(tmp_path):
 def test_compound_split_as_fairseq_does():
     from lrdrop_cli.score_bleu import compound_split
 
-    assert compound_split("a well-known state-of-the-art x - y") == \
-        "a well ##AT##-##AT## known state ##AT##-##AT## of ##AT##-##AT## the ##AT##-##AT## art x - y"
+    assert (
+        compound_split("a well-known state-of-the-art x - y")
+        == "a well ##AT##-##AT## known state ##AT##-##AT## of ##AT##-##AT## the ##AT##-##AT## art x - y"
+    )
 
 
 def test_iwslt_recipe_refuses_missing_data_and_bad_mode(tmp_path):
@@ -208,9 +259,27 @@ def test_iwslt_recipe_refuses_missing_data_and_bad_mode(tmp_path):
 
 def test_benchmark_script_runs_every_mode(tmp_path):
     out = tmp_path / "bench.json"
-    p = run([tool("lrdrop-benchmark"), "--arch", "transformer_lrdrop_tiny",
-             "--vocab", "60", "--shapes", "4x8", "--steps", "1", "--warmup", "0", "--gen-shape", "3x5",
-             "--gen-reps", "1", "--json", str(out)])
+    p = run(
+        [
+            tool("lrdrop-benchmark"),
+            "--arch",
+            "transformer_lrdrop_tiny",
+            "--vocab",
+            "60",
+            "--shapes",
+            "4x8",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--gen-shape",
+            "3x5",
+            "--gen-reps",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     res = json.loads(out.read_text())
     assert [r["mode"] for r in res["train"]] == ["baseline", "rdrop", "hidden", "attn", "lrdrop"]
     assert all(r["median_s"] > 0 and r["peak_mb"] > 0 for r in res["train"])
@@ -222,19 +291,61 @@ def test_compare_script_runs_configs_seeds_and_sweep(tmp_path):
     """lrdrop-compare on a toy corpus: same updates for every run, table with mean ± sd, resumes."""
     _user_corpus_files(tmp_path, n=300, seed=5)
     data = tmp_path / "data"
-    run([tool("lrdrop-demo"), "--out", str(data), "--src", str(tmp_path / "src.txt"),
-         "--tgt", str(tmp_path / "tgt.txt"), "--vocab", "26", "--valid-size", "20", "--test-size", "20", "--data-only"])
+    run(
+        [
+            tool("lrdrop-demo"),
+            "--out",
+            str(data),
+            "--src",
+            str(tmp_path / "src.txt"),
+            "--tgt",
+            str(tmp_path / "tgt.txt"),
+            "--vocab",
+            "26",
+            "--valid-size",
+            "20",
+            "--test-size",
+            "20",
+            "--data-only",
+        ]
+    )
     assert not (data / "checkpoints").exists()
-    small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
-             "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64")
-    cmd = [tool("lrdrop-compare"), "--out", str(tmp_path / "cmp"),
-           "--data-bin", str(data / "data-bin"), "--configs", "baseline,lrdrop", "--seeds", "1,2",
-           "--max-update", "6", "--variant", "attn2=--attn-weight 2", "--warmup", "2", "--max-tokens", "500", "--train-args", small]
+    small = (
+        "--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
+        "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64"
+    )
+    cmd = [
+        tool("lrdrop-compare"),
+        "--out",
+        str(tmp_path / "cmp"),
+        "--data-bin",
+        str(data / "data-bin"),
+        "--configs",
+        "baseline,lrdrop",
+        "--seeds",
+        "1,2",
+        "--max-update",
+        "6",
+        "--variant",
+        "attn2=--attn-weight 2",
+        "--warmup",
+        "2",
+        "--max-tokens",
+        "500",
+        "--train-args",
+        small,
+    ]
     p = run(cmd)
     res = json.loads((tmp_path / "cmp" / "results.json").read_text())
     names = sorted(r["name"] for r in res["runs"])
-    assert names == ["attn2-d0.1-s1", "attn2-d0.1-s2", "baseline-d0.1-s1", "baseline-d0.1-s2",
-                     "lrdrop-d0.1-s1", "lrdrop-d0.1-s2"]
+    assert names == [
+        "attn2-d0.1-s1",
+        "attn2-d0.1-s2",
+        "baseline-d0.1-s1",
+        "baseline-d0.1-s2",
+        "lrdrop-d0.1-s1",
+        "lrdrop-d0.1-s2",
+    ]
     assert all(r["updates"] == 6 for r in res["runs"])
     by_name = {r["name"]: r for r in res["runs"]}
     # a variant is R-Drop plus its flags, appended last so they win
@@ -285,18 +396,62 @@ def test_compare_until_convergence_resumes_after_interruption(tmp_path):
 
     _user_corpus_files(tmp_path, n=300, seed=5)
     data = tmp_path / "data"
-    run([tool("lrdrop-demo"), "--out", str(data), "--src", str(tmp_path / "src.txt"),
-         "--tgt", str(tmp_path / "tgt.txt"), "--vocab", "26", "--valid-size", "20", "--test-size", "20", "--data-only"])
-    small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 16 --decoder-embed-dim 16 "
-             "--encoder-ffn-embed-dim 32 --decoder-ffn-embed-dim 32")
+    run(
+        [
+            tool("lrdrop-demo"),
+            "--out",
+            str(data),
+            "--src",
+            str(tmp_path / "src.txt"),
+            "--tgt",
+            str(tmp_path / "tgt.txt"),
+            "--vocab",
+            "26",
+            "--valid-size",
+            "20",
+            "--test-size",
+            "20",
+            "--data-only",
+        ]
+    )
+    small = (
+        "--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 16 --decoder-embed-dim 16 "
+        "--encoder-ffn-embed-dim 32 --decoder-ffn-embed-dim 32"
+    )
     out = tmp_path / "cmp"
-    cmd = [tool("lrdrop-compare"), "--out", str(out),
-           "--data-bin", str(data / "data-bin"), "--configs", "rdrop", "--seeds", "1", "--dropouts", "0.3",
-           "--patience", "2", "--max-update", "600", "--warmup", "2", "--max-tokens", "300",
-           "--lr", "0.05", "--train-args", small]
+    cmd = [
+        tool("lrdrop-compare"),
+        "--out",
+        str(out),
+        "--data-bin",
+        str(data / "data-bin"),
+        "--configs",
+        "rdrop",
+        "--seeds",
+        "1",
+        "--dropouts",
+        "0.3",
+        "--patience",
+        "2",
+        "--max-update",
+        "600",
+        "--warmup",
+        "2",
+        "--max-tokens",
+        "300",
+        "--lr",
+        "0.05",
+        "--train-args",
+        small,
+    ]
     run_dir = out / "rdrop-d0.3-s1"
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    p = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     deadline = time.time() + 300
     while not (run_dir / "checkpoints" / "checkpoint_last.pt").exists() and time.time() < deadline and p.poll() is None:
         time.sleep(0.2)
@@ -319,8 +474,20 @@ def test_compare_until_convergence_resumes_after_interruption(tmp_path):
     assert "| 0.3 | rdrop | 1 |" in md
     # diagnose.py reads the same checkpoints
     rows = tmp_path / "diag.json"
-    run([tool("lrdrop-diagnose"), str(run_dir / "checkpoints" / "checkpoint_best.pt"),
-         "--data-bin", str(data / "data-bin"), "--batches", "2", "--max-tokens", "300", "--json", str(rows)])
+    run(
+        [
+            tool("lrdrop-diagnose"),
+            str(run_dir / "checkpoints" / "checkpoint_best.pt"),
+            "--data-bin",
+            str(data / "data-bin"),
+            "--batches",
+            "2",
+            "--max-tokens",
+            "300",
+            "--json",
+            str(rows),
+        ]
+    )
     row = json.loads(rows.read_text())[0]
     assert row["update"] == res["best_update"]
     assert 0 < row["hidden_layer_mse"] and 0 < row["hidden_ffn_cosine"] < 2 and -1 <= row["kl_grad_cos"] <= 1
@@ -334,13 +501,42 @@ def test_interrupted_demo_resumes_from_its_last_checkpoint(tmp_path):
 
     _user_corpus_files(tmp_path, n=400, seed=4)
     out = tmp_path / "demo"
-    small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 16 --decoder-embed-dim 16 "
-             "--encoder-ffn-embed-dim 32 --decoder-ffn-embed-dim 32")
-    cmd = [tool("lrdrop-demo"), "--out", str(out), "--source", str(tmp_path / "src.txt"), "--target",
-           str(tmp_path / "tgt.txt"), "--vocab", "26", "--valid-size", "20", "--test-size", "20", "--updates", "400",
-           "--warmup", "5", "--max-tokens", "100", "--save-every", "4", "--train-args", small]
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    small = (
+        "--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 16 --decoder-embed-dim 16 "
+        "--encoder-ffn-embed-dim 32 --decoder-ffn-embed-dim 32"
+    )
+    cmd = [
+        tool("lrdrop-demo"),
+        "--out",
+        str(out),
+        "--source",
+        str(tmp_path / "src.txt"),
+        "--target",
+        str(tmp_path / "tgt.txt"),
+        "--vocab",
+        "26",
+        "--valid-size",
+        "20",
+        "--test-size",
+        "20",
+        "--updates",
+        "400",
+        "--warmup",
+        "5",
+        "--max-tokens",
+        "100",
+        "--save-every",
+        "4",
+        "--train-args",
+        small,
+    ]
+    p = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     deadline = time.time() + 300
     while not list(out.glob("checkpoints/checkpoint_*_8.pt")) and time.time() < deadline and p.poll() is None:
         time.sleep(0.1)
@@ -349,7 +545,7 @@ def test_interrupted_demo_resumes_from_its_last_checkpoint(tmp_path):
     log = (out / "train.log").read_text()
     assert "done training" not in log, "the run ended before it could be interrupted"
     p = run(cmd + ["--updates", "12"])  # the same run, shortened so the test ends soon
-    resumed = (out / "train.log").read_text()[len(log):]
+    resumed = (out / "train.log").read_text()[len(log) :]
     loaded = [line for line in resumed.splitlines() if "Loaded checkpoint" in line]
     assert loaded and "@ 0 updates" not in loaded[0], loaded
     assert "sacreBLEU on test" in p.stdout

@@ -1,8 +1,9 @@
 """transformer_lrdrop: same parameters and outputs as fairseq's transformer, plus records."""
+
 import torch
+from helpers import build, first_batch
 
 from lrdrop_fairseq.models.recording import ATTN_TYPES, RecordSpec
-from helpers import build, first_batch
 
 
 def _doubled(sample):
@@ -59,7 +60,9 @@ def test_layer_and_type_selection(toy_data):
     task, model, _ = build(toy_data)
     model.train()
     sample = first_batch(task)
-    rec = model(**_doubled(sample), lrdrop_record=RecordSpec(hidden=False, attn_types=("decoder_self",), layers=(-1,)))[1]["lrdrop"]
+    rec = model(**_doubled(sample), lrdrop_record=RecordSpec(hidden=False, attn_types=("decoder_self",), layers=(-1,)))[
+        1
+    ]["lrdrop"]
     assert list(rec["attn"]) == ["decoder_self"] and len(rec["attn"]["decoder_self"]) == 1
     assert "encoder_states" not in rec
     # only the last decoder layer's self-attention was switched to the explicit path

@@ -1,4 +1,5 @@
 """make setup's pre-flight check names what to install."""
+
 import os
 import subprocess
 import sys
@@ -10,8 +11,7 @@ CHECK = os.path.join(ROOT, "scripts", "check_build_env.sh")
 
 def _check(env_extra, python=sys.executable):
     env = {**os.environ, **env_extra}
-    return subprocess.run(["bash", CHECK, python], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(["bash", CHECK, python], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def test_passes_here():

@@ -1,12 +1,13 @@
 """Summarisation: ROUGE scorer, Debian corpus builder, CNN/DM BPE, shrunken bart_lrdrop demo."""
+
 import json
 import os
 import random
 
 import pytest
+from conftest import ROOT, run, tool
 
 from lrdrop_cli import build_debian_summaries as deb
-from conftest import ROOT, run, tool
 from lrdrop_cli.score_rouge import rouge, split_sentences
 
 INDEX = """\
@@ -69,12 +70,10 @@ def test_sentence_split_for_rouge_lsum():
 def test_score_rouge_cli_refuses_mismatched_files(tmp_path):
     (tmp_path / "h").write_text("a b\nc d\n")
     (tmp_path / "r").write_text("a b\n")
-    p = run([tool("lrdrop-score-rouge"), str(tmp_path / "h"),
-             str(tmp_path / "r")], check=False)
+    p = run([tool("lrdrop-score-rouge"), str(tmp_path / "h"), str(tmp_path / "r")], check=False)
     assert p.returncode != 0 and "2 hypotheses but 1 references" in p.stdout and "Traceback" not in p.stdout
     (tmp_path / "r").write_text("a b\nc e\n")
-    p = run([tool("lrdrop-score-rouge"), str(tmp_path / "h"),
-             str(tmp_path / "r"), "--json", str(tmp_path / "s.json")])
+    p = run([tool("lrdrop-score-rouge"), str(tmp_path / "h"), str(tmp_path / "r"), "--json", str(tmp_path / "s.json")])
     assert "ROUGE-1 75.00" in p.stdout
     assert json.loads((tmp_path / "s.json").read_text())["rouge2"] == 50.0
 
@@ -83,12 +82,17 @@ def test_debian_index_parsing_dedup_and_grouped_split():
     records = deb.parse_index(INDEX.splitlines(True))
     assert [r[0] for r in records] == ["libfoo1", "libfoo-dev", "libfoo-dup", "tiny", "bar"]
     assert records[0][1] == "library for frobbing widgets"
-    assert records[0][2] == ["Foo frobs widgets quickly and safely, with a small API that many other tools use.",
-                             "This package contains the shared library."]
+    assert records[0][2] == [
+        "Foo frobs widgets quickly and safely, with a small API that many other tools use.",
+        "This package contains the shared library.",
+    ]
     pairs = deb.summary_pairs(records, min_words=10)
     # libfoo-dup repeats libfoo1's description; tiny is too short
-    assert [p[1] for p in pairs] == ["library for frobbing widgets",
-                                     "library for frobbing widgets - development files", "Bar game"]
+    assert [p[1] for p in pairs] == [
+        "library for frobbing widgets",
+        "library for frobbing widgets - development files",
+        "Bar game",
+    ]
     splits = deb.split_by_group(pairs, n_valid=0, n_test=1, seed=1)
     # the two libfoo packages share their first paragraph: never split across train/test
     foo_splits = {name for name, ps in splits.items() for d, s in ps if d.startswith("Foo")}
@@ -99,10 +103,10 @@ def test_debian_index_parsing_dedup_and_grouped_split():
 
 def test_gpt2_bpe_encoding_matches_fairseq_encoder(tmp_path):
     """cnndm_text.py bpe: same ids as fairseq's GPT-2 encoder, line-aligned, empty lines kept."""
-    from lrdrop_cli import cnndm_text
-
     # a 4-merge byte-level BPE: enough to check the wiring against fairseq's own encoder
     from fairseq.data.encoders.gpt2_bpe_utils import bytes_to_unicode
+
+    from lrdrop_cli import cnndm_text
 
     chars = list(bytes_to_unicode().values())
     merges = [("t", "h"), ("th", "e"), ("Ġ", "c"), ("Ġc", "a")]
@@ -112,8 +116,13 @@ def test_gpt2_bpe_encoding_matches_fairseq_encoder(tmp_path):
     (tmp_path / "encoder.json").write_text(json.dumps(vocab))
     (tmp_path / "vocab.bpe").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
     (tmp_path / "in.txt").write_text("the cat\n\nthe the\n")
-    cnndm_text.bpe(str(tmp_path / "encoder.json"), str(tmp_path / "vocab.bpe"), str(tmp_path / "in.txt"),
-                   str(tmp_path / "out.txt"), workers=1)
+    cnndm_text.bpe(
+        str(tmp_path / "encoder.json"),
+        str(tmp_path / "vocab.bpe"),
+        str(tmp_path / "in.txt"),
+        str(tmp_path / "out.txt"),
+        workers=1,
+    )
     lines = (tmp_path / "out.txt").read_text().split("\n")
     assert lines[1] == "" and len(lines) == 4
     the, ca = vocab["the"], vocab["Ġca"]
@@ -143,9 +152,13 @@ def _index_fixture(path, n=360, seed=0):
     with open(path, "w", encoding="utf-8") as f:
         for i in range(n):
             k, t = rng.choice(kinds), rng.choice(topics)
-            filler = " ".join(rng.choice(topics + kinds + ["the", "a", "of", "fast"]) for _ in range(rng.randint(12, 30)))
-            f.write(f"Package: pkg{i}\nDescription-md5: {i}\nDescription-en: {k} for {t}\n"
-                    f" Pkg{i} is a {k} for {t}. {filler}.\n .\n It is number {i}.\n\n")
+            filler = " ".join(
+                rng.choice(topics + kinds + ["the", "a", "of", "fast"]) for _ in range(rng.randint(12, 30))
+            )
+            f.write(
+                f"Package: pkg{i}\nDescription-md5: {i}\nDescription-en: {k} for {t}\n"
+                f" Pkg{i} is a {k} for {t}. {filler}.\n .\n It is number {i}.\n\n"
+            )
 
 
 def test_shrunken_summarization_demo_end_to_end(tmp_path):
@@ -153,12 +166,33 @@ def test_shrunken_summarization_demo_end_to_end(tmp_path):
     --truncate-source -> beam search -> ROUGE -> plot, tiny model, a few updates."""
     _index_fixture(tmp_path / "Translation-en")
     out = tmp_path / "demo"
-    small = ("--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
-             "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 --log-interval 4")
-    cmd = [tool("lrdrop-demo-summarization"), "--out", str(out),
-           "--index", str(tmp_path / "Translation-en"), "--vocab", "120", "--valid-size", "20",
-           "--test-size", "25", "--max-source-tokens", "24", "--updates", "12", "--warmup", "4",
-           "--max-tokens", "600", "--train-args", small]
+    small = (
+        "--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
+        "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 --log-interval 4"
+    )
+    cmd = [
+        tool("lrdrop-demo-summarization"),
+        "--out",
+        str(out),
+        "--index",
+        str(tmp_path / "Translation-en"),
+        "--vocab",
+        "120",
+        "--valid-size",
+        "20",
+        "--test-size",
+        "25",
+        "--max-source-tokens",
+        "24",
+        "--updates",
+        "12",
+        "--warmup",
+        "4",
+        "--max-tokens",
+        "600",
+        "--train-args",
+        small,
+    ]
     p = run(cmd)
     log = (out / "train.log").read_text()
     assert '"kl_loss"' in log and '"hidden_loss"' in log and '"attn_loss"' in log
@@ -169,7 +203,7 @@ def test_shrunken_summarization_demo_end_to_end(tmp_path):
     hyps = (out / "test.hyp.target").read_text().splitlines()
     assert len(hyps) == 25
     # descriptions run past --max-source-tokens 24, so truncation was needed (and did not fail)
-    assert max(len(l.split()) for l in (out / "spm" / "test.source").read_text().splitlines()) > 24
+    assert max(len(line.split()) for line in (out / "spm" / "test.source").read_text().splitlines()) > 24
     assert (out / "curves.png").stat().st_size > 10_000
     assert run(cmd).stdout.count("(done already") == 4
 

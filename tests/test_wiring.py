@@ -8,10 +8,10 @@ wrong state (the embedding output, the layer before, the layer after the FFN) or
 a wrong normalisation then changes the value; each test also checks that the
 padded positions would change it, so it cannot pass by accident.
 """
+
 import pytest
 import torch
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
-
 from helpers import build, first_batch
 
 HIDDEN_ONLY = ["--kl-weight", "0", "--attn-weight", "0", "--hidden-weight", "1"]
@@ -36,8 +36,11 @@ def _hooked_forward(crit, model, sample, hook_modules, seed=7):
     handles = []
     for name, modules in hook_modules.items():
         for m in modules:
-            handles.append(m.register_forward_hook(
-                lambda _m, _i, out, keep=outputs[name]: keep.append(out[0] if isinstance(out, tuple) else out)))
+            handles.append(
+                m.register_forward_hook(
+                    lambda _m, _i, out, keep=outputs[name]: keep.append(out[0] if isinstance(out, tuple) else out)
+                )
+            )
     model.train()
     torch.manual_seed(seed)
     try:
@@ -65,8 +68,9 @@ def _pads(task, sample):
 @pytest.mark.parametrize("arch, data_fixture", ARCHS)
 @pytest.mark.parametrize("site", ["layer", "ffn"])
 def test_hidden_term_uses_layer_states_and_both_padding_masks(request, arch, data_fixture, site):
-    task, model, crit = build(request.getfixturevalue(data_fixture), arch=arch,
-                              extra=HIDDEN_ONLY + ["--hidden-site", site])
+    task, model, crit = build(
+        request.getfixturevalue(data_fixture), arch=arch, extra=HIDDEN_ONLY + ["--hidden-site", site]
+    )
     sample = first_batch(task)
     src_pad, tgt_pad = _pads(task, sample)
     log, _ = _criterion_terms(crit, model, sample)
@@ -74,7 +78,10 @@ def test_hidden_term_uses_layer_states_and_both_padding_masks(request, arch, dat
     if site == "layer":  # each layer's output: not the embedding output, not the final layer norm's
         hooked = {"enc": list(model.encoder.layers), "dec": list(model.decoder.layers)}
     else:  # the FFN's second linear layer: before the FFN's dropout and the residual
-        hooked = {"enc": [l.fc2 for l in model.encoder.layers], "dec": [l.fc2 for l in model.decoder.layers]}
+        hooked = {
+            "enc": [layer.fc2 for layer in model.encoder.layers],
+            "dec": [layer.fc2 for layer in model.decoder.layers],
+        }
     states, _ = _hooked_forward(crit, model, sample, hooked)
     assert len(states["enc"]) == len(states["dec"]) == 2
     per_layer, unmasked = [], []
@@ -92,9 +99,11 @@ def test_hidden_term_uses_layer_states_and_both_padding_masks(request, arch, dat
 
 @pytest.mark.parametrize("arch, data_fixture", ARCHS)
 def test_encoder_self_attention_term_ignores_padded_queries(request, arch, data_fixture):
-    task, model, crit = build(request.getfixturevalue(data_fixture), arch=arch,
-                              extra=["--kl-weight", "0", "--hidden-weight", "0", "--attn-weight", "1",
-                                     "--attn-types", "encoder_self"])
+    task, model, crit = build(
+        request.getfixturevalue(data_fixture),
+        arch=arch,
+        extra=["--kl-weight", "0", "--hidden-weight", "0", "--attn-weight", "1", "--attn-types", "encoder_self"],
+    )
     sample = first_batch(task)
     src_pad, _ = _pads(task, sample)
     log, _ = _criterion_terms(crit, model, sample)
@@ -113,9 +122,22 @@ def test_encoder_self_attention_term_ignores_padded_queries(request, arch, data_
 
 @pytest.mark.parametrize("arch, data_fixture", ARCHS)
 def test_decoder_attention_terms_ignore_padded_target_queries(request, arch, data_fixture):
-    task, model, crit = build(request.getfixturevalue(data_fixture), arch=arch,
-                              extra=["--kl-weight", "0", "--hidden-weight", "0", "--attn-weight", "1",
-                                     "--attn-types", "decoder_self,encoder_decoder", "--attn-loss", "mse"])
+    task, model, crit = build(
+        request.getfixturevalue(data_fixture),
+        arch=arch,
+        extra=[
+            "--kl-weight",
+            "0",
+            "--hidden-weight",
+            "0",
+            "--attn-weight",
+            "1",
+            "--attn-types",
+            "decoder_self,encoder_decoder",
+            "--attn-loss",
+            "mse",
+        ],
+    )
     sample = first_batch(task)
     _, tgt_pad = _pads(task, sample)
     log, _ = _criterion_terms(crit, model, sample)
@@ -143,8 +165,9 @@ def test_kl_and_label_smoothing_normalised_by_one_copys_tokens(toy_data):
     pad = target.eq(task.tgt_dict.pad())
     lp1, lp2 = lprobs.chunk(2)
     kl = 0.5 * ((lp1.exp() - lp2.exp()) * (lp1 - lp2)).sum(-1).masked_fill(pad, 0.0).sum()
-    ce, _ = label_smoothed_nll_loss(lprobs.view(-1, lprobs.size(-1)), torch.cat([target, target]).view(-1, 1), 0.1,
-                                    ignore_index=task.tgt_dict.pad())
+    ce, _ = label_smoothed_nll_loss(
+        lprobs.view(-1, lprobs.size(-1)), torch.cat([target, target]).view(-1, 1), 0.1, ignore_index=task.tgt_dict.pad()
+    )
     assert sample_size == sample["ntokens"] == int((~pad).sum())
     torch.testing.assert_close(log["kl_loss"], kl, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(loss.detach(), ce + 3 * kl, rtol=1e-5, atol=1e-4)

@@ -17,6 +17,7 @@ sums over layers instead of averaging.
 The math lives in :mod:`lrdrop_fairseq.consistency`; this class wires it to
 fairseq. Validation runs the ordinary single-pass label-smoothed loss.
 """
+
 import logging
 import math
 import os
@@ -51,8 +52,10 @@ class LRDropConfigError(ValueError):
 class LRDropConfig(LabelSmoothedCrossEntropyCriterionConfig):
     kl_weight: float = field(
         default=5.0,
-        metadata={"help": "weight of the symmetric KL between the two sub-models' output "
-                          "distributions (R-Drop's alpha: 5 for IWSLT, 0.7 for BART on CNN/DM)"},
+        metadata={
+            "help": "weight of the symmetric KL between the two sub-models' output "
+            "distributions (R-Drop's alpha: 5 for IWSLT, 0.7 for BART on CNN/DM)"
+        },
     )
     hidden_weight: float = field(
         default=1.0,
@@ -64,39 +67,52 @@ class LRDropConfig(LabelSmoothedCrossEntropyCriterionConfig):
     )
     hidden_loss: ChoiceEnum(C.HIDDEN_LOSSES) = field(
         default="mse",
-        metadata={"help": "hidden-state distance: mse (squared difference, mean over the hidden "
-                          "dim) or cosine (1 - cosine similarity)"},
+        metadata={
+            "help": "hidden-state distance: mse (squared difference, mean over the hidden "
+            "dim) or cosine (1 - cosine similarity)"
+        },
     )
     hidden_site: ChoiceEnum(HIDDEN_SITES) = field(
         default="layer",
-        metadata={"help": "which hidden state of each layer the hidden term compares: layer (the "
-                          "layer's output) or ffn (the feed-forward sublayer's output, before its "
-                          "dropout and the residual)"},
+        metadata={
+            "help": "which hidden state of each layer the hidden term compares: layer (the "
+            "layer's output) or ffn (the feed-forward sublayer's output, before its "
+            "dropout and the residual)"
+        },
     )
     layer_reduction: ChoiceEnum(C.LAYER_REDUCTIONS) = field(
         default="mean",
-        metadata={"help": "how the per-layer hidden and attention terms combine: mean (a weight "
-                          "means the same at any depth) or sum (weight w = mean with w x layers)"},
+        metadata={
+            "help": "how the per-layer hidden and attention terms combine: mean (a weight "
+            "means the same at any depth) or sum (weight w = mean with w x layers)"
+        },
     )
     attn_loss: ChoiceEnum(C.ATTN_LOSSES) = field(
         default="kl",
-        metadata={"help": "attention-row distance: kl (symmetric KL over keys) or mse "
-                          "(squared difference summed over keys)"},
+        metadata={
+            "help": "attention-row distance: kl (symmetric KL over keys) or mse (squared difference summed over keys)"
+        },
     )
     attn_types: str = field(
         default="all",
-        metadata={"help": "attention types to regularize: 'all' or a comma-separated subset of "
-                          "encoder_self,decoder_self,encoder_decoder"},
+        metadata={
+            "help": "attention types to regularize: 'all' or a comma-separated subset of "
+            "encoder_self,decoder_self,encoder_decoder"
+        },
     )
     consistency_layers: str = field(
         default="all",
-        metadata={"help": "layers whose states and attention are regularized, in encoder and "
-                          "decoder alike: 'all', 'last', or 0-based indices such as '0,2,-1'"},
+        metadata={
+            "help": "layers whose states and attention are regularized, in encoder and "
+            "decoder alike: 'all', 'last', or 0-based indices such as '0,2,-1'"
+        },
     )
     consistency_warmup_updates: int = field(
         default=0,
-        metadata={"help": "raise kl/hidden/attn weights linearly from 0 over this many updates "
-                          "(0: full weight from the start)"},
+        metadata={
+            "help": "raise kl/hidden/attn weights linearly from 0 over this many updates "
+            "(0: full weight from the start)"
+        },
     )
 
 
@@ -122,9 +138,12 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
     ):
         super().__init__(task, sentence_avg, label_smoothing, ignore_prefix_size, report_accuracy)
         refuse_unconnected_torchrun_ranks()
-        for flag, value in (("--kl-weight", kl_weight), ("--hidden-weight", hidden_weight),
-                            ("--attn-weight", attn_weight),
-                            ("--consistency-warmup-updates", consistency_warmup_updates)):
+        for flag, value in (
+            ("--kl-weight", kl_weight),
+            ("--hidden-weight", hidden_weight),
+            ("--attn-weight", attn_weight),
+            ("--consistency-warmup-updates", consistency_warmup_updates),
+        ):
             if not value >= 0:  # also catches NaN
                 raise LRDropConfigError(f"{flag} must be >= 0, got {value}")
         if str(hidden_loss) not in C.HIDDEN_LOSSES:
@@ -133,7 +152,8 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
             raise LRDropConfigError(f"--hidden-site {hidden_site!r}: choose from {', '.join(HIDDEN_SITES)}")
         if str(layer_reduction) not in C.LAYER_REDUCTIONS:
             raise LRDropConfigError(
-                f"--layer-reduction {layer_reduction!r}: choose from {', '.join(C.LAYER_REDUCTIONS)}")
+                f"--layer-reduction {layer_reduction!r}: choose from {', '.join(C.LAYER_REDUCTIONS)}"
+            )
         if str(attn_loss) not in C.ATTN_LOSSES:
             raise LRDropConfigError(f"--attn-loss {attn_loss!r}: choose from {', '.join(C.ATTN_LOSSES)}")
         try:
@@ -142,9 +162,7 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
         except ValueError as e:
             raise LRDropConfigError(str(e)) from None
         if ignore_prefix_size > 0 and (hidden_weight > 0 or attn_weight > 0):
-            raise LRDropConfigError(
-                "--ignore-prefix-size is only supported with --hidden-weight 0 --attn-weight 0"
-            )
+            raise LRDropConfigError("--ignore-prefix-size is only supported with --hidden-weight 0 --attn-weight 0")
         self.kl_weight = float(kl_weight)
         self.hidden_weight = float(hidden_weight)
         self.attn_weight = float(attn_weight)
@@ -238,10 +256,10 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
             if self.attn_weight > 0:
                 query_pad = {"encoder_self": src_pad, "decoder_self": target_pad, "encoder_decoder": target_pad}
                 per_type = [
-                    C.combine_layers([
-                        C.attention_consistency(*C.split_halves(a, 1), query_pad[t], self.attn_loss)
-                        for a in weights
-                    ], self.layer_reduction)
+                    C.combine_layers(
+                        [C.attention_consistency(*C.split_halves(a, 1), query_pad[t], self.attn_loss) for a in weights],
+                        self.layer_reduction,
+                    )
                     for t, weights in records["attn"].items()
                 ]
                 terms["attn_loss"] = C.mean_over_layers(per_type)
@@ -252,16 +270,22 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
         ramp = 1.0
         if self.warmup_updates > 0:
             ramp = min(1.0, getattr(model, "lrdrop_num_updates", 0) / self.warmup_updates)
-        return {"kl_loss": ramp * self.kl_weight, "hidden_loss": ramp * self.hidden_weight,
-                "attn_loss": ramp * self.attn_weight}
+        return {
+            "kl_loss": ramp * self.kl_weight,
+            "hidden_loss": ramp * self.hidden_weight,
+            "attn_loss": ramp * self.attn_weight,
+        }
 
     # ----------------------------------------------------------------- checks
     def _check_model(self, model):
         arch = getattr(getattr(model, "args", None), "arch", None) or type(model).__name__
         needs_records = self.record_spec is not None or self.warmup_updates > 0
         if needs_records and not getattr(model, "supports_lrdrop_records", False):
-            what = ("--consistency-warmup-updates" if self.record_spec is None
-                    else f"--hidden-weight {self.hidden_weight:g} / --attn-weight {self.attn_weight:g}")
+            what = (
+                "--consistency-warmup-updates"
+                if self.record_spec is None
+                else f"--hidden-weight {self.hidden_weight:g} / --attn-weight {self.attn_weight:g}"
+            )
             raise LRDropConfigError(
                 f"{what} needs a model that exposes per-layer states and attention, and "
                 f"architecture {arch!r} does not. Use the matching '_lrdrop' architecture "
@@ -275,9 +299,7 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
             except IndexError as e:
                 raise LRDropConfigError(str(e)) from None
         any_weight = self.kl_weight > 0 or self.hidden_weight > 0 or self.attn_weight > 0
-        if any_weight and not any(
-            m.p > 0 for m in model.modules() if isinstance(m, FairseqDropout)
-        ):
+        if any_weight and not any(m.p > 0 for m in model.modules() if isinstance(m, FairseqDropout)):
             logger.warning(
                 "lr_drop: every dropout probability is 0, so the two sub-models are identical and "
                 "the consistency terms are exactly 0; set --dropout/--attention-dropout > 0 "

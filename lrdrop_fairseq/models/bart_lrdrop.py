@@ -5,9 +5,10 @@ Same parameters and state-dict layout as fairseq's ``bart``, so the official
 (``--restore-file bart.large/model.pt --reset-optimizer ...``); see
 :mod:`.recording` for what it adds during training.
 """
+
 from fairseq.models import register_model, register_model_architecture
-from fairseq.models.bart import model as fairseq_bart
 from fairseq.models.bart import BARTModel
+from fairseq.models.bart import model as fairseq_bart
 
 from .recording import LRDropModelMixin
 

@@ -21,6 +21,7 @@ decoder's ``extra["lrdrop"]``:
 Validation and beam search never pass ``lrdrop_record`` and run fairseq's own
 code path unchanged (including torch's fused attention).
 """
+
 import contextlib
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -88,8 +89,16 @@ class RecordingMultiheadAttention(MultiheadAttention):
     ):
         if not self.record_weights or before_softmax:
             return super().forward(
-                query, key, value, key_padding_mask, incremental_state, need_weights,
-                static_kv, attn_mask, before_softmax, need_head_weights,
+                query,
+                key,
+                value,
+                key_padding_mask,
+                incremental_state,
+                need_weights,
+                static_kv,
+                attn_mask,
+                before_softmax,
+                need_head_weights,
             )
         # torch's fused path returns head-averaged, post-dropout weights; the
         # explicit path (which skip_embed_dim_check forces) returns per-head,
@@ -98,8 +107,16 @@ class RecordingMultiheadAttention(MultiheadAttention):
         self.skip_embed_dim_check = True
         try:
             out, head_weights = super().forward(
-                query, key, value, key_padding_mask, incremental_state, True,
-                static_kv, attn_mask, False, True,
+                query,
+                key,
+                value,
+                key_padding_mask,
+                incremental_state,
+                True,
+                static_kv,
+                attn_mask,
+                False,
+                True,
             )
         finally:
             self.skip_embed_dim_check = forced_explicit
@@ -172,8 +189,11 @@ class LRDropModelMixin:
             # fc2's output is the FFN sublayer's, before its dropout and the residual
             for side, stack in (("encoder", self.encoder), ("decoder", self.decoder)):
                 for i in spec.select(len(stack.layers)):
-                    hooks.append(stack.layers[i].fc2.register_forward_hook(
-                        lambda _m, _inp, out, keep=ffn_out[side]: keep.append(out)))
+                    hooks.append(
+                        stack.layers[i].fc2.register_forward_hook(
+                            lambda _m, _inp, out, keep=ffn_out[side]: keep.append(out)
+                        )
+                    )
         for mods in modules.values():
             for m in mods:
                 m.record_weights = True
@@ -204,9 +224,7 @@ class LRDropModelMixin:
         elif spec.hidden:
             enc_states = enc.get("encoder_states") or []
             if len(enc_states) != len(self.encoder.layers) + 1:
-                raise RuntimeError(
-                    "encoder states were not returned; call the model with return_all_hiddens=True"
-                )
+                raise RuntimeError("encoder states were not returned; call the model with return_all_hiddens=True")
             dec_states = extra["inner_states"]
             records["encoder_states"] = [enc_states[1 + i] for i in spec.select(len(self.encoder.layers))]
             records["decoder_states"] = [dec_states[1 + i] for i in spec.select(len(self.decoder.layers))]
@@ -266,4 +284,3 @@ def parse_attn_types(spec: str) -> Tuple[str, ...]:
             f"subset of {', '.join(ATTN_TYPES)}"
         )
     return types
-

@@ -3,9 +3,10 @@
 Same parameters, same computation and same checkpoint layout as fairseq's
 ``transformer``; see :mod:`.recording` for what it adds during training.
 """
+
 from fairseq.models import register_model, register_model_architecture
-from fairseq.models.transformer import transformer_legacy as fairseq_transformer
 from fairseq.models.transformer import TransformerModel
+from fairseq.models.transformer import transformer_legacy as fairseq_transformer
 
 from .recording import LRDropModelMixin
 
