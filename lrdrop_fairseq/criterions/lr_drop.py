@@ -20,9 +20,8 @@ fairseq. Validation runs the ordinary single-pass label-smoothed loss.
 
 import logging
 import math
-import os
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from fairseq import utils
@@ -37,15 +36,12 @@ from fairseq.logging import metrics
 from fairseq.modules.fairseq_dropout import FairseqDropout
 
 from .. import consistency as C
-from ..models.recording import HIDDEN_SITES, RecordSpec, parse_attn_types, parse_layers
+from ..guards import LRDropConfigError, refuse_unconnected_torchrun_ranks
+from ..models.recording import ATTN_TYPES, HIDDEN_SITES, RecordSpec
 
 logger = logging.getLogger(__name__)
 
 CONSISTENCY_TERMS = ("kl_loss", "hidden_loss", "attn_loss")
-
-
-class LRDropConfigError(ValueError):
-    """A flag combination that cannot train as asked; the message names the flag and the fix."""
 
 
 @dataclass
@@ -338,23 +334,42 @@ class LRDropCriterion(LabelSmoothedCrossEntropyCriterion):
         return True
 
 
-def refuse_unconnected_torchrun_ranks():
-    """torchrun sets WORLD_SIZE, but fairseq-train without --distributed-world-size ignores it:
-    every process then trains alone and all of them write the same --save-dir. fairseq has
-    initialised torch.distributed before it builds the criterion, so this is the place to tell."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if world > 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        raise LRDropConfigError(
-            f"this process was started by torchrun (WORLD_SIZE={world}) but fairseq was not told to "
-            f"train distributed, so {world} independent trainings would overwrite the same --save-dir. "
-            f"Launch with scripts/train_distributed.sh --nproc {world} -- <fairseq-train args>, or give "
-            f"fairseq --distributed-world-size/--distributed-rank/--distributed-init-method yourself."
-        )
-
-
 def _double(x):
     return torch.cat([x, x], dim=0) if torch.is_tensor(x) else x
 
 
 def _time_major(mask):
     return mask.t() if mask is not None else None
+
+
+def parse_layers(spec: str) -> Optional[Tuple[int, ...]]:
+    """``all`` -> None, ``last`` -> (-1,), ``0,2,-1`` -> (0, 2, -1). Raises ValueError."""
+    s = spec.strip().lower()
+    if s == "all":
+        return None
+    if s == "last":
+        return (-1,)
+    try:
+        layers = tuple(int(x) for x in s.split(",") if x.strip() != "")
+    except ValueError:
+        layers = ()
+    if len(layers) == 0:
+        raise ValueError(
+            f"--consistency-layers {spec!r}: use 'all', 'last', or comma-separated layer indices "
+            "such as '0,2,-1' (0-based; negative counts from the last layer)"
+        )
+    return layers
+
+
+def parse_attn_types(spec: str) -> Tuple[str, ...]:
+    s = spec.strip().lower()
+    if s == "all":
+        return ATTN_TYPES
+    types = tuple(t.strip() for t in s.split(",") if t.strip())
+    unknown = [t for t in types if t not in ATTN_TYPES]
+    if unknown or not types:
+        raise ValueError(
+            f"--attn-types {spec!r}: unknown {unknown or 'empty list'}; use 'all' or a comma-separated "
+            f"subset of {', '.join(ATTN_TYPES)}"
+        )
+    return types

@@ -30,6 +30,8 @@ import torch
 from fairseq.modules.multihead_attention import MultiheadAttention
 from torch import Tensor
 
+from ..guards import check_precision_flags
+
 ATTN_TYPES = ("encoder_self", "decoder_self", "encoder_decoder")
 HIDDEN_SITES = ("layer", "ffn")
 
@@ -234,53 +236,6 @@ class LRDropModelMixin:
         return records
 
 
-def check_precision_flags(args):
-    """fairseq 0.12 reads ``--bf16`` as TPU training (options.py sets ``--tpu``),
-    and its Trainer then fails deep inside with "'NoneType' object has no
-    attribute 'xla_device'" wherever torch_xla is missing. Say so up front."""
-    if getattr(args, "bf16", False):
-        try:
-            import torch_xla  # noqa: F401
-        except ImportError:
-            raise ValueError(
-                "--bf16: fairseq 0.12 treats --bf16 as TPU training (it implies --tpu) and needs torch_xla, "
-                "which is not installed. On GPUs use --fp16 instead; on CPUs leave both out."
-            ) from None
-
-
 def _encoder_padding_mask(encoder_out: dict) -> Optional[Tensor]:
     masks = encoder_out.get("encoder_padding_mask") or []
     return masks[0] if len(masks) > 0 else None
-
-
-def parse_layers(spec: str) -> Optional[Tuple[int, ...]]:
-    """``all`` -> None, ``last`` -> (-1,), ``0,2,-1`` -> (0, 2, -1). Raises ValueError."""
-    s = spec.strip().lower()
-    if s == "all":
-        return None
-    if s == "last":
-        return (-1,)
-    try:
-        layers = tuple(int(x) for x in s.split(",") if x.strip() != "")
-    except ValueError:
-        layers = ()
-    if len(layers) == 0:
-        raise ValueError(
-            f"--consistency-layers {spec!r}: use 'all', 'last', or comma-separated layer indices "
-            "such as '0,2,-1' (0-based; negative counts from the last layer)"
-        )
-    return layers
-
-
-def parse_attn_types(spec: str) -> Tuple[str, ...]:
-    s = spec.strip().lower()
-    if s == "all":
-        return ATTN_TYPES
-    types = tuple(t.strip() for t in s.split(",") if t.strip())
-    unknown = [t for t in types if t not in ATTN_TYPES]
-    if unknown or not types:
-        raise ValueError(
-            f"--attn-types {spec!r}: unknown {unknown or 'empty list'}; use 'all' or a comma-separated "
-            f"subset of {', '.join(ATTN_TYPES)}"
-        )
-    return types
