@@ -231,6 +231,11 @@ def main():
         help="with --patience: epoch checkpoints kept per run (for lrdrop-diagnose over training)",
     )
     ap.add_argument(
+        "--report",
+        action="store_true",
+        help="write the table of the runs finished so far and train nothing (e.g. while they run elsewhere)",
+    )
+    ap.add_argument(
         "--parallel",
         type=int,
         default=2,
@@ -291,11 +296,22 @@ def main():
         )
         return res
 
-    try:
-        with ThreadPoolExecutor(a.parallel) as pool:
-            results = list(pool.map(job, runs))
-    except StepFailed as e:
-        sys.exit(f"[compare] FAILED: {e}\n(finished runs are kept; the same command resumes)")
+    if a.report:  # the table of the runs finished so far; nothing is trained
+        results = []
+        for name, cfg, *_ in runs:
+            result_file = os.path.join(a.out, name, "result.json")
+            if os.path.isfile(result_file):
+                results.append({**json.load(open(result_file)), "config": cfg})
+        print(f"[compare] --report: {len(results)} of {len(runs)} runs finished")
+        if not results:
+            sys.exit(1)
+        runs = [r for r in runs if any(res["name"] == r[0] for res in results)]
+    else:
+        try:
+            with ThreadPoolExecutor(a.parallel) as pool:
+                results = list(pool.map(job, runs))
+        except StepFailed as e:
+            sys.exit(f"[compare] FAILED: {e}\n(finished runs are kept; the same command resumes)")
     order = list(dict.fromkeys(r[1] for r in sorted(runs, key=lambda r: r[0])))
     order = [c for c in modes.MODES if c in order] + [c for c in order if c not in modes.MODES]
     md = table(results, order)

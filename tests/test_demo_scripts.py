@@ -354,6 +354,9 @@ def test_compare_script_runs_configs_seeds_and_sweep(tmp_path):
     md = (tmp_path / "cmp" / "results.md").read_text()
     assert "| 0.1 | baseline | 2 |" in md and "| 0.1 | lrdrop | 2 |" in md and "| 0.1 | attn2 | 2 |" in md
     assert (tmp_path / "cmp" / "curves-d0.1.png").stat().st_size > 10_000
+    # --report: the table of what finished, nothing trained
+    rep = run(cmd + ["--report"]).stdout
+    assert "6 of 6 runs finished" in rep and "| 0.1 | attn2 | 2 |" in rep and "fairseq" not in rep
     # a rerun trains nothing again
     again = run(cmd)
     assert again.stdout.count("BLEU") >= 5 and "fairseq-train failed" not in again.stdout
