@@ -2,6 +2,9 @@
 
 import json
 import os
+import signal
+import subprocess
+import time
 
 import pytest
 import torch
@@ -157,6 +160,27 @@ def _user_corpus_files(tmp_path, n, seed):
     return pairs
 
 
+def _toy_data(tmp_path):
+    """The toy corpus through lrdrop-demo's data steps (--src/--tgt: the old spellings still work)."""
+    _user_corpus_files(tmp_path, n=300, seed=5)
+    data = tmp_path / "data"
+    run([tool("lrdrop-demo"), "--out", str(data), "--src", str(tmp_path / "src.txt"), "--tgt",
+         str(tmp_path / "tgt.txt"), "--vocab", "26", "--valid-size", "20", "--test-size", "20", "--data-only"])  # fmt: skip
+    return data
+
+
+def _interrupt_when(cmd, ready, timeout=300):
+    """Start ``cmd``, kill it (and its children) as soon as ``ready()`` is true, as a user's Ctrl-C
+    or a lost machine would."""
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    deadline = time.time() + timeout
+    while not ready() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.1)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+
+
 def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     """lrdrop-demo with --src/--tgt (the path for users without Debian), tiny model, seconds of training."""
     pairs = _user_corpus_files(tmp_path, n=400, seed=3)
@@ -289,26 +313,7 @@ def test_benchmark_script_runs_every_mode(tmp_path):
 
 def test_compare_script_runs_configs_seeds_and_sweep(tmp_path):
     """lrdrop-compare on a toy corpus: same updates for every run, table with mean ± sd, resumes."""
-    _user_corpus_files(tmp_path, n=300, seed=5)
-    data = tmp_path / "data"
-    run(
-        [
-            tool("lrdrop-demo"),
-            "--out",
-            str(data),
-            "--src",
-            str(tmp_path / "src.txt"),
-            "--tgt",
-            str(tmp_path / "tgt.txt"),
-            "--vocab",
-            "26",
-            "--valid-size",
-            "20",
-            "--test-size",
-            "20",
-            "--data-only",
-        ]
-    )
+    data = _toy_data(tmp_path)
     assert not (data / "checkpoints").exists()
     small = (
         "--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
@@ -393,30 +398,7 @@ def test_demo_options_device_defaults_and_single_flag_train_args():
 def test_compare_until_convergence_resumes_after_interruption(tmp_path):
     """compare.py --patience: stops on validation perplexity; killed mid-run, the same command
     goes on from the run's last checkpoint instead of update 0."""
-    import signal
-    import subprocess
-    import time
-
-    _user_corpus_files(tmp_path, n=300, seed=5)
-    data = tmp_path / "data"
-    run(
-        [
-            tool("lrdrop-demo"),
-            "--out",
-            str(data),
-            "--src",
-            str(tmp_path / "src.txt"),
-            "--tgt",
-            str(tmp_path / "tgt.txt"),
-            "--vocab",
-            "26",
-            "--valid-size",
-            "20",
-            "--test-size",
-            "20",
-            "--data-only",
-        ]
-    )
+    data = _toy_data(tmp_path)
     small = (
         "--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 16 --decoder-embed-dim 16 "
         "--encoder-ffn-embed-dim 32 --decoder-ffn-embed-dim 32"
@@ -448,18 +430,7 @@ def test_compare_until_convergence_resumes_after_interruption(tmp_path):
         small,
     ]
     run_dir = out / "rdrop-d0.3-s1"
-    p = subprocess.Popen(
-        cmd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    deadline = time.time() + 300
-    while not (run_dir / "checkpoints" / "checkpoint_last.pt").exists() and time.time() < deadline and p.poll() is None:
-        time.sleep(0.2)
-    os.killpg(p.pid, signal.SIGKILL)
-    p.wait()
+    _interrupt_when(cmd, lambda: (run_dir / "checkpoints" / "checkpoint_last.pt").exists())
     assert not (run_dir / "result.json").exists(), "the run finished before it could be interrupted"
     run(cmd)
     log = (run_dir / "train.log").read_text()
@@ -498,10 +469,6 @@ def test_compare_until_convergence_resumes_after_interruption(tmp_path):
 
 def test_interrupted_demo_resumes_from_its_last_checkpoint(tmp_path):
     """Killed mid-epoch, the same lrdrop-demo command goes on from the --save-every checkpoint."""
-    import signal
-    import subprocess
-    import time
-
     _user_corpus_files(tmp_path, n=400, seed=4)
     out = tmp_path / "demo"
     small = (
@@ -533,18 +500,7 @@ def test_interrupted_demo_resumes_from_its_last_checkpoint(tmp_path):
         "--train-args",
         small,
     ]
-    p = subprocess.Popen(
-        cmd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    deadline = time.time() + 300
-    while not list(out.glob("checkpoints/checkpoint_*_8.pt")) and time.time() < deadline and p.poll() is None:
-        time.sleep(0.1)
-    os.killpg(p.pid, signal.SIGKILL)
-    p.wait()
+    _interrupt_when(cmd, lambda: bool(list(out.glob("checkpoints/checkpoint_*_8.pt"))))
     log = (out / "train.log").read_text()
     assert "done training" not in log, "the run ended before it could be interrupted"
     p = run(cmd + ["--updates", "12"])  # the same run, shortened so the test ends soon
