@@ -164,6 +164,13 @@ def add_training_args(ap):
     ap.add_argument("--kl-weight", type=float, default=1.0)
     ap.add_argument("--hidden-weight", type=float, default=1.0)
     ap.add_argument("--attn-weight", type=float, default=1.0)
+    ap.add_argument(
+        "--save-every",
+        type=int,
+        default=200,
+        help="with a fixed number of updates: a resumable checkpoint every this many updates (~1 minute "
+        "on 2 CPU cores), so an interrupted run loses little (fairseq also validates there)",
+    )
     for name, kind in (("dropout", float), ("lr", float), ("warmup", int), ("max-tokens", int)):
         key = name.replace("-", "_")
         ap.add_argument(
@@ -455,13 +462,6 @@ def main():
         type=float,
         default=25.0,
         help="stop training after this many minutes even if --updates are not done, on a slower machine (default 25)",
-    )
-    ap.add_argument(
-        "--save-every",
-        type=int,
-        default=200,
-        help="save a resumable checkpoint every this many "
-        "updates (~1 minute on 2 CPU cores), so an interrupted run loses little",
     )
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--source", help="your own source-language corpus, one sentence per line (UTF-8)")
