@@ -272,18 +272,23 @@ def binarize(spm_dir, data_bin, langs=("de", "en")):
     )
 
 
-def train_command(args, data_bin, ckpt_dir, criterion):
-    """fairseq-train with the demo's model and schedule; ``criterion``: the criterion's flags.
-    ``args.updates``, ``args.minutes`` (None: no time cap) and ``args.train_args`` (appended
-    last) as in main()."""
+def train_command(args, data_bin, ckpt_dir, criterion, arch="transformer_lrdrop", model=None, extra=(),
+                  weight_decay=0.0001):  # fmt: skip
+    """The one fairseq-train command of the tools: the demo's model and schedule unless ``arch``
+    and ``model`` (its shape flags) say otherwise; ``criterion``: the criterion's flags; ``extra``:
+    task flags. ``args.updates``, ``args.minutes`` (None: no time cap), ``args.patience`` (to
+    convergence) and ``args.train_args`` (appended last, so they override) as in main()."""
+    if model is None:
+        model = GPU_MODEL if model_kind(args) == "cuda" else CPU_MODEL
     cmd = fairseq_command(
         "train",
         data_bin,
         "--user-dir",
         USER_DIR,
         "--arch",
-        "transformer_lrdrop",
-        *(GPU_MODEL if model_kind(args) == "cuda" else CPU_MODEL),
+        arch,
+        *model,
+        *extra,
         "--share-all-embeddings",
         *criterion,
         "--dropout",
@@ -297,7 +302,7 @@ def train_command(args, data_bin, ckpt_dir, criterion):
         "--lr",
         str(args.lr),
         "--weight-decay",
-        "0.0001",
+        str(weight_decay),
         "--max-tokens",
         str(args.max_tokens),
         "--max-epoch",

@@ -24,12 +24,20 @@ scratch for minutes on CPU is not expected to summarise well.
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
 
 from lrdrop_cli import modes
-from lrdrop_cli.demo import binarize, collect_hypotheses, finished_training, parse_args, sentencepiece, user_corpus
+from lrdrop_cli.demo import (
+    add_training_args,
+    binarize,
+    collect_hypotheses,
+    finished_training,
+    parse_args,
+    sentencepiece,
+    train_command,
+    user_corpus,
+)
 from lrdrop_cli.demo import step as demo_step
 from lrdrop_cli.fairseq_io import USER_DIR, StepFailed, fairseq_command, run
 
@@ -96,79 +104,14 @@ def train(args, data_bin, ckpt_dir, log):
     best = finished_training(ckpt_dir, log)
     if best:
         return best
-    cmd = [
-        *fairseq_command("train"),
-        data_bin,
-        "--user-dir",
-        USER_DIR,
-        "--task",
-        "translation",
-        "--source-lang",
-        LANGS[0],
-        "--target-lang",
-        LANGS[1],
-        "--arch",
-        "bart_lrdrop_base",
-        *(GPU_MODEL if args.device == "cuda" else CPU_MODEL),
-        "--truncate-source",
-        "--max-source-positions",
-        str(args.max_source_tokens),
-        "--max-target-positions",
-        "64",
-        "--skip-invalid-size-inputs-valid-test",
-        *modes.criterion_flags("lrdrop", args.kl_weight, args.hidden_weight, args.attn_weight),
-        "--dropout",
-        "0.1",
-        "--attention-dropout",
-        "0.1",
-        "--optimizer",
-        "adam",
-        "--adam-betas",
-        "(0.9,0.98)",
-        "--lr",
-        str(args.lr),
-        "--clip-norm",
-        "1.0",
-        "--lr-scheduler",
-        "polynomial_decay",
-        "--warmup-updates",
-        str(args.warmup),
-        "--total-num-update",
-        str(args.updates),
-        "--max-update",
-        str(args.updates),
-        "--end-learning-rate",
-        "0",
-        "--weight-decay",
-        "0.01",
-        "--max-tokens",
-        str(args.max_tokens),
-        "--max-epoch",
-        "1000",
-        "--stop-time-hours",
-        f"{args.minutes / 60:.4f}",
-        "--save-dir",
-        ckpt_dir,
-        "--no-epoch-checkpoints",
-        "--best-checkpoint-metric",
-        "nll_loss",  # as demo.py: perplexity, not label-smoothed loss
-        "--save-interval-updates",
-        "200",
-        "--keep-interval-updates",
-        "1",
-        "--seed",
-        str(args.seed),
-        "--num-workers",
-        "0",
-        "--log-format",
-        "json",
-        "--log-interval",
-        "25",
-    ]
-    if args.device == "cpu":
-        cmd.append("--cpu")
-    cmd += shlex.split(args.train_args)
-    run(cmd, log=log, name="train")
+    task = ["--task", "translation", "--source-lang", LANGS[0], "--target-lang", LANGS[1], "--truncate-source",
+            "--max-source-positions", str(args.max_source_tokens), "--max-target-positions", "64",
+            "--skip-invalid-size-inputs-valid-test", "--clip-norm", "1.0"]  # fmt: skip
+    criterion = modes.criterion_flags("lrdrop", args.kl_weight, args.hidden_weight, args.attn_weight)
+    model = GPU_MODEL if args.device == "cuda" else CPU_MODEL
+    cmd = train_command(args, data_bin, ckpt_dir, criterion, arch="bart_lrdrop_base", model=model, extra=task,
+                        weight_decay=0.01)  # fmt: skip
+    run(cmd, log=log, name="train", append=True)
     return os.path.join(ckpt_dir, "checkpoint_best.pt")
 
 
@@ -260,12 +203,8 @@ def main():
         default=96,
         help="--truncate-source keeps this many source BPE tokens (default 96)",
     )
-    ap.add_argument("--kl-weight", type=float, default=1.0)
-    ap.add_argument("--hidden-weight", type=float, default=1.0)
-    ap.add_argument("--attn-weight", type=float, default=1.0)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=int, default=200)
-    ap.add_argument("--max-tokens", type=int, default=3072)
+    add_training_args(ap)
+    ap.set_defaults(dropout=0.1, lr=1e-3, warmup=200, max_tokens=3072)  # on either device
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last")
     args = parse_args(ap)
