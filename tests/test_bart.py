@@ -25,7 +25,9 @@ def test_no_new_parameters_and_identical_outputs(toy_data_joined):
 
 
 def test_lr_drop_on_bart_records_every_layer_and_trains(toy_data_joined):
-    task, model, crit = build(toy_data_joined, arch="bart_lrdrop_base", extra=["--kl-weight", "1"])
+    task, model, crit = build(
+        toy_data_joined, arch="bart_lrdrop_base", extra=["--kl-weight", "1", "--hidden-weight", "1"]
+    )
     model.train()
     sample = first_batch(task)
     loss, sample_size, log = crit(model, sample)

@@ -43,7 +43,7 @@ def test_all_weights_zero_is_two_copy_label_smoothing(toy_data):
 
 
 def test_dropout_zero_makes_every_consistency_term_exactly_zero(toy_data):
-    task, model, crit = build(toy_data, dropout=0.0)
+    task, model, crit = build(toy_data, dropout=0.0, extra=["--hidden-weight", "1"])
     sample = first_batch(task)
     model.train()
     loss, _, log = crit(model, sample)
@@ -112,7 +112,7 @@ def test_consistency_term_gradient_flows_to_both_halves(toy_data):
 
 
 def test_warmup_ramps_weights(toy_data):
-    task, model, crit = build(toy_data, extra=["--consistency-warmup-updates", "10"])
+    task, model, crit = build(toy_data, extra=["--consistency-warmup-updates", "10", "--hidden-weight", "1"])
     model.set_num_updates(5)
     w = crit.current_weights(model)
     assert w == {"kl_loss": 2.5, "hidden_loss": 0.5, "attn_loss": 0.5}

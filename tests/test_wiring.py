@@ -175,8 +175,10 @@ def test_kl_and_label_smoothing_normalised_by_one_copys_tokens(toy_data):
 
 
 def test_layer_reduction_sum_is_mean_times_layers(toy_data):
-    task, model, crit_mean = build(toy_data, extra=["--kl-weight", "0"])
-    _, same_model, crit_sum = build(toy_data, extra=["--kl-weight", "0", "--layer-reduction", "sum"])
+    task, model, crit_mean = build(toy_data, extra=["--kl-weight", "0", "--hidden-weight", "1"])
+    _, same_model, crit_sum = build(
+        toy_data, extra=["--kl-weight", "0", "--hidden-weight", "1", "--layer-reduction", "sum"]
+    )
     sample = first_batch(task)
     mean_log, _ = _criterion_terms(crit_mean, model, sample)
     sum_log, _ = _criterion_terms(crit_sum, same_model, sample)

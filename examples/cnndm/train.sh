@@ -6,7 +6,8 @@
 #
 #   baseline  bart_large, label-smoothed cross-entropy (fairseq's BART recipe)
 #   rdrop     R-Drop: lr_drop with --kl-weight 0.7 only (R-Drop's CNN/DM alpha)
-#   lrdrop    LR-Drop: output KL + hidden-state + attention consistency (bart_lrdrop_large)
+#   lrdrop    LR-Drop: output KL + attention consistency (bart_lrdrop_large); hidden states
+#             with HIDDEN > 0 (off by default: docs/results.md)
 #
 # Environment: DATA (default data/cnndm/data-bin), BART (data/bart.large/model.pt, from
 # https://dl.fbaipublicfiles.com/fairseq/models/bart.large.tar.gz), SAVE
@@ -25,7 +26,7 @@ shift || true
 DATA=${DATA:-$ROOT/data/cnndm/data-bin}
 BART=${BART:-$ROOT/data/bart.large/model.pt}
 SAVE=${SAVE:-$ROOT/checkpoints/cnndm-$MODE}
-KL=${KL:-0.7} HIDDEN=${HIDDEN:-1} ATTN=${ATTN:-1}
+KL=${KL:-0.7} HIDDEN=${HIDDEN:-0} ATTN=${ATTN:-1}
 TOTAL_UPDATES=${TOTAL_UPDATES:-20000}
 
 # the criterion flags of MODE, from the one table of modes (lrdrop_cli/modes.py)
