@@ -436,6 +436,12 @@ def translate(args, data_bin, best, raw, out):
     return score.score
 
 
+def plot(log, out):
+    """The plot step: OUT/curves.png from the training log."""
+    run([sys.executable, "-m", "lrdrop_cli.plot_curves", f"lr_drop={log}", "--out", os.path.join(out, "curves.png")],
+        name="plot")  # fmt: skip
+
+
 def collect_hypotheses(gen_log, raw, langs, hyp_file, name):
     """fairseq-generate's detokenised hypotheses in test order, written to ``hyp_file``;
     returns (hypotheses, references, sources)."""
@@ -536,17 +542,7 @@ def main():
         step(5, "translate", "beam 5 on test, sacreBLEU")
         translate(args, data_bin, best, raw, out)
         step(6, "plot", os.path.join(out, "curves.png"))
-        run(
-            [
-                sys.executable,
-                "-m",
-                "lrdrop_cli.plot_curves",
-                f"lr_drop={log}",
-                "--out",
-                os.path.join(out, "curves.png"),
-            ],
-            name="plot",
-        )
+        plot(log, out)
     except StepFailed as e:
         sys.exit(f"\n[demo] FAILED: {e}")
     print(f"\n[demo] done in {(time.time() - t0) / 60:.1f} min; everything is under {out}")

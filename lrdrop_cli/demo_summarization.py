@@ -34,6 +34,7 @@ from lrdrop_cli.demo import (
     collect_hypotheses,
     finished_training,
     parse_args,
+    plot,
     sentencepiece,
     train_command,
     user_corpus,
@@ -231,17 +232,7 @@ def main():
         step(5, "summarize", "beam 4 on test, ROUGE")
         summarize(args, data_bin, best, raw, out)
         step(6, "plot", os.path.join(out, "curves.png"))
-        run(
-            [
-                sys.executable,
-                "-m",
-                "lrdrop_cli.plot_curves",
-                f"lr_drop={log}",
-                "--out",
-                os.path.join(out, "curves.png"),
-            ],
-            name="plot",
-        )
+        plot(log, out)
     except StepFailed as e:
         sys.exit(f"\n[demo-summarization] FAILED: {e}")
     print(f"\n[demo-summarization] done in {(time.time() - t0) / 60:.1f} min; everything is under {out}")
