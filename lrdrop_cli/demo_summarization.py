@@ -28,6 +28,7 @@ import sys
 import time
 
 from lrdrop_cli import modes
+from lrdrop_cli.demo import CPU_MODEL as DEMO_CPU_MODEL
 from lrdrop_cli.demo import (
     add_training_args,
     binarize,
@@ -45,24 +46,7 @@ from lrdrop_cli.fairseq_io import USER_DIR, StepFailed, fairseq_command, run
 LANGS = ("source", "target")
 # bart_base's layout (post-norm, learned positions, layernorm on embeddings, GELU,
 # shared embeddings) at a size that trains on 2 CPU cores
-CPU_MODEL = [
-    "--encoder-layers",
-    "2",
-    "--decoder-layers",
-    "2",
-    "--encoder-embed-dim",
-    "128",
-    "--decoder-embed-dim",
-    "128",
-    "--encoder-ffn-embed-dim",
-    "512",
-    "--decoder-ffn-embed-dim",
-    "512",
-    "--encoder-attention-heads",
-    "4",
-    "--decoder-attention-heads",
-    "4",
-]
+CPU_MODEL = DEMO_CPU_MODEL  # the translation demo's shapes: 2+2 layers of 128, FFN 512, 4 heads
 GPU_MODEL = []  # bart_base as it is (6+6 layers, 768-dim), still from scratch
 # decoding: CNN/DM's recipe (beam 4, lenpen 2.0, no-repeat-ngram 3) with lengths for one-line synopses
 GENERATE = [
