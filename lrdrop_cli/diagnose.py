@@ -89,6 +89,7 @@ def diagnose(model, task, samples, seed=1):
     model.train()
     for sample in samples:
         ntok = sample["ntokens"]
+        g_ce = None
         for site, dist in CANDIDATES:
             crit = LRDropCriterion(
                 task, False, 0.1, kl_weight=1, hidden_weight=1, attn_weight=1, hidden_loss=dist, hidden_site=site
@@ -97,8 +98,9 @@ def diagnose(model, task, samples, seed=1):
             ce, _, terms, net_output, _ = crit.training_terms(model, sample)
             states = net_output[1]["lrdrop"]["encoder_states"] + net_output[1]["lrdrop"]["decoder_states"]
             if dist == "mse":
-                add(f"rms_{site}", statistics_rms(states))
-            g_ce = _grad(ce / ntok, params)
+                add(f"rms_{site}", _rms(states))
+            if g_ce is None:  # same masks, same cross-entropy for every candidate: its gradient once
+                g_ce = _grad(ce / ntok, params)
             names = {"hidden_loss": f"hidden_{site}_{dist}"}
             if (site, dist) == CANDIDATES[0]:
                 names.update({"kl_loss": "kl", "attn_loss": "attn"})
@@ -107,11 +109,11 @@ def diagnose(model, task, samples, seed=1):
                 add(label, terms[term].item() / ntok)
                 add(f"{label}_grad_ratio", (g.norm() / g_ce.norm()).item())
                 add(f"{label}_grad_cos", torch.nn.functional.cosine_similarity(g, g_ce, dim=0).item())
-            model.zero_grad(set_to_none=True)
     return {k: v / len(samples) for k, v in sums.items()}
 
 
-def statistics_rms(states):
+def _rms(states):
+    """Root mean square over all elements of the states, each state weighted alike."""
     return math.sqrt(sum(s.float().pow(2).mean().item() for s in states) / len(states))
 
 
