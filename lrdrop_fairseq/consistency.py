@@ -11,13 +11,16 @@ upcast here, because the differences being measured are small and
 half-precision rounding would swamp them.
 """
 
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 HIDDEN_LOSSES = ("mse", "cosine")
+# attention type -> the side whose tokens are its queries (whose padding masks its rows)
+QUERY_SIDE = {"encoder_self": "encoder", "decoder_self": "decoder", "encoder_decoder": "decoder"}
+ATTN_TYPES = tuple(QUERY_SIDE)
 ATTN_LOSSES = ("kl", "mse")
 LAYER_REDUCTIONS = ("mean", "sum")
 
@@ -49,6 +52,12 @@ def symmetric_kl_from_log_probs(lprobs1: Tensor, lprobs2: Tensor, pad_mask: Opti
     if pad_mask is not None:
         per_pos = per_pos.masked_fill(pad_mask, 0.0)
     return per_pos.sum()
+
+
+def squared_difference(y1: Tensor, y2: Tensor) -> Tensor:
+    """``sum (y1 - y2)^2``: R-Drop's consistency for a regression head (STS-B), whose two
+    predictions are numbers, not distributions. Summed over sentences and outputs."""
+    return (y1.float() - y2.float()).pow(2).sum()
 
 
 def hidden_consistency(h1: Tensor, h2: Tensor, pad_mask: Optional[Tensor] = None, loss: str = "mse") -> Tensor:
@@ -113,3 +122,39 @@ def combine_layers(per_layer: Sequence[Tensor], how: str = "mean") -> Optional[T
         return None
     stacked = torch.stack([t.float() for t in per_layer])
     return stacked.mean() if how == "mean" else stacked.sum()
+
+
+def layer_terms(
+    records: dict,
+    pad_masks: Dict[str, Optional[Tensor]],
+    hidden_loss: str = "mse",
+    attn_loss: str = "kl",
+    layer_reduction: str = "mean",
+) -> Dict[str, Tensor]:
+    """The per-layer terms of one doubled forward: ``hidden_loss`` and ``attn_loss`` (token sums).
+
+    ``records``: ``encoder_states`` / ``decoder_states`` (lists of (T, 2B, C), either may be
+    absent or empty) and ``attn`` ({type: list of (H, 2B, Tq, Tk)}), as the ``*_lrdrop`` models
+    record them. ``pad_masks``: ``{"encoder": (B, S), "decoder": (B, T)}`` of *one* copy, True =
+    pad (None: no padding). Layers combine by ``layer_reduction``; attention types are averaged.
+    A term is present only if its records are.
+    """
+    terms = {}
+    per_layer = []
+    for side in ("encoder", "decoder"):
+        pad_tb = pad_masks.get(side)
+        pad_tb = pad_tb.t() if pad_tb is not None else None  # states are time-major
+        for h in records.get(f"{side}_states") or []:
+            per_layer.append(hidden_consistency(*split_halves(h, 1), pad_tb, hidden_loss))
+    if per_layer:
+        terms["hidden_loss"] = combine_layers(per_layer, layer_reduction)
+    per_type = [
+        combine_layers(
+            [attention_consistency(*split_halves(a, 1), pad_masks.get(QUERY_SIDE[t]), attn_loss) for a in weights],
+            layer_reduction,
+        )
+        for t, weights in (records.get("attn") or {}).items()
+    ]
+    if per_type:
+        terms["attn_loss"] = mean_over_layers(per_type)
+    return terms

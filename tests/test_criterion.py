@@ -164,4 +164,4 @@ def test_non_finite_term_is_reported_by_name(toy_data):
     from lrdrop_fairseq.criterions.lr_drop import LRDropCriterion
 
     with pytest.raises(FloatingPointError, match="hidden_loss"):
-        LRDropCriterion._check_finite({"kl_loss": torch.tensor(1.0), "hidden_loss": torch.tensor(float("nan"))})
+        LRDropCriterion.check_finite({"kl_loss": torch.tensor(1.0), "hidden_loss": torch.tensor(float("nan"))})

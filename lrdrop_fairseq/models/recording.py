@@ -1,18 +1,20 @@
-"""What the ``*_lrdrop`` models add to fairseq's encoder-decoders: per-layer records.
+"""What the ``*_lrdrop`` models add to fairseq's models: per-layer records.
 
-A model with :class:`LRDropModelMixin` has exactly the parameters and the
-computation of its fairseq parent. Only when the criterion passes
-``lrdrop_record=RecordSpec(...)`` to ``forward`` does it also return, in the
-decoder's ``extra["lrdrop"]``:
+A model with :class:`LRDropRecordingMixin` (encoder-decoders: :class:`LRDropModelMixin`)
+has exactly the parameters and the computation of its fairseq parent. Only when
+the criterion passes ``lrdrop_record=RecordSpec(...)`` to ``forward`` does it
+also return, in the model output's ``extra["lrdrop"]``:
 
-- ``encoder_states`` / ``decoder_states``: per selected layer, (T, B, C), with
+- ``encoder_states`` / ``decoder_states`` (none for an encoder-only model such as
+  RoBERTa): per selected layer, (T, B, C), with
   ``RecordSpec.hidden_site``: ``layer``, the layer's output before any final
   layer norm (fairseq's ``encoder_states`` / ``inner_states`` without the
   embedding output); ``ffn``, the feed-forward sublayer's output
   ``act(x W1 + b1) W2 + b2`` before its dropout and the residual;
 - ``encoder_padding_mask`` (B, S), True at pad positions (the decoder's pad
   positions are the target's, which the criterion has);
-- ``attn[type]`` for ``type`` in :data:`ATTN_TYPES`: per-head attention
+- ``attn[type]`` for the requested ``type`` of :data:`ATTN_TYPES` (an encoder-only
+  model has ``encoder_self`` only): per-head attention
   probabilities of each selected layer, (H, B, T_query, T_key), fp32, taken
   after the softmax and *before* attention dropout. Padded keys and the causal
   upper triangle are exact zeros; padded *query* rows are not, so consumers
@@ -30,9 +32,9 @@ import torch
 from fairseq.modules.multihead_attention import MultiheadAttention
 from torch import Tensor
 
+from ..consistency import ATTN_TYPES
 from ..guards import check_precision_flags
 
-ATTN_TYPES = ("encoder_self", "decoder_self", "encoder_decoder")
 HIDDEN_SITES = ("layer", "ffn")
 
 
@@ -136,11 +138,23 @@ def enable_recording(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
-class LRDropModelMixin:
-    """Mix in before a fairseq encoder-decoder (``TransformerModel``, ``BARTModel``)."""
+class LRDropRecordingMixin:
+    """Mix in before a fairseq model whose Transformer stacks the criterion compares.
+
+    ``lrdrop_encoder()`` / ``lrdrop_decoder()`` name those stacks (fairseq
+    ``TransformerEncoder``/``TransformerDecoder``; the decoder is None for an
+    encoder-only model) and :attr:`lrdrop_attn_types` the attention types it has.
+    """
 
     supports_lrdrop_records = True
+    lrdrop_attn_types: Tuple[str, ...] = ATTN_TYPES
     lrdrop_num_updates: int = 0  # read by --consistency-warmup-updates
+
+    def lrdrop_encoder(self):
+        return self.encoder
+
+    def lrdrop_decoder(self):
+        return self.decoder
 
     def set_num_updates(self, num_updates):
         super().set_num_updates(num_updates)
@@ -151,33 +165,35 @@ class LRDropModelMixin:
         check_precision_flags(args)
         return super().build_model(args, task)
 
-    @classmethod
-    def build_encoder(cls, args, src_dict, embed_tokens):
-        return enable_recording(super().build_encoder(args, src_dict, embed_tokens))
-
-    @classmethod
-    def build_decoder(cls, args, tgt_dict, embed_tokens):
-        return enable_recording(super().build_decoder(args, tgt_dict, embed_tokens))
-
     def forward(self, *args, lrdrop_record: Optional[RecordSpec] = None, **kwargs):
         if lrdrop_record is None:
             return super().forward(*args, **kwargs)
+        if lrdrop_record.hidden and lrdrop_record.hidden_site == "layer":
+            kwargs["return_all_hiddens"] = True  # RoBERTa's default is False
         with self._recording(lrdrop_record) as (modules, (encoder_out, ffn_out)):
-            decoder_out = super().forward(*args, **kwargs)
-            records = self._collect(lrdrop_record, modules, encoder_out, ffn_out, decoder_out)
-        decoder_out[1]["lrdrop"] = records
-        return decoder_out
+            net_output = super().forward(*args, **kwargs)
+            records = self._collect(lrdrop_record, modules, encoder_out, ffn_out, net_output)
+        net_output[1]["lrdrop"] = records
+        return net_output
+
+    def _stacks(self) -> Dict[str, torch.nn.Module]:
+        stacks = {"encoder": self.lrdrop_encoder()}
+        if self.lrdrop_decoder() is not None:
+            stacks["decoder"] = self.lrdrop_decoder()
+        return stacks
 
     def lrdrop_attention_modules(self, spec: RecordSpec) -> Dict[str, List[RecordingMultiheadAttention]]:
         """The attention modules of the selected layers, per attention type."""
-        enc_layers = [self.encoder.layers[i] for i in spec.select(len(self.encoder.layers))]
-        dec_layers = [self.decoder.layers[i] for i in spec.select(len(self.decoder.layers))]
+        missing = [t for t in spec.attn_types if t not in self.lrdrop_attn_types]
+        if missing:
+            raise KeyError(f"{type(self).__name__} has no {', '.join(missing)} attention")
+        layers = {side: [s.layers[i] for i in spec.select(len(s.layers))] for side, s in self._stacks().items()}
         by_type = {
-            "encoder_self": [layer.self_attn for layer in enc_layers],
-            "decoder_self": [layer.self_attn for layer in dec_layers],
-            "encoder_decoder": [layer.encoder_attn for layer in dec_layers],
+            "encoder_self": lambda: [layer.self_attn for layer in layers["encoder"]],
+            "decoder_self": lambda: [layer.self_attn for layer in layers["decoder"]],
+            "encoder_decoder": lambda: [layer.encoder_attn for layer in layers["decoder"]],
         }
-        return {t: by_type[t] for t in spec.attn_types}
+        return {t: by_type[t]() for t in spec.attn_types}
 
     @contextlib.contextmanager
     def _recording(self, spec: RecordSpec):
@@ -185,11 +201,11 @@ class LRDropModelMixin:
         encoder_out: List[dict] = []
         # The encoder's states are not part of fairseq's model output; a
         # forward hook takes them without copying the encoder's forward.
-        hooks = [self.encoder.register_forward_hook(lambda _m, _inp, out: encoder_out.append(out))]
-        ffn_out: Dict[str, List[Tensor]] = {"encoder": [], "decoder": []}
+        hooks = [self.lrdrop_encoder().register_forward_hook(lambda _m, _inp, out: encoder_out.append(out))]
+        ffn_out: Dict[str, List[Tensor]] = {side: [] for side in self._stacks()}
         if spec.hidden and spec.hidden_site == "ffn":
             # fc2's output is the FFN sublayer's, before its dropout and the residual
-            for side, stack in (("encoder", self.encoder), ("decoder", self.decoder)):
+            for side, stack in self._stacks().items():
                 for i in spec.select(len(stack.layers)):
                     hooks.append(
                         stack.layers[i].fc2.register_forward_hook(
@@ -209,31 +225,46 @@ class LRDropModelMixin:
                     m.record_weights = False
                     m.recorded = None
 
-    def _collect(self, spec: RecordSpec, modules, encoder_out: List[dict], ffn_out, decoder_out) -> dict:
+    def _collect(self, spec: RecordSpec, modules, encoder_out: List[dict], ffn_out, net_output) -> dict:
         if len(encoder_out) != 1:
             raise RuntimeError(f"expected one encoder call per forward, saw {len(encoder_out)}")
         enc = encoder_out[0]
-        extra = decoder_out[1]
         records = {
             "encoder_padding_mask": _encoder_padding_mask(enc),
             "attn": {t: [m.recorded for m in mods] for t, mods in modules.items()},
         }
+        stacks = self._stacks()
         if spec.hidden and spec.hidden_site == "ffn":
-            for side, stack in (("encoder", self.encoder), ("decoder", self.decoder)):
+            for side, stack in stacks.items():
                 if len(ffn_out[side]) != len(spec.select(len(stack.layers))):
                     raise RuntimeError(f"expected one FFN call per selected {side} layer, saw {len(ffn_out[side])}")
-            records["encoder_states"], records["decoder_states"] = ffn_out["encoder"], ffn_out["decoder"]
+                records[f"{side}_states"] = ffn_out[side]
         elif spec.hidden:
-            enc_states = enc.get("encoder_states") or []
-            if len(enc_states) != len(self.encoder.layers) + 1:
-                raise RuntimeError("encoder states were not returned; call the model with return_all_hiddens=True")
-            dec_states = extra["inner_states"]
-            records["encoder_states"] = [enc_states[1 + i] for i in spec.select(len(self.encoder.layers))]
-            records["decoder_states"] = [dec_states[1 + i] for i in spec.select(len(self.decoder.layers))]
+            # fairseq's state lists start with the embedding output: layer i is at 1 + i
+            all_states = {"encoder": enc.get("encoder_states") or []}
+            if "decoder" in stacks:
+                all_states["decoder"] = net_output[1]["inner_states"]
+            for side, stack in stacks.items():
+                if len(all_states[side]) != len(stack.layers) + 1:
+                    raise RuntimeError(f"{side} states were not returned; call the model with return_all_hiddens=True")
+                records[f"{side}_states"] = [all_states[side][1 + i] for i in spec.select(len(stack.layers))]
         for t, weights in records["attn"].items():
             if any(w is None for w in weights):
                 raise RuntimeError(f"attention type {t!r} was not recorded in every selected layer")
         return records
+
+
+class LRDropModelMixin(LRDropRecordingMixin):
+    """Mix in before a fairseq encoder-decoder (``TransformerModel``, ``BARTModel``): its
+    ``build_encoder``/``build_decoder`` factories turn on recording in the stacks they build."""
+
+    @classmethod
+    def build_encoder(cls, args, src_dict, embed_tokens):
+        return enable_recording(super().build_encoder(args, src_dict, embed_tokens))
+
+    @classmethod
+    def build_decoder(cls, args, tgt_dict, embed_tokens):
+        return enable_recording(super().build_decoder(args, tgt_dict, embed_tokens))
 
 
 def _encoder_padding_mask(encoder_out: dict) -> Optional[Tensor]:

@@ -1,0 +1,284 @@
+"""What every LR-Drop criterion shares: the consistency flags, their checks, the record spec,
+the weight ramp, the model checks and the logging of the terms.
+
+``lr_drop`` (translation, summarization) and ``lr_drop_sentence_prediction``
+(classification, regression) each mix :class:`ConsistencyCriterionMixin` into the
+fairseq criterion they extend; the math is in :mod:`lrdrop_fairseq.consistency`.
+"""
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from typing import Dict, Optional, Tuple
+
+import torch
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.logging import metrics
+from fairseq.modules.fairseq_dropout import FairseqDropout
+
+from .. import consistency as C
+from ..consistency import ATTN_TYPES
+from ..guards import LRDropConfigError, refuse_unconnected_torchrun_ranks
+from ..models.recording import HIDDEN_SITES, RecordSpec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ConsistencyConfig(FairseqDataclass):
+    """The flags of the layer-wise terms, identical in every LR-Drop criterion."""
+
+    hidden_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of the per-layer hidden-state consistency; off (0) by default: trained to "
+            "convergence, the paper's setting (MSE on layer outputs, weight 1) ended at a worse validation "
+            "perplexity than R-Drop, the model meeting it by shrinking its LayerNorm gains (docs/results.md)"
+        },
+    )
+    attn_weight: float = field(
+        default=1.0,
+        metadata={"help": "weight of the per-layer, per-head attention consistency (0 disables it)"},
+    )
+    hidden_loss: ChoiceEnum(C.HIDDEN_LOSSES) = field(
+        default="mse",
+        metadata={
+            "help": "hidden-state distance: mse (squared difference, mean over the hidden "
+            "dim) or cosine (1 - cosine similarity)"
+        },
+    )
+    hidden_site: ChoiceEnum(HIDDEN_SITES) = field(
+        default="layer",
+        metadata={
+            "help": "which hidden state of each layer the hidden term compares: layer (the "
+            "layer's output) or ffn (the feed-forward sublayer's output, before its "
+            "dropout and the residual)"
+        },
+    )
+    layer_reduction: ChoiceEnum(C.LAYER_REDUCTIONS) = field(
+        default="mean",
+        metadata={
+            "help": "how the per-layer hidden and attention terms combine: mean (a weight "
+            "means the same at any depth) or sum (weight w = mean with w x layers)"
+        },
+    )
+    attn_loss: ChoiceEnum(C.ATTN_LOSSES) = field(
+        default="kl",
+        metadata={
+            "help": "attention-row distance: kl (symmetric KL over keys) or mse (squared difference summed over keys)"
+        },
+    )
+    attn_types: str = field(
+        default="all",
+        metadata={
+            "help": "attention types to regularize: 'all' (every type the model has) or a comma-separated "
+            "subset of encoder_self,decoder_self,encoder_decoder"
+        },
+    )
+    consistency_layers: str = field(
+        default="all",
+        metadata={
+            "help": "layers whose states and attention are regularized, in encoder and "
+            "decoder alike: 'all', 'last', or 0-based indices such as '0,2,-1'"
+        },
+    )
+    consistency_warmup_updates: int = field(
+        default=0,
+        metadata={
+            "help": "raise every consistency weight linearly from 0 over this many updates "
+            "(0: full weight from the start)"
+        },
+    )
+
+
+class ConsistencyCriterionMixin:
+    """Mix in before a fairseq criterion; call :meth:`setup_consistency` from ``__init__``.
+
+    Subclasses set :attr:`ARCH_HINT`: which ``_lrdrop`` architectures to use.
+    """
+
+    ARCH_HINT = ""
+
+    def setup_consistency(
+        self,
+        output_weights: Dict[str, Tuple[str, float]],
+        hidden_weight,
+        attn_weight,
+        hidden_loss,
+        hidden_site,
+        layer_reduction,
+        attn_loss,
+        attn_types,
+        consistency_layers,
+        consistency_warmup_updates,
+    ):
+        """Check the flags (LRDropConfigError naming the flag) and keep them.
+
+        ``output_weights``: output-consistency term -> (its flag, its weight), e.g.
+        ``{"kl_loss": ("--kl-weight", 5.0)}``.
+        """
+        refuse_unconnected_torchrun_ranks()
+        for flag, value in (
+            *output_weights.values(),
+            ("--hidden-weight", hidden_weight),
+            ("--attn-weight", attn_weight),
+            ("--consistency-warmup-updates", consistency_warmup_updates),
+        ):
+            if not value >= 0:  # also catches NaN
+                raise LRDropConfigError(f"{flag} must be >= 0, got {value}")
+        for flag, value, choices in (
+            ("--hidden-loss", hidden_loss, C.HIDDEN_LOSSES),
+            ("--hidden-site", hidden_site, HIDDEN_SITES),
+            ("--layer-reduction", layer_reduction, C.LAYER_REDUCTIONS),
+            ("--attn-loss", attn_loss, C.ATTN_LOSSES),
+        ):
+            if str(value) not in choices:
+                raise LRDropConfigError(f"{flag} {value!r}: choose from {', '.join(choices)}")
+        try:
+            layers = parse_layers(consistency_layers)
+            types = parse_attn_types(attn_types)
+        except ValueError as e:
+            raise LRDropConfigError(str(e)) from None
+        self.output_weights = {name: float(w) for name, (_flag, w) in output_weights.items()}
+        self.hidden_weight = float(hidden_weight)
+        self.attn_weight = float(attn_weight)
+        self.hidden_loss = str(hidden_loss)
+        self.attn_loss = str(attn_loss)
+        self.layer_reduction = str(layer_reduction)
+        self.warmup_updates = int(consistency_warmup_updates)
+        self.attn_types_named = attn_types.strip().lower() != "all"
+        self.record_spec: Optional[RecordSpec] = None
+        if self.hidden_weight > 0 or self.attn_weight > 0:
+            self.record_spec = RecordSpec(
+                hidden=self.hidden_weight > 0,
+                attn_types=types if self.attn_weight > 0 else (),
+                layers=layers,
+                hidden_site=str(hidden_site),
+            )
+        self._model_checked = False
+
+    def current_weights(self, model) -> Dict[str, float]:
+        ramp = 1.0
+        if self.warmup_updates > 0:
+            ramp = min(1.0, getattr(model, "lrdrop_num_updates", 0) / self.warmup_updates)
+        return {name: ramp * w for name, w in self.full_weights().items()}
+
+    def full_weights(self) -> Dict[str, float]:
+        """Every term's weight from its flag (before --consistency-warmup-updates' ramp)."""
+        return {**self.output_weights, "hidden_loss": self.hidden_weight, "attn_loss": self.attn_weight}
+
+    def weighted_sum(self, model, loss, terms: Dict[str, torch.Tensor], scale: Dict[str, float]):
+        """``loss + sum of weight x scale x term`` over the active terms."""
+        for name, w in self.current_weights(model).items():
+            if w > 0 and name in terms:
+                loss = loss + w * scale.get(name, 1.0) * terms[name]
+        return loss
+
+    # ----------------------------------------------------------------- checks
+    def check_model(self, model):
+        """Once, at the first training forward: the model can record what the flags ask for."""
+        if self._model_checked:
+            return
+        self._model_checked = True
+        arch = getattr(getattr(model, "args", None), "arch", None) or type(model).__name__
+        needs_records = self.record_spec is not None or self.warmup_updates > 0
+        if needs_records and not getattr(model, "supports_lrdrop_records", False):
+            what = (
+                "--consistency-warmup-updates"
+                if self.record_spec is None
+                else f"--hidden-weight {self.hidden_weight:g} / --attn-weight {self.attn_weight:g}"
+            )
+            raise LRDropConfigError(
+                f"{what} needs a model that exposes per-layer states and attention, and "
+                f"architecture {arch!r} does not. Use the matching '_lrdrop' architecture "
+                f"({self.ARCH_HINT}: same shapes, no new parameters), or set --hidden-weight 0 --attn-weight 0 "
+                f"--consistency-warmup-updates 0 for plain R-Drop with any architecture."
+            )
+        if self.record_spec is not None:
+            available = getattr(model, "lrdrop_attn_types", ATTN_TYPES)
+            missing = [t for t in self.record_spec.attn_types if t not in available]
+            if missing and self.attn_types_named:
+                raise LRDropConfigError(
+                    f"--attn-types names {', '.join(missing)}, but architecture {arch!r} is encoder-only: it has "
+                    f"no decoder self-attention or encoder-decoder attention. Use --attn-types encoder_self (or all)."
+                )
+            self.record_spec = replace(
+                self.record_spec, attn_types=tuple(t for t in self.record_spec.attn_types if t in available)
+            )
+            try:
+                model.lrdrop_attention_modules(self.record_spec)
+            except IndexError as e:
+                raise LRDropConfigError(str(e)) from None
+        any_weight = any(w > 0 for w in self.full_weights().values())
+        if any_weight and not any(m.p > 0 for m in model.modules() if isinstance(m, FairseqDropout)):
+            logger.warning(
+                "%s: every dropout probability is 0, so the two sub-models are identical and "
+                "the consistency terms are exactly 0; set --dropout/--attention-dropout > 0 "
+                "(or use fairseq's own criterion).",
+                type(self).__name__,
+            )
+
+    @staticmethod
+    def check_finite(terms: Dict[str, torch.Tensor]):
+        if not terms:
+            return
+        values = torch.stack([t.detach().float() for t in terms.values()])
+        if not bool(torch.isfinite(values).all()):
+            bad = {k: float(v) for k, v in zip(terms, values.tolist()) if not math.isfinite(v)}
+            raise FloatingPointError(
+                f"non-finite consistency term(s) {bad}; the model's outputs or states "
+                "overflowed (try a lower --lr, --fp16-init-scale, or --bf16 instead of --fp16)"
+            )
+
+    # ----------------------------------------------------------------- metrics
+    @staticmethod
+    def reduce_consistency_metrics(logging_outputs, per: Dict[str, str]) -> None:
+        """Log ``objective`` (bits per ``sample_size``, like fairseq's loss) and each term present
+        divided by the logging key ``per[term]`` (``ntokens`` or ``nsentences``)."""
+        sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
+        if any("objective" in log for log in logging_outputs):
+            total = sum(log.get("objective", 0) for log in logging_outputs)
+            metrics.log_scalar("objective", total / sample_size / math.log(2), sample_size, round=3)
+        for name, denominator_key in per.items():
+            if any(name in log for log in logging_outputs):
+                total = sum(log.get(name, 0) for log in logging_outputs)
+                n = sum(log.get(denominator_key, 0) for log in logging_outputs)
+                metrics.log_scalar(name, total / n, n, round=4)
+
+
+def double(x):
+    """``[x; x]`` along the batch dim: one forward through two dropout sub-models."""
+    return torch.cat([x, x], dim=0) if torch.is_tensor(x) else x
+
+
+def parse_layers(spec: str) -> Optional[Tuple[int, ...]]:
+    """``all`` -> None, ``last`` -> (-1,), ``0,2,-1`` -> (0, 2, -1). Raises ValueError."""
+    s = spec.strip().lower()
+    if s == "all":
+        return None
+    if s == "last":
+        return (-1,)
+    try:
+        layers = tuple(int(x) for x in s.split(",") if x.strip() != "")
+    except ValueError:
+        layers = ()
+    if len(layers) == 0:
+        raise ValueError(
+            f"--consistency-layers {spec!r}: use 'all', 'last', or comma-separated layer indices "
+            "such as '0,2,-1' (0-based; negative counts from the last layer)"
+        )
+    return layers
+
+
+def parse_attn_types(spec: str) -> Tuple[str, ...]:
+    s = spec.strip().lower()
+    if s == "all":
+        return ATTN_TYPES
+    types = tuple(t.strip() for t in s.split(",") if t.strip())
+    unknown = [t for t in types if t not in ATTN_TYPES]
+    if unknown or not types:
+        raise ValueError(
+            f"--attn-types {spec!r}: unknown {unknown or 'empty list'}; use 'all' or a comma-separated "
+            f"subset of {', '.join(ATTN_TYPES)}"
+        )
+    return types
