@@ -7,7 +7,11 @@ lengths vary so that batches carry padding.
 
     lrdrop-make-toy-corpus OUT_DIR [--train 2000 --valid 100 --test 100 --seed 1]
 
-writes OUT_DIR/{train,valid,test}.{src,tgt}.
+writes OUT_DIR/{train,valid,test}.{src,tgt}. With ``--classification`` it writes a
+sentence-prediction corpus instead, in the layout of fairseq's GLUE data:
+OUT_DIR/{split}.input0 (the source sentences), {split}.label (1 if the first word is
+in the lower half of the vocabulary, else 0: integer labels, as fairseq's --report-mcc
+needs) and {split}.score (regression: the share of words in the lower half).
 """
 
 import argparse
@@ -33,6 +37,24 @@ def write_corpus(
     return out_dir
 
 
+def write_classification_corpus(
+    out_dir, sizes=(("train", 2000), ("valid", 100), ("test", 100)), vocab=40, min_len=3, max_len=12, seed=1
+):
+    rng = random.Random(seed)
+    os.makedirs(out_dir, exist_ok=True)
+    for split, n in sizes:
+        rows = [[rng.randrange(vocab) for _ in range(rng.randint(min_len, max_len))] for _ in range(n)]
+        files = {
+            "input0": [" ".join(f"s{w}" for w in words) for words in rows],
+            "label": [str(int(words[0] < vocab // 2)) for words in rows],
+            "score": [f"{sum(w < vocab // 2 for w in words) / len(words):.4f}" for words in rows],
+        }
+        for name, lines in files.items():
+            with open(os.path.join(out_dir, f"{split}.{name}"), "w", encoding="utf-8") as f:
+                f.writelines(line + "\n" for line in lines)
+    return out_dir
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir")
@@ -41,8 +63,10 @@ def main():
     ap.add_argument("--test", type=int, default=100)
     ap.add_argument("--vocab", type=int, default=40)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--classification", action="store_true", help="a sentence-prediction corpus (see above)")
     a = ap.parse_args()
-    write_corpus(a.out_dir, (("train", a.train), ("valid", a.valid), ("test", a.test)), a.vocab, seed=a.seed)
+    write = write_classification_corpus if a.classification else write_corpus
+    write(a.out_dir, (("train", a.train), ("valid", a.valid), ("test", a.test)), a.vocab, seed=a.seed)
     print(f"wrote toy corpus to {a.out_dir}")
 
 

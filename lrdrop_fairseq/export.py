@@ -9,14 +9,25 @@ as plain containers (no ``argparse.Namespace``), so torch's safe
 import argparse
 
 from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterionConfig
+from fairseq.criterions.sentence_prediction import SentencePredictionConfig
 
 from .criterions.lr_drop import LRDropConfig
+from .criterions.lr_drop_sentence_prediction import LRDropSentencePredictionConfig
 from .models import PLAIN_ARCH  # lrdrop arch -> (plain arch, arch function)
 
-# fields the lr_drop criterion adds on top of label_smoothed_cross_entropy
-_LRDROP_ONLY_FIELDS = set(LRDropConfig.__dataclass_fields__) - set(
-    LabelSmoothedCrossEntropyCriterionConfig.__dataclass_fields__
-)
+# lrdrop criterion -> (the fairseq criterion it extends, the fields it adds)
+PLAIN_CRITERION = {
+    name: (plain, set(ours.__dataclass_fields__) - set(theirs.__dataclass_fields__))
+    for name, plain, ours, theirs in (
+        ("lr_drop", "label_smoothed_cross_entropy", LRDropConfig, LabelSmoothedCrossEntropyCriterionConfig),
+        (
+            "lr_drop_sentence_prediction",
+            "sentence_prediction",
+            LRDropSentencePredictionConfig,
+            SentencePredictionConfig,
+        ),
+    )
+}
 
 
 def to_plain_fairseq(state: dict, keep_optimizer_state: bool = False) -> dict:
@@ -33,16 +44,17 @@ def to_plain_fairseq(state: dict, keep_optimizer_state: bool = False) -> dict:
     plain_arch = PLAIN_ARCH[arch][0]
     model_cfg["arch"] = model_cfg["_name"] = plain_arch
     model_cfg["user_dir"] = None
-    if model_cfg.get("criterion") == "lr_drop":
-        model_cfg["criterion"] = "label_smoothed_cross_entropy"
-    for f in _LRDROP_ONLY_FIELDS:
-        model_cfg.pop(f, None)
+    crit = dict(cfg.get("criterion") or {})
+    name = crit.get("_name") or model_cfg.get("criterion")
+    if name in PLAIN_CRITERION:
+        plain_name, added = PLAIN_CRITERION[name]
+        crit = {k: v for k, v in crit.items() if k not in added}
+        crit["_name"] = plain_name
+        model_cfg = {k: v for k, v in model_cfg.items() if k not in added}
+        if "criterion" in model_cfg:
+            model_cfg["criterion"] = plain_name
     cfg["model"] = model_cfg
     cfg["common"] = {**cfg["common"], "user_dir": None}
-    crit = dict(cfg.get("criterion") or {})
-    if crit.get("_name") == "lr_drop":
-        crit = {k: v for k, v in crit.items() if k not in _LRDROP_ONLY_FIELDS}
-        crit["_name"] = "label_smoothed_cross_entropy"
     cfg["criterion"] = crit
     out = {**state, "cfg": cfg, "args": None}
     if not keep_optimizer_state:

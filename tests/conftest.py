@@ -62,3 +62,17 @@ def toy_data(tmp_path_factory):
 def toy_data_joined(tmp_path_factory):
     """The toy corpus with one joined dictionary (BART shares all embeddings)."""
     return _binarized_toy_corpus(tmp_path_factory.mktemp("toy_joined"), joined=True)
+
+
+@pytest.fixture(scope="session")
+def toy_sentences(tmp_path_factory):
+    """The toy sentence-prediction corpus binarized twice: {"classification": DIR, "regression": DIR}."""
+    from lrdrop_cli.make_toy_corpus import write_classification_corpus
+    from lrdrop_cli.sentence_data import binarize
+
+    d = tmp_path_factory.mktemp("toy_sentences")
+    raw = write_classification_corpus(str(d / "raw"), (("train", 300), ("valid", 60), ("test", 40)))
+    return {
+        "classification": binarize(raw, str(d / "bin")),
+        "regression": binarize(raw, str(d / "bin_regression"), label="score", regression=True),
+    }

@@ -63,3 +63,91 @@ def first_batch(task, max_tokens=400):
         dataset=task.dataset("train"), max_tokens=max_tokens, seed=1, ignore_invalid_inputs=True
     ).next_epoch_itr(shuffle=False)
     return next(iter(itr))
+
+
+TINY_ENCODER = [
+    "--encoder-layers",
+    "2",
+    "--encoder-embed-dim",
+    "16",
+    "--encoder-ffn-embed-dim",
+    "32",
+    "--encoder-attention-heads",
+    "2",
+]
+
+
+def sentence_args(data, arch="roberta_lrdrop", criterion="lr_drop_sentence_prediction", extra=(), dropout=0.1):
+    """fairseq-train arguments for the toy sentence-prediction corpus (2 classes, GLUE-style tokens)."""
+    return [
+        data,
+        "--task",
+        "sentence_prediction",
+        "--num-classes",
+        "2",
+        "--init-token",
+        "0",
+        "--separator-token",
+        "2",
+        "--max-positions",
+        "64",
+        "--arch",
+        arch,
+        "--criterion",
+        criterion,
+        "--dropout",
+        str(dropout),
+        "--attention-dropout",
+        str(dropout),
+        "--cpu",
+        "--seed",
+        "1",
+        "--max-tokens",
+        "400",
+        *(TINY_ENCODER if arch.startswith("roberta") else TINY),
+        *extra,
+    ]
+
+
+def build_sentence(data, arch="roberta_lrdrop", criterion="lr_drop_sentence_prediction", extra=(), dropout=0.1):
+    """(task, model, criterion) for the toy sentence-prediction corpus, built as fairseq-train does."""
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, input_args=sentence_args(data, arch, criterion, extra, dropout))
+    cfg = convert_namespace_to_omegaconf(args)
+    task = tasks.setup_task(cfg.task)
+    task.load_dataset("train")
+    torch.manual_seed(1)
+    model = task.build_model(cfg.model)
+    crit = task.build_criterion(cfg.criterion)
+    return task, model, crit
+
+
+def hooked_forward(crit, model, sample, hook_modules, seed=7, **forward_kwargs):
+    """The criterion's doubled training forward again (same dropout masks as ``seed``'s),
+    returning what each hooked module output: {name: [output per call]}, and the model output."""
+    outputs = {name: [] for name in hook_modules}
+    handles = []
+    for name, modules in hook_modules.items():
+        for m in modules:
+            handles.append(
+                m.register_forward_hook(
+                    lambda _m, _i, out, keep=outputs[name]: keep.append(out[0] if isinstance(out, tuple) else out)
+                )
+            )
+    model.train()
+    torch.manual_seed(seed)
+    doubled = {k: torch.cat([v, v]) for k, v in sample["net_input"].items()}
+    try:
+        net_output = model(**doubled, lrdrop_record=crit.record_spec, **forward_kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    return outputs, net_output
+
+
+def masked_mse_sum(h, pad_tb):
+    """(sum over non-pad tokens, sum over all tokens) of mean_C (h1 - h2)^2 for a (T, 2B, C)
+    state of a doubled batch; ``pad_tb`` (T, B), True = pad."""
+    h1, h2 = h.float().chunk(2, dim=1)
+    per_tok = (h1 - h2).pow(2).mean(-1)
+    return per_tok.masked_fill(pad_tb, 0.0).sum(), per_tok.sum()

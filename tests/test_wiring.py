@@ -12,14 +12,10 @@ padded positions would change it, so it cannot pass by accident.
 import pytest
 import torch
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
-from helpers import build, first_batch
+from helpers import build, first_batch, hooked_forward, masked_mse_sum
 
 HIDDEN_ONLY = ["--kl-weight", "0", "--attn-weight", "0", "--hidden-weight", "1"]
 ARCHS = [("transformer_lrdrop_tiny", "toy_data"), ("bart_lrdrop_base", "toy_data_joined")]
-
-
-def _doubled(sample):
-    return {k: torch.cat([v, v]) for k, v in sample["net_input"].items()}
 
 
 def _criterion_terms(crit, model, sample, seed=7):
@@ -28,34 +24,6 @@ def _criterion_terms(crit, model, sample, seed=7):
     torch.manual_seed(seed)
     _, sample_size, log = crit(model, sample)
     return log, sample_size
-
-
-def _hooked_forward(crit, model, sample, hook_modules, seed=7):
-    """The criterion's forward again (same masks), returning what each hooked module output."""
-    outputs = {name: [] for name in hook_modules}
-    handles = []
-    for name, modules in hook_modules.items():
-        for m in modules:
-            handles.append(
-                m.register_forward_hook(
-                    lambda _m, _i, out, keep=outputs[name]: keep.append(out[0] if isinstance(out, tuple) else out)
-                )
-            )
-    model.train()
-    torch.manual_seed(seed)
-    try:
-        net_output = model(**_doubled(sample), lrdrop_record=crit.record_spec)
-    finally:
-        for h in handles:
-            h.remove()
-    return outputs, net_output
-
-
-def _masked_mse_sum(h, pad_tb):
-    """sum over non-pad tokens of mean_C (h1 - h2)^2 for a (T, 2B, C) state; pad_tb (T, B)."""
-    h1, h2 = h.float().chunk(2, dim=1)
-    per_tok = (h1 - h2).pow(2).mean(-1)
-    return per_tok.masked_fill(pad_tb, 0.0).sum(), per_tok.sum()
 
 
 def _pads(task, sample):
@@ -82,14 +50,14 @@ def test_hidden_term_uses_layer_states_and_both_padding_masks(request, arch, dat
             "enc": [layer.fc2 for layer in model.encoder.layers],
             "dec": [layer.fc2 for layer in model.decoder.layers],
         }
-    states, _ = _hooked_forward(crit, model, sample, hooked)
+    states, _ = hooked_forward(crit, model, sample, hooked)
     assert len(states["enc"]) == len(states["dec"]) == 2
     per_layer, unmasked = [], []
     for h in states["enc"]:
-        masked, total = _masked_mse_sum(h, src_pad.t())
+        masked, total = masked_mse_sum(h, src_pad.t())
         per_layer.append(masked), unmasked.append(total)
     for h in states["dec"]:
-        masked, total = _masked_mse_sum(h, tgt_pad.t())
+        masked, total = masked_mse_sum(h, tgt_pad.t())
         per_layer.append(masked), unmasked.append(total)
     expected = torch.stack(per_layer).mean()
     torch.testing.assert_close(log["hidden_loss"], expected, rtol=1e-5, atol=1e-7)
@@ -107,7 +75,7 @@ def test_encoder_self_attention_term_ignores_padded_queries(request, arch, data_
     sample = first_batch(task)
     src_pad, _ = _pads(task, sample)
     log, _ = _criterion_terms(crit, model, sample)
-    _, net_output = _hooked_forward(crit, model, sample, {})
+    _, net_output = hooked_forward(crit, model, sample, {})
     per_layer, unmasked = [], []
     for a in net_output[1]["lrdrop"]["attn"]["encoder_self"]:  # (H, 2B, S, S) probabilities
         p, q = a.float().chunk(2, dim=1)
@@ -141,7 +109,7 @@ def test_decoder_attention_terms_ignore_padded_target_queries(request, arch, dat
     sample = first_batch(task)
     _, tgt_pad = _pads(task, sample)
     log, _ = _criterion_terms(crit, model, sample)
-    _, net_output = _hooked_forward(crit, model, sample, {})
+    _, net_output = hooked_forward(crit, model, sample, {})
     per_type = []
     for t in ("decoder_self", "encoder_decoder"):
         layers = []
@@ -159,7 +127,7 @@ def test_kl_and_label_smoothing_normalised_by_one_copys_tokens(toy_data):
     model.train()
     torch.manual_seed(7)
     loss, sample_size, log = crit(model, sample)
-    _, net_output = _hooked_forward(crit, model, sample, {})
+    _, net_output = hooked_forward(crit, model, sample, {})
     lprobs = model.get_normalized_probs(net_output, log_probs=True).float()  # (2B, T, V)
     target = sample["target"]
     pad = target.eq(task.tgt_dict.pad())

@@ -1,1 +1,1 @@
-from . import lr_drop  # noqa: F401  (registers the criterion)
+from . import lr_drop, lr_drop_sentence_prediction  # noqa: F401  (registers the criteria)

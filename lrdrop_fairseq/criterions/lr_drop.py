@@ -76,11 +76,6 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
         report_accuracy=False,
     ):
         super().__init__(task, sentence_avg, label_smoothing, ignore_prefix_size, report_accuracy)
-        if type(task).__name__ == "SentencePredictionTask":
-            raise LRDropConfigError(
-                "--criterion lr_drop is for sequence-to-sequence tasks; with --task sentence_prediction "
-                "use --criterion lr_drop_sentence_prediction (same flags, plus fairseq's sentence_prediction ones)"
-            )
         self.setup_consistency(
             {"kl_loss": ("--kl-weight", kl_weight)},
             hidden_weight,

@@ -1,0 +1,92 @@
+"""Sentence-prediction data in fairseq's GLUE layout, and predictions from a trained model.
+
+Raw text, one example a line: ``SPLIT.input0`` (and ``SPLIT.input1`` for sentence
+pairs), already tokenised the way the model's dictionary expects (BPE pieces or
+words), and ``SPLIT.LABEL`` (a class name, or numbers with ``--regression-target``).
+:func:`binarize` turns them into what ``--task sentence_prediction`` reads:
+``DEST/input0``, ``DEST/input1`` (sharing input0's dictionary) and ``DEST/label``,
+exactly as fairseq's ``examples/roberta/preprocess_GLUE_tasks.sh`` does.
+"""
+
+import os
+import shutil
+from typing import List, Optional, Sequence
+
+from lrdrop_cli.fairseq_io import fairseq_command, run
+
+SPLITS = ("train", "valid", "test")
+
+
+def binarize(
+    raw_dir: str,
+    dest: str,
+    label: str = "label",
+    regression: bool = False,
+    srcdict: Optional[str] = None,
+    log: Optional[str] = None,
+    splits: Sequence[str] = SPLITS,
+) -> str:
+    """fairseq-preprocess each input column and the labels of ``splits`` (train first); returns ``dest``.
+    ``srcdict``: a fixed input dictionary (a pretrained model's); default: built from train."""
+    splits = [s for s in splits if os.path.isfile(os.path.join(raw_dir, f"{s}.input0"))]
+    if not splits or splits[0] != "train":
+        raise FileNotFoundError(f"{raw_dir}: no train.input0 (expected SPLIT.input0 files, one example a line)")
+    inputs = [c for c in ("input0", "input1") if os.path.isfile(os.path.join(raw_dir, f"train.{c}"))]
+    for column in inputs:
+        _preprocess(raw_dir, column, os.path.join(dest, column), splits, srcdict, log)
+        srcdict = srcdict or os.path.join(dest, "input0", "dict.txt")  # input1 shares input0's
+    if regression:
+        os.makedirs(os.path.join(dest, "label"), exist_ok=True)
+        for split in splits:
+            shutil.copyfile(os.path.join(raw_dir, f"{split}.{label}"), os.path.join(dest, "label", f"{split}.label"))
+    else:
+        _preprocess(raw_dir, label, os.path.join(dest, "label"), splits, None, log)
+    return dest
+
+
+def _preprocess(raw_dir, suffix, destdir, splits, srcdict, log):
+    prefs = {"train": "--trainpref", "valid": "--validpref", "test": "--testpref"}
+    args = ["--only-source", "--destdir", destdir, "--workers", "1"]
+    for split in splits:
+        args += [prefs[split], os.path.join(raw_dir, f"{split}.{suffix}")]
+    if srcdict:
+        args += ["--srcdict", srcdict]
+    run(fairseq_command("preprocess", *args), log=log, name=f"binarize {suffix}", append=True, quiet=True)
+
+
+def load_classifier(checkpoint: str, data_bin: str):
+    """(model in eval mode, task) from a sentence_prediction checkpoint, on CPU."""
+    import lrdrop_fairseq  # noqa: F401  (registers the _lrdrop archs and criteria)
+
+    # isort: split
+    from fairseq import checkpoint_utils
+
+    models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data_bin})
+    model = models[0]
+    model.eval()
+    return model, task
+
+
+def predict(model, task, lines: List[str], head: str = "sentence_classification_head", batch_size: int = 64):
+    """Class names (or numbers, for a regression head) for tokenised ``lines`` of input0."""
+    import torch
+    from fairseq.data import data_utils
+
+    src_dict = task.source_dictionary
+    init = [task.cfg.init_token] if task.cfg.init_token is not None else []
+    max_len = task.cfg.max_positions
+    out = []
+    for start in range(0, len(lines), batch_size):
+        batch = [
+            torch.tensor(init + src_dict.encode_line(line, add_if_not_exist=False).tolist()[: max_len - len(init)])
+            for line in lines[start : start + batch_size]
+        ]
+        tokens = data_utils.collate_tokens(batch, pad_idx=src_dict.pad())
+        with torch.no_grad():
+            logits, _ = model(tokens, features_only=True, classification_head_name=head)
+        if task.cfg.regression_target:
+            out += logits.squeeze(-1).tolist()
+        else:
+            label_dict = task.label_dictionary
+            out += [label_dict.string([i + label_dict.nspecial]) for i in logits.argmax(-1).tolist()]
+    return out
