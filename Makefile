@@ -12,7 +12,7 @@ PIP := $(VPY) -m pip
 STAMP := $(VENV)/.lrdrop-setup-done
 PYTEST_ARGS ?=
 
-.PHONY: setup demo demo-summarization smoke test format clean-venv
+.PHONY: setup demo demo-summarization demo-classification smoke test format clean-venv
 
 setup: $(STAMP)
 
@@ -33,6 +33,9 @@ demo: setup
 
 demo-summarization: setup
 	$(VENV)/bin/lrdrop-demo-summarization $(DEMO_ARGS)
+
+demo-classification: setup
+	$(VENV)/bin/lrdrop-demo-classification $(DEMO_ARGS)
 
 smoke: setup
 	PYTHON=$(VPY) bash scripts/smoke_demo.sh

@@ -15,7 +15,8 @@ if sys.version_info < (3, 8):
 setup(
     name="lrdrop-fairseq",
     version="0.1.0",
-    description="LR-Drop (Layer-wise Regularized Dropout) and R-Drop for fairseq translation and summarization",
+    description="LR-Drop (Layer-wise Regularized Dropout) and R-Drop for fairseq translation, summarization "
+    "and sentence classification",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="MIT",
@@ -24,10 +25,12 @@ setup(
     entry_points={
         "console_scripts": [
             "lrdrop-benchmark = lrdrop_cli.benchmark:main",
+            "lrdrop-build-debian-sections = lrdrop_cli.build_debian_sections:main",
             "lrdrop-build-debian-summaries = lrdrop_cli.build_debian_summaries:main",
             "lrdrop-build-ding-corpus = lrdrop_cli.build_ding_corpus:main",
             "lrdrop-compare = lrdrop_cli.compare:main",
             "lrdrop-demo = lrdrop_cli.demo:main",
+            "lrdrop-demo-classification = lrdrop_cli.demo_classification:main",
             "lrdrop-demo-summarization = lrdrop_cli.demo_summarization:main",
             "lrdrop-diagnose = lrdrop_cli.diagnose:main",
             "lrdrop-export = lrdrop_cli.export_checkpoint:main",
@@ -53,6 +56,7 @@ setup(
         "sentencepiece>=0.1.97",
         "sacremoses>=0.0.53",
         "rouge-score>=0.1.2",
+        "scikit-learn>=1.0",  # F1 / Matthews correlation (fairseq's sentence_prediction imports it too)
         "matplotlib>=3.5",
         "tensorboardX>=2.5",  # fairseq's TensorBoard logging (--tensorboard-logdir)
     ],

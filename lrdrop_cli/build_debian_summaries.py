@@ -27,36 +27,54 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import Iterable, List, Tuple
+from typing import Dict, Iterable, Iterator, List, Tuple
 
 from lrdrop_cli.build_ding_corpus import write
 
 LANGS = ("source", "target")
 
 
-def parse_index(lines: Iterable[str]) -> List[Tuple[str, str, List[str]]]:
-    """(package, synopsis, paragraphs of the long description) per ``Translation-en`` record."""
-    records, package, synopsis, paras = [], None, None, []
-
-    def flush():
-        if package and synopsis is not None:
-            records.append((package, synopsis, [p for p in (" ".join(x) for x in paras) if p]))
-
+def stanzas(lines: Iterable[str]) -> Iterator[Dict[str, str]]:
+    """The paragraphs of a Debian control file (Packages, Translation-en): {field: value}, a
+    multi-line value's continuation lines kept one per line (their leading space removed)."""
+    record: Dict[str, str] = {}
+    key = None
     for line in lines:
         line = line.rstrip("\n")
-        if line.startswith("Package: "):
-            flush()
-            package, synopsis, paras = line[len("Package: ") :].strip(), None, [[]]
-        elif line.startswith("Description-en: "):
-            synopsis = line[len("Description-en: ") :].strip()
-        elif line.startswith(" ") and synopsis is not None:
-            text = line.strip()
-            if text == ".":  # paragraph break in Debian's description format
-                paras.append([])
-            else:
-                paras[-1].append(text)
-    flush()
-    return records
+        if not line.strip():
+            if record:
+                yield record
+            record, key = {}, None
+        elif line[0] in " \t" and key is not None:
+            record[key] += "\n" + line[1:]
+        elif ":" in line:
+            key, value = line.split(":", 1)
+            record[key] = value.strip()
+    if record:
+        yield record
+
+
+def description_paragraphs(description: str) -> Tuple[str, List[str]]:
+    """(synopsis, paragraphs of the long description) of a Description field's value: a lone
+    ``.`` line breaks paragraphs, in Debian's description format."""
+    synopsis, *body = description.split("\n")
+    paras: List[List[str]] = [[]]
+    for line in body:
+        text = line.strip()
+        if text == ".":
+            paras.append([])
+        elif text:
+            paras[-1].append(text)
+    return synopsis.strip(), [p for p in (" ".join(x) for x in paras) if p]
+
+
+def parse_index(lines: Iterable[str]) -> List[Tuple[str, str, List[str]]]:
+    """(package, synopsis, paragraphs of the long description) per ``Translation-en`` record."""
+    return [
+        (r["Package"], *description_paragraphs(r["Description-en"]))
+        for r in stanzas(lines)
+        if "Package" in r and "Description-en" in r
+    ]
 
 
 def summary_pairs(records, min_words: int = 15) -> List[Tuple[str, str, str]]:
@@ -93,9 +111,14 @@ def split_by_group(pairs, n_valid: int, n_test: int, seed: int):
     return out
 
 
-def fetch_index(download_dir: str) -> str:
-    """apt-get update (English descriptions only, private state dir); returns the index as text."""
-    text = os.path.join(download_dir, "Translation-en.txt")
+# index -> the apt list file holding it (the largest match: bookworm main, not its updates)
+INDEX_FILES = {"Translation-en": "*_main_i18n_Translation-en*", "Packages": "*_main_binary-*_Packages*"}
+
+
+def fetch_index(download_dir: str, index: str = "Translation-en") -> str:
+    """apt-get update (English descriptions only, private state dir); returns the path of the
+    ``index`` (a key of :data:`INDEX_FILES`) as uncompressed text."""
+    text = os.path.join(download_dir, f"{index}.txt")
     if os.path.isfile(text):
         return text
     if shutil.which("apt-get") is None:
@@ -120,10 +143,10 @@ def fetch_index(download_dir: str) -> str:
         f"Dir::Cache={download_dir}/cache",
     ]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    found = sorted(glob.glob(os.path.join(lists, "*_main_i18n_Translation-en*")), key=os.path.getsize)
+    found = sorted(glob.glob(os.path.join(lists, INDEX_FILES[index])), key=os.path.getsize)
     if p.returncode != 0 or not found:
         raise RuntimeError(
-            f"'{' '.join(cmd)}' did not fetch Translation-en:\n{p.stdout[-1500:]}\n"
+            f"'{' '.join(cmd)}' did not fetch {index}:\n{p.stdout[-1500:]}\n"
             "Is a Debian mirror reachable? Or pass --index FILE."
         )
     with open(text + ".tmp", "wb") as out:  # apt-helper decompresses any of apt's formats

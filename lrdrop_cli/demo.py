@@ -221,7 +221,7 @@ def _train_spm(spm, raw, spm_dir, vocab, langs):
 def sentencepiece(args, raw, spm_dir, langs=("de", "en")):
     """A joint BPE model over both sides of train, applied to every split."""
     model = os.path.join(spm_dir, "spm.model")
-    if os.path.isfile(os.path.join(spm_dir, f"test.{langs[1]}")):
+    if os.path.isfile(os.path.join(spm_dir, f"test.{langs[-1]}")):
         print(f"(done already: {spm_dir})")
         return model
     import sentencepiece as spm
@@ -273,11 +273,13 @@ def binarize(spm_dir, data_bin, langs=("de", "en")):
 
 
 def train_command(args, data_bin, ckpt_dir, criterion, arch="transformer_lrdrop", model=None, extra=(),
-                  weight_decay=0.0001):  # fmt: skip
+                  weight_decay=0.0001, best_metric="nll_loss"):  # fmt: skip
     """The one fairseq-train command of the tools: the demo's model and schedule unless ``arch``
     and ``model`` (its shape flags) say otherwise; ``criterion``: the criterion's flags; ``extra``:
-    task flags. ``args.updates``, ``args.minutes`` (None: no time cap), ``args.patience`` (to
-    convergence) and ``args.train_args`` (appended last, so they override) as in main()."""
+    task flags; ``best_metric``: checkpoint_best's (``accuracy`` is maximised; a classifier's
+    single embedding table has nothing to share). ``args.updates``, ``args.minutes`` (None: no time
+    cap), ``args.patience`` (to convergence) and ``args.train_args`` (appended last, so they
+    override) as in main()."""
     if model is None:
         model = GPU_MODEL if model_kind(args) == "cuda" else CPU_MODEL
     cmd = fairseq_command(
@@ -289,7 +291,7 @@ def train_command(args, data_bin, ckpt_dir, criterion, arch="transformer_lrdrop"
         arch,
         *model,
         *extra,
-        "--share-all-embeddings",
+        *(["--share-all-embeddings"] if best_metric == "nll_loss" else []),
         *criterion,
         "--dropout",
         str(args.dropout),
@@ -312,7 +314,8 @@ def train_command(args, data_bin, ckpt_dir, criterion, arch="transformer_lrdrop"
         # checkpoint_best by perplexity: the default metric, the label-smoothed loss, bottoms out
         # mid-run as the model grows confident (epoch 13 of 22 here: test BLEU 4.90 vs 5.53 at the end)
         "--best-checkpoint-metric",
-        "nll_loss",
+        best_metric,
+        *(["--maximize-best-checkpoint-metric"] if best_metric == "accuracy" else []),
         "--seed",
         str(args.seed),
         "--num-workers",

@@ -1,12 +1,17 @@
 """The experiment modes, one table for lrdrop-compare, lrdrop-benchmark and the recipes' MODE.
 
   lrdrop-modes MODE [--kl-weight 5 --hidden-weight 1 --attn-weight 1]   # prints the criterion flags
+  lrdrop-modes MODE --task sentence_prediction [--regression]          # ... for classification/regression
 
 baseline  label-smoothed cross-entropy, one copy per batch
 rdrop     lr_drop, output KL only (R-Drop)
 lrdrop    lr_drop, output KL + hidden states + attention (LR-Drop)
 hidden    lr_drop, output KL + hidden states (ablation)
 attn      lr_drop, output KL + attention (ablation)
+
+With --task sentence_prediction the criteria are fairseq's sentence_prediction (baseline)
+and lr_drop_sentence_prediction; with --regression the output term is the squared
+difference of the two predictions (--prediction-mse-weight) instead of the KL.
 """
 
 import argparse
@@ -37,8 +42,33 @@ def weights(mode: str, kl: float, hidden: float, attn: float) -> Optional[dict]:
     }
 
 
-def criterion_flags(mode: str, kl: float, hidden: float, attn: float, label_smoothing: float = 0.1) -> List[str]:
+TASKS = ("translation", "sentence_prediction")
+
+
+def criterion_flags(
+    mode: str,
+    kl: float,
+    hidden: float,
+    attn: float,
+    label_smoothing: float = 0.1,
+    task: str = "translation",
+    regression: bool = False,
+) -> List[str]:
+    """The fairseq criterion flags of ``mode``; ``task``: one of :data:`TASKS` (translation also
+    covers summarization); ``regression``: a sentence_prediction regression head."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     w = weights(mode, kl, hidden, attn)
+    if task == "sentence_prediction":
+        if w is None:
+            return ["--criterion", "sentence_prediction"]
+        output_flag = "--prediction-mse-weight" if regression else "--kl-weight"
+        return ["--criterion", "lr_drop_sentence_prediction", output_flag, f"{w['kl_weight']:g}"] + [
+            "--hidden-weight",
+            f"{w['hidden_weight']:g}",
+            "--attn-weight",
+            f"{w['attn_weight']:g}",
+        ]
     if w is None:
         return ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", f"{label_smoothing:g}"]
     return [
@@ -62,9 +92,14 @@ def main(argv=None):
     ap.add_argument("--hidden-weight", type=float, default=1.0)
     ap.add_argument("--attn-weight", type=float, default=1.0)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
+    ap.add_argument("--task", default="translation", help=f"one of {', '.join(TASKS)} (default translation)")
+    ap.add_argument("--regression", action="store_true", help="sentence_prediction with a regression head")
     a = ap.parse_args(argv)
     try:
-        print(" ".join(criterion_flags(a.mode, a.kl_weight, a.hidden_weight, a.attn_weight, a.label_smoothing)))
+        flags = criterion_flags(
+            a.mode, a.kl_weight, a.hidden_weight, a.attn_weight, a.label_smoothing, a.task, a.regression
+        )
+        print(" ".join(flags))
     except ValueError as e:
         sys.exit(f"lrdrop-modes: {e}")
 

@@ -25,9 +25,12 @@ def binarize(
     srcdict: Optional[str] = None,
     log: Optional[str] = None,
     splits: Sequence[str] = SPLITS,
+    labels_dir: Optional[str] = None,
 ) -> str:
     """fairseq-preprocess each input column and the labels of ``splits`` (train first); returns ``dest``.
-    ``srcdict``: a fixed input dictionary (a pretrained model's); default: built from train."""
+    ``srcdict``: a fixed input dictionary (a pretrained model's); default: built from train.
+    ``labels_dir``: where the label files are, if not with the inputs (untokenised labels)."""
+    labels_dir = labels_dir or raw_dir
     splits = [s for s in splits if os.path.isfile(os.path.join(raw_dir, f"{s}.input0"))]
     if not splits or splits[0] != "train":
         raise FileNotFoundError(f"{raw_dir}: no train.input0 (expected SPLIT.input0 files, one example a line)")
@@ -38,9 +41,9 @@ def binarize(
     if regression:
         os.makedirs(os.path.join(dest, "label"), exist_ok=True)
         for split in splits:
-            shutil.copyfile(os.path.join(raw_dir, f"{split}.{label}"), os.path.join(dest, "label", f"{split}.label"))
+            shutil.copyfile(os.path.join(labels_dir, f"{split}.{label}"), os.path.join(dest, "label", f"{split}.label"))
     else:
-        _preprocess(raw_dir, label, os.path.join(dest, "label"), splits, None, log)
+        _preprocess(labels_dir, label, os.path.join(dest, "label"), splits, None, log)
     return dest
 
 
@@ -90,3 +93,26 @@ def predict(model, task, lines: List[str], head: str = "sentence_classification_
             label_dict = task.label_dictionary
             out += [label_dict.string([i + label_dict.nspecial]) for i in logits.argmax(-1).tolist()]
     return out
+
+
+def main(argv=None):
+    """``python -m lrdrop_cli.sentence_data RAW_DIR DEST [--regression] [--srcdict DICT]``: binarize."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("raw_dir", help="SPLIT.input0 (SPLIT.input1), tokenised, and SPLIT.LABEL")
+    ap.add_argument("dest")
+    ap.add_argument("--label", default="label", help="suffix of the label files (default label)")
+    ap.add_argument("--regression", action="store_true", help="labels are numbers (--regression-target)")
+    ap.add_argument("--srcdict", help="the pretrained model's dictionary (default: built from train)")
+    a = ap.parse_args(argv)
+    try:
+        binarize(a.raw_dir, a.dest, a.label, a.regression, a.srcdict, log=os.path.join(a.dest, "preprocess.log"))
+    except (OSError, RuntimeError) as e:
+        sys.exit(f"sentence_data: {e}")
+    print(f"[binarize] done: {a.dest}")
+
+
+if __name__ == "__main__":
+    main()

@@ -361,3 +361,193 @@ def test_fairseq_train_regression(toy_sentences, tmp_path):
     inner = _json_lines(out, "train_inner")
     assert "prediction_mse_loss" in inner[-1] and "kl_loss" not in inner[-1] and "hidden_loss" in inner[-1]
     assert "valid_pearson" in _json_lines(out, "valid")[-1]
+
+
+def _tsv(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join("\t".join(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_glue_columns_follow_fairseqs_preprocessing(tmp_path):
+    from lrdrop_cli import glue_text
+
+    glue = tmp_path / "glue_data"
+    rte = [["index", "sentence1", "sentence2", "label"], ["0", "A cat sat.", "A cat is sitting.", "entailment"]]
+    _tsv(glue / "RTE" / "train.tsv", rte)
+    _tsv(glue / "RTE" / "dev.tsv", rte)
+    assert glue_text.columns(str(glue), "RTE", str(tmp_path / "rte")) == {"train": 1, "valid": 1}
+    assert (tmp_path / "rte" / "valid.raw.input1").read_text() == "A cat is sitting.\n"
+    assert (tmp_path / "rte" / "train.label").read_text() == "entailment\n"
+    # CoLA has no header; STS-B's 0..5 scores become 0..1; QQP's malformed rows are skipped
+    _tsv(glue / "CoLA" / "train.tsv", [["src", "1", "", "Dogs bark."]])
+    _tsv(glue / "CoLA" / "dev.tsv", [["src", "0", "*", "Bark dogs the."]])
+    glue_text.columns(str(glue), "CoLA", str(tmp_path / "cola"))
+    assert (tmp_path / "cola" / "valid.raw.input0").read_text() == "Bark dogs the.\n"
+    assert (tmp_path / "cola" / "valid.label").read_text() == "0\n"
+    sts = [["i"] * 10, ["0", "g", "f", "y", "s", "l", "l", "A man.", "A person.", "4.5"]]
+    _tsv(glue / "STS-B" / "train.tsv", sts)
+    _tsv(glue / "STS-B" / "dev.tsv", sts)
+    glue_text.columns(str(glue), "STS-B", str(tmp_path / "sts"))
+    assert (tmp_path / "sts" / "train.label").read_text() == "0.9\n"
+    qqp = [["id", "q1", "q2", "question1", "question2", "is_duplicate"], ["1", "2", "3", "Why?", "How?", "0"]]
+    _tsv(glue / "QQP" / "train.tsv", qqp + [["bad", "row"]])
+    _tsv(glue / "QQP" / "dev.tsv", qqp)
+    assert glue_text.columns(str(glue), "QQP", str(tmp_path / "qqp"))["train"] == 1
+    with pytest.raises(FileNotFoundError, match="prepare.sh"):
+        glue_text.columns(str(glue), "MRPC", str(tmp_path / "mrpc"))
+    assert "NUM_CLASSES=1" in glue_text.hparams("STS-B") and "--report-mcc" in glue_text.hparams("CoLA")
+
+
+def test_glue_recipe_trains_and_evaluates(toy_sentences, tmp_path):
+    """examples/glue/train.sh and evaluate.sh as written, on the toy corpus with a tiny random
+    checkpoint in the official layout (the shapes come in as extra arguments)."""
+    train_sh = os.path.join(ROOT, "examples", "glue", "train.sh")
+    p = run(["bash", train_sh, "NOPE", "lrdrop"], check=False)
+    assert p.returncode == 2 and "unknown GLUE task 'NOPE'" in p.stdout
+    p = run(["bash", train_sh, "RTE", "nonsense"], env={"DATA": toy_sentences["classification"]}, check=False)
+    assert p.returncode == 2 and "usage" in p.stdout
+    p = run(["bash", train_sh, "RTE", "lrdrop"], env={"DATA": str(tmp_path)}, check=False)
+    assert p.returncode == 1 and "examples/glue/prepare.sh RTE" in p.stdout
+    env = {"DATA": toy_sentences["classification"], "ROBERTA": str(tmp_path / "none.pt")}
+    p = run(["bash", train_sh, "RTE", "lrdrop"], env=env, check=False)
+    assert p.returncode == 1 and "roberta.large.tar.gz" in p.stdout
+
+    _random_official_roberta(toy_sentences["classification"], tmp_path / "model.pt")
+    save = tmp_path / "save"
+    env = {**env, "ROBERTA": str(tmp_path / "model.pt"), "SAVE": str(save), "FP16": "0"}
+    tiny = ["--cpu", "--max-positions", "64", "--max-update", "3", "--batch-size", "8", "--num-workers", "0"]
+    tiny += ["--encoder-layers", "2", "--encoder-embed-dim", "16", "--encoder-ffn-embed-dim", "32"]
+    out = run(["bash", train_sh, "RTE", "lrdrop", *tiny, "--encoder-attention-heads", "2"], env=env).stdout
+    assert "--arch', 'roberta_lrdrop_large'" in out or "roberta_lrdrop_large" in out
+    assert "Loaded checkpoint" in out and "done training" in out, out[-3000:]
+    evaluate = os.path.join(ROOT, "examples", "glue", "evaluate.sh")
+    out = run(["bash", evaluate, "RTE", str(save / "checkpoint_best.pt")], env={"DATA": env["DATA"]}).stdout
+    assert "| valid |" in out and "| test |" in out and "accuracy" in out, out
+
+
+PACKAGES = """\
+Package: nethack
+Section: games
+Description-md5: g1
+
+Package: nethack-data
+Section: games
+Description-md5: g2
+
+Package: mutt
+Section: contrib/mail
+Description-md5: m1
+
+Package: twice
+Section: net
+Description-md5: g1
+
+Package: libfoo
+Section: libs
+Description-md5: l1
+
+Package: short
+Section: mail
+Description-md5: s1
+"""
+TRANSLATIONS = """\
+Package: nethack
+Description-md5: g1
+Description-en: dungeon exploration game
+ A single player dungeon exploration game with many monsters, items and
+ levels to find on the way down.
+ .
+ This package contains the game.
+
+Package: nethack-data
+Description-md5: g2
+Description-en: dungeon exploration game - data
+ A single player dungeon exploration game with many monsters, items and
+ levels to find on the way down.
+ .
+ This package contains the data files.
+
+Package: mutt
+Description-md5: m1
+Description-en: text-based mailreader
+ Mutt is a small but very powerful text-based mail client for reading,
+ sorting and answering electronic mail in a terminal.
+
+Package: libfoo
+Description-md5: l1
+Description-en: library for frobbing widgets
+ Foo frobs widgets quickly and safely, with a small API that many tools use.
+
+Package: short
+Description-md5: s1
+Description-en: tiny
+ Too short.
+"""
+
+
+def test_debian_sections_join_dedup_and_grouped_split(tmp_path):
+    from lrdrop_cli import build_debian_sections as deb
+
+    descriptions = deb.long_descriptions(TRANSLATIONS.splitlines(True))
+    examples = deb.section_examples(PACKAGES.splitlines(True), descriptions, ("games", "mail", "net"))
+    by_label = sorted((label, text.split(".")[0]) for text, label, _group in examples)
+    # g1 sits under games and net: dropped; libs is not a chosen section; "short" is too short
+    assert by_label == [("games", "dungeon exploration game - data"), ("mail", "text-based mailreader")]
+    assert examples[0][0].startswith("dungeon exploration game - data. A single player dungeon")
+    (tmp_path / "P").write_text(PACKAGES + "\nPackage: nethack-x\nSection: games\nDescription-md5: g3\n")
+    (tmp_path / "T").write_text(
+        TRANSLATIONS + "\nPackage: nethack-x\nDescription-md5: g3\nDescription-en: dungeon game - X\n"
+        " A single player dungeon exploration game with many monsters, items and\n"
+        " levels to find on the way down.\n .\n X11 front end.\n"
+    )
+    sizes = deb.build(str(tmp_path / "out"), ("games", "mail"), 0, 1, 1, str(tmp_path / "P"), str(tmp_path / "T"))
+    # without net, g1 is games only: three nethack packages sharing their first paragraph, one split
+    assert sizes in ({"test": 1, "valid": 0, "train": 3}, {"test": 3, "valid": 0, "train": 1})
+    for split in ("train", "test"):
+        labels = (tmp_path / "out" / f"{split}.label").read_text().split()
+        assert labels in (["games"] * 3, ["mail"])
+    with pytest.raises(ValueError, match="--sections: no packages .* in web"):
+        deb.build(str(tmp_path / "o2"), ("games", "web"), 0, 1, 1, str(tmp_path / "P"), str(tmp_path / "T"))
+
+
+def test_shrunken_classification_demo_end_to_end(tmp_path):
+    """lrdrop-demo-classification on your own files: corpus -> spm -> binarize -> baseline and
+    LR-Drop training -> test accuracy, macro-F1, predictions; a tiny model, a few updates."""
+    from lrdrop_cli.make_toy_corpus import write_classification_corpus
+
+    raw = write_classification_corpus(str(tmp_path / "raw"), (("train", 200),))
+    out = tmp_path / "demo"
+    small = "--encoder-layers 1 --encoder-embed-dim 32 --encoder-ffn-embed-dim 64 --log-interval 2"
+    p = run(
+        [
+            tool("lrdrop-demo-classification"),
+            "--out",
+            str(out),
+            "--input",
+            f"{raw}/train.input0",
+            "--labels",
+            f"{raw}/train.label",
+            "--vocab",
+            "40",
+            "--valid-size",
+            "30",
+            "--test-size",
+            "40",
+            "--updates",
+            "6",
+            "--warmup",
+            "2",
+            "--max-tokens",
+            "500",
+            "--train-args",
+            small,
+        ]
+    )
+    assert "test: 40 examples, 2 classes" in p.stdout and "GOLD" in p.stdout and "PRED" in p.stdout
+    assert '"kl_loss"' in (out / "lrdrop-s1" / "train.log").read_text()
+    assert '"kl_loss"' not in (out / "baseline-s1" / "train.log").read_text()
+    runs = json.loads((out / "result.json").read_text())["runs"]
+    assert set(runs) == {"baseline-s1", "lrdrop-s1"}
+    assert all(0 <= r["accuracy"] <= 100 and 0 <= r["macro_f1"] <= 100 for r in runs.values())
+    p = run([tool("lrdrop-demo-classification"), "--out", str(out), "--modes", "nope"], check=False)
+    assert p.returncode != 0 and "--modes: unknown nope" in p.stdout
