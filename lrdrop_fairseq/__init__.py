@@ -1,8 +1,9 @@
 """LR-Drop (Layer-wise Regularized Dropout) for fairseq.
 
 Importing this package (or ``--user-dir lrdrop_fairseq``) registers the
-``lr_drop`` criterion and the ``transformer_lrdrop`` architectures, and applies the
-compatibility fixes in :mod:`.compat`.
+``lr_drop`` and ``lr_drop_sentence_prediction`` criteria and the
+``transformer_lrdrop``, ``bart_lrdrop`` and ``roberta_lrdrop`` architectures, and
+applies the compatibility fixes in :mod:`.compat`.
 """
 
 from . import compat

@@ -245,12 +245,12 @@ def _random_official_roberta(data, path):
         },
         path,
     )
-    return official, sum(p.numel() for p in plain.parameters())
+    return official, plain
 
 
 def test_official_roberta_checkpoint_restores_strictly_and_exports(toy_sentences, tmp_path):
     data = toy_sentences["classification"]
-    official, plain_params = _random_official_roberta(data, tmp_path / "model.pt")
+    official, plain = _random_official_roberta(data, tmp_path / "model.pt")
     adam = ["--optimizer", "adam", "--lr", "1e-5"]
     args = options.parse_args_and_arch(options.get_training_parser(), input_args=sentence_args(data, extra=adam))
     cfg = convert_namespace_to_omegaconf(args)
@@ -263,16 +263,24 @@ def test_official_roberta_checkpoint_restores_strictly_and_exports(toy_sentences
     assert set(loaded) - set(official) == {k for k in loaded if k.startswith("classification_heads.")}
     for k, v in official.items():
         assert torch.equal(loaded[k], v), k
-    assert sum(p.numel() for p in model.parameters()) == plain_params  # no new parameters
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in plain.parameters())
+    # fairseq's own computation at inference: the plain model with these weights gives the same outputs
+    plain.load_state_dict(loaded, strict=True)
+    plain.eval(), model.eval()
+    task.load_dataset("train")
+    net_input = first_batch(task)["net_input"]
+    with torch.no_grad():
+        ours, theirs = model(**net_input, **HEAD)[0], plain(**net_input, **HEAD)[0]
+    assert torch.equal(ours, theirs)
 
     from lrdrop_fairseq.export import to_plain_fairseq
 
     ckpt = tmp_path / "lrdrop.pt"
     checkpoint_utils.torch_persistent_save({"cfg": cfg, "model": loaded, "args": None}, str(ckpt))
-    plain = to_plain_fairseq(torch.load(str(ckpt), map_location="cpu", weights_only=False))
-    assert plain["cfg"]["model"]["arch"] == "roberta"
-    assert plain["cfg"]["criterion"]["_name"] == "sentence_prediction"
-    assert not {"kl_weight", "attn_weight", "prediction_mse_weight"} & set(plain["cfg"]["criterion"])
+    exported = to_plain_fairseq(torch.load(str(ckpt), map_location="cpu", weights_only=False))
+    assert exported["cfg"]["model"]["arch"] == "roberta"
+    assert exported["cfg"]["criterion"]["_name"] == "sentence_prediction"
+    assert not {"kl_weight", "attn_weight", "prediction_mse_weight"} & set(exported["cfg"]["criterion"])
 
 
 def _train(data, save_dir, extra, max_update=6):
