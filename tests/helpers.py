@@ -25,30 +25,31 @@ TINY = [
 
 
 def build(data, arch="transformer_lrdrop_tiny", criterion="lr_drop", extra=(), dropout=0.1):
-    parser = options.get_training_parser()
-    args = options.parse_args_and_arch(
-        parser,
-        input_args=[
-            data,
-            "--arch",
-            arch,
-            "--criterion",
-            criterion,
-            "--label-smoothing",
-            "0.1",
-            "--dropout",
-            str(dropout),
-            "--attention-dropout",
-            str(dropout),
-            "--cpu",
-            "--seed",
-            "1",
-            "--max-tokens",
-            "400",
-            *TINY,
-            *extra,
-        ],
-    )
+    """(task, model, criterion) for a toy translation corpus, built as fairseq-train does."""
+    return build_from_args([data, "--label-smoothing", "0.1", *_model_and_loss(arch, criterion, dropout, TINY), *extra])
+
+
+def _model_and_loss(arch, criterion, dropout, shapes):
+    return [
+        "--arch",
+        arch,
+        "--criterion",
+        criterion,
+        "--dropout",
+        str(dropout),
+        "--attention-dropout",
+        str(dropout),
+        "--cpu",
+        "--seed",
+        "1",
+        "--max-tokens",
+        "400",
+        *shapes,
+    ]
+
+
+def build_from_args(input_args):
+    args = options.parse_args_and_arch(options.get_training_parser(), input_args=input_args)
     cfg = convert_namespace_to_omegaconf(args)
     task = tasks.setup_task(cfg.task)
     task.load_dataset("train")
@@ -91,35 +92,14 @@ def sentence_args(data, arch="roberta_lrdrop", criterion="lr_drop_sentence_predi
         "2",
         "--max-positions",
         "64",
-        "--arch",
-        arch,
-        "--criterion",
-        criterion,
-        "--dropout",
-        str(dropout),
-        "--attention-dropout",
-        str(dropout),
-        "--cpu",
-        "--seed",
-        "1",
-        "--max-tokens",
-        "400",
-        *(TINY_ENCODER if arch.startswith("roberta") else TINY),
+        *_model_and_loss(arch, criterion, dropout, TINY_ENCODER if arch.startswith("roberta") else TINY),
         *extra,
     ]
 
 
 def build_sentence(data, arch="roberta_lrdrop", criterion="lr_drop_sentence_prediction", extra=(), dropout=0.1):
     """(task, model, criterion) for the toy sentence-prediction corpus, built as fairseq-train does."""
-    parser = options.get_training_parser()
-    args = options.parse_args_and_arch(parser, input_args=sentence_args(data, arch, criterion, extra, dropout))
-    cfg = convert_namespace_to_omegaconf(args)
-    task = tasks.setup_task(cfg.task)
-    task.load_dataset("train")
-    torch.manual_seed(1)
-    model = task.build_model(cfg.model)
-    crit = task.build_criterion(cfg.criterion)
-    return task, model, crit
+    return build_from_args(sentence_args(data, arch, criterion, extra, dropout))
 
 
 def hooked_forward(crit, model, sample, hook_modules, seed=7, **forward_kwargs):
