@@ -78,10 +78,11 @@ def num_classes(data_bin):
 
 
 def train(args, mode, seed, data_bin, run_dir):
+    """(the run's best checkpoint, whether it trained now: False if an earlier invocation finished it)."""
     ckpt_dir, log = os.path.join(run_dir, "checkpoints"), os.path.join(run_dir, "train.log")
     best = finished_training(ckpt_dir, log)
     if best:
-        return best
+        return best, False
     task = ["--task", "sentence_prediction", "--num-classes", str(num_classes(data_bin)), "--init-token", "0",
             "--separator-token", "2", "--max-positions", str(args.max_positions), "--shorten-method", "truncate",
             "--required-batch-size-multiple", "1", "--clip-norm", "1.0"]  # fmt: skip
@@ -93,7 +94,7 @@ def train(args, mode, seed, data_bin, run_dir):
                         weight_decay=0.01, best_metric="accuracy")  # fmt: skip
     os.makedirs(run_dir, exist_ok=True)
     run(cmd, log=log, name=f"train {os.path.basename(run_dir)}", append=True)
-    return os.path.join(ckpt_dir, "checkpoint_best.pt")
+    return os.path.join(ckpt_dir, "checkpoint_best.pt"), True
 
 
 def evaluate(best, data_bin, spm_dir, raw):
@@ -146,7 +147,9 @@ def main():
     os.makedirs(out, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", str(min(os.cpu_count() or 1, 8)))
     t0 = time.time()
-    results = {}
+    result_file = os.path.join(out, "result.json")
+    # runs of earlier invocations (other seeds) stay in the table
+    results = json.load(open(result_file))["runs"] if os.path.isfile(result_file) else {}
     try:
         step(1, "corpus", raw)
         corpus(args, raw)
@@ -160,8 +163,8 @@ def main():
                 name = f"{mode}-s{seed}"
                 step(4, "train", f"{name}: roberta_lrdrop (small), {args.updates} updates on {args.device}")
                 started = time.time()
-                best = train(args, mode, seed, data_bin, os.path.join(out, name))
-                minutes = (time.time() - started) / 60
+                best, trained_now = train(args, mode, seed, data_bin, os.path.join(out, name))
+                minutes = (time.time() - started) / 60 if trained_now else results.get(name, {}).get("minutes")
                 accuracy, f1, pred = evaluate(best, data_bin, spm_dir, raw)
                 results[name] = {"mode": mode, "seed": seed, "accuracy": accuracy, "macro_f1": f1, "minutes": minutes}
                 print(f"[demo-classification] {name}: test accuracy {accuracy:.1f}%, macro-F1 {f1:.1f}")
@@ -176,12 +179,12 @@ def main():
         print(f"test: {len(gold)} examples, {len(set(gold))} classes; always the commonest class: {majority:.1f}%")
         print(f"{'mode':<10} {'seeds':>5} {'accuracy %':>14} {'macro-F1 %':>14}")
         for mode in run_modes:
-            rows = [r for r in results.values() if r["mode"] == mode]
+            rows = [r for r in results.values() if r["mode"] == mode]  # every seed run under OUT
             acc, f1 = summary([r["accuracy"] for r in rows]), summary([r["macro_f1"] for r in rows])
             print(f"{mode:<10} {len(rows):>5} {acc:>14} {f1:>14}")
     except StepFailed as e:
         sys.exit(f"\n[demo-classification] FAILED: {e}")
-    with open(os.path.join(out, "result.json"), "w") as f:
+    with open(result_file, "w") as f:
         json.dump({"runs": results, "majority_class_accuracy": majority, "updates": args.updates}, f, indent=1)
     print(f"\n[demo-classification] done in {(time.time() - t0) / 60:.1f} min; everything is under {out}")
 

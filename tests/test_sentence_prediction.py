@@ -557,5 +557,12 @@ def test_shrunken_classification_demo_end_to_end(tmp_path):
     runs = json.loads((out / "result.json").read_text())["runs"]
     assert set(runs) == {"baseline-s1", "lrdrop-s1"}
     assert all(0 <= r["accuracy"] <= 100 and 0 <= r["macro_f1"] <= 100 for r in runs.values())
+    # another seed later: the earlier runs stay in the table and in result.json, untrained again
+    p = run([tool("lrdrop-demo-classification"), "--out", str(out), "--modes", "baseline,lrdrop", "--seeds", "1,2",
+             "--updates", "6", "--warmup", "2", "--max-tokens", "500", "--train-args", small])  # fmt: skip
+    assert "(done already" in p.stdout and "baseline       2" in p.stdout
+    rerun = json.loads((out / "result.json").read_text())["runs"]
+    assert set(rerun) == {"baseline-s1", "lrdrop-s1", "baseline-s2", "lrdrop-s2"}
+    assert rerun["baseline-s1"] == runs["baseline-s1"]
     p = run([tool("lrdrop-demo-classification"), "--out", str(out), "--modes", "nope"], check=False)
     assert p.returncode != 0 and "--modes: unknown nope" in p.stdout
