@@ -337,26 +337,43 @@ def test_fairseq_train_restore_and_validate(toy_sentences, tmp_path):
     valid = _json_lines(out, "valid")
     assert "valid_accuracy" in valid[-1] and "valid_mcc" in valid[-1] and "valid_kl_loss" not in valid[-1]
 
-    val = run(
+    best = os.path.join(save, "checkpoint_best.pt")
+    with_plugin = _validate(
+        data, best, ["--user-dir", os.path.join(ROOT, "lrdrop_fairseq")], "lr_drop_sentence_prediction"
+    )
+    assert "| test |" in with_plugin and "mcc" in with_plugin, with_plugin[-2000:]
+    # exported, plain fairseq (no plugin) loads it and scores the same
+    plain = str(tmp_path / "plain.pt")
+    assert "roberta" in run([tool("lrdrop-export"), best, plain]).stdout
+    without = _validate(data, plain, [], "sentence_prediction")
+    assert _json_tail(without, "test")["test_accuracy"] == _json_tail(with_plugin, "test")["test_accuracy"]
+
+
+def _validate(data, checkpoint, user_dir, criterion):
+    return run(
         [
             tool("fairseq-validate"),
             data,
-            "--user-dir",
-            os.path.join(ROOT, "lrdrop_fairseq"),
+            *user_dir,
             "--path",
-            os.path.join(save, "checkpoint_best.pt"),
+            checkpoint,
             "--task",  # fairseq-validate wants both, though it builds them from the checkpoint
             "sentence_prediction",
             "--criterion",
-            "lr_drop_sentence_prediction",
+            criterion,
             "--valid-subset",
             "test",
             "--cpu",
             "--max-tokens",
             "400",
+            "--log-format",
+            "json",
         ]
     ).stdout
-    assert "| test |" in val and "accuracy" in val and "mcc" in val, val[-2000:]
+
+
+def _json_tail(out, tag):
+    return json.loads(out.split(f"| {tag} | ")[-1].splitlines()[0])
 
 
 def test_fairseq_train_regression(toy_sentences, tmp_path):
