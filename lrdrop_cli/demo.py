@@ -273,13 +273,13 @@ def binarize(spm_dir, data_bin, langs=("de", "en")):
 
 
 def train_command(args, data_bin, ckpt_dir, criterion, arch="transformer_lrdrop", model=None, extra=(),
-                  weight_decay=0.0001, best_metric="nll_loss"):  # fmt: skip
+                  weight_decay=0.0001, best_metric="nll_loss", share_embeddings=True):  # fmt: skip
     """The one fairseq-train command of the tools: the demo's model and schedule unless ``arch``
     and ``model`` (its shape flags) say otherwise; ``criterion``: the criterion's flags; ``extra``:
-    task flags; ``best_metric``: checkpoint_best's (``accuracy`` is maximised; a classifier's
-    single embedding table has nothing to share). ``args.updates``, ``args.minutes`` (None: no time
-    cap), ``args.patience`` (to convergence) and ``args.train_args`` (appended last, so they
-    override) as in main()."""
+    task flags; ``best_metric``: checkpoint_best's (``accuracy`` is maximised);
+    ``share_embeddings``: --share-all-embeddings (a classifier has one table, nothing to share).
+    ``args.updates``, ``args.minutes`` (None: no time cap), ``args.patience`` (to convergence)
+    and ``args.train_args`` (appended last, so they override) as in main()."""
     if model is None:
         model = GPU_MODEL if model_kind(args) == "cuda" else CPU_MODEL
     cmd = fairseq_command(
@@ -291,7 +291,7 @@ def train_command(args, data_bin, ckpt_dir, criterion, arch="transformer_lrdrop"
         arch,
         *model,
         *extra,
-        *(["--share-all-embeddings"] if best_metric == "nll_loss" else []),
+        *(["--share-all-embeddings"] if share_embeddings else []),
         *criterion,
         "--dropout",
         str(args.dropout),

@@ -91,7 +91,7 @@ def train(args, mode, seed, data_bin, run_dir):
     )
     run_args = argparse.Namespace(**{**vars(args), "seed": seed})
     cmd = train_command(run_args, data_bin, ckpt_dir, criterion, arch="roberta_lrdrop", model=MODEL, extra=task,
-                        weight_decay=0.01, best_metric="accuracy")  # fmt: skip
+                        weight_decay=0.01, best_metric="accuracy", share_embeddings=False)  # fmt: skip
     os.makedirs(run_dir, exist_ok=True)
     run(cmd, log=log, name=f"train {os.path.basename(run_dir)}", append=True)
     return os.path.join(ckpt_dir, "checkpoint_best.pt"), True

@@ -8,8 +8,10 @@ words), and ``SPLIT.LABEL`` (a class name, or numbers with ``--regression-target
 exactly as fairseq's ``examples/roberta/preprocess_GLUE_tasks.sh`` does.
 """
 
+import argparse
 import os
 import shutil
+import sys
 from typing import List, Optional, Sequence
 
 from lrdrop_cli.fairseq_io import fairseq_command, run
@@ -97,9 +99,6 @@ def predict(model, task, lines: List[str], head: str = "sentence_classification_
 
 def main(argv=None):
     """``python -m lrdrop_cli.sentence_data RAW_DIR DEST [--regression] [--srcdict DICT]``: binarize."""
-    import argparse
-    import sys
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("raw_dir", help="SPLIT.input0 (SPLIT.input1), tokenised, and SPLIT.LABEL")
     ap.add_argument("dest")

@@ -91,6 +91,10 @@ class ConsistencyConfig(FairseqDataclass):
     )
 
 
+# the flags above, as setup_consistency's keyword arguments
+CONSISTENCY_FIELDS = tuple(f for f in ConsistencyConfig.__dataclass_fields__ if f != "_name")
+
+
 class ConsistencyCriterionMixin:
     """Mix in before a fairseq criterion; call :meth:`setup_consistency` from ``__init__``.
 

@@ -29,7 +29,7 @@ from fairseq.criterions.sentence_prediction import SentencePredictionConfig, Sen
 
 from .. import consistency as C
 from ..guards import LRDropConfigError
-from .consistency_base import ConsistencyConfig, ConsistencyCriterionMixin, double
+from .consistency_base import CONSISTENCY_FIELDS, ConsistencyConfig, ConsistencyCriterionMixin, double
 
 OUTPUT_TERMS = ("kl_loss", "prediction_mse_loss")  # logged per sentence
 LAYER_TERMS = ("hidden_loss", "attn_loss")  # logged per token
@@ -76,18 +76,7 @@ class LRDropSentencePredictionCriterion(ConsistencyCriterionMixin, SentencePredi
                     "classification head's outputs are compared with --kl-weight W; leave --prediction-mse-weight out."
                 )
             output = {"kl_loss": ("--kl-weight", _default(cfg.kl_weight))}
-        self.setup_consistency(
-            output,
-            cfg.hidden_weight,
-            cfg.attn_weight,
-            cfg.hidden_loss,
-            cfg.hidden_site,
-            cfg.layer_reduction,
-            cfg.attn_loss,
-            cfg.attn_types,
-            cfg.consistency_layers,
-            cfg.consistency_warmup_updates,
-        )
+        self.setup_consistency(output, **{f: getattr(cfg, f) for f in CONSISTENCY_FIELDS})
         self.padding_idx = task.source_dictionary.pad()
 
     def forward(self, model, sample, reduce=True):
