@@ -28,6 +28,7 @@ setup(
             "lrdrop-build-debian-sections = lrdrop_cli.build_debian_sections:main",
             "lrdrop-build-debian-summaries = lrdrop_cli.build_debian_summaries:main",
             "lrdrop-build-ding-corpus = lrdrop_cli.build_ding_corpus:main",
+            "lrdrop-build-libreoffice-corpus = lrdrop_cli.build_libreoffice_corpus:main",
             "lrdrop-compare = lrdrop_cli.compare:main",
             "lrdrop-demo = lrdrop_cli.demo:main",
             "lrdrop-demo-classification = lrdrop_cli.demo_classification:main",

@@ -124,15 +124,19 @@ def run_one(a, name, dropout, seed, crit, threads):
     )
     langs = (a.source_lang, a.target_lang)
     hyps, refs, _ = demo.collect_hypotheses(gen_log, a.raw, langs, os.path.join(d, f"test.hyp.{langs[1]}"), name)
-    from lrdrop_cli.score_bleu import bleu
+    from lrdrop_cli.score_bleu import bleu, chrf
 
     score, signature = bleu(hyps, refs)
+    chrf_score, chrf_signature = chrf(hyps, refs)
     result = {
         "name": name,
+        "corpus": a.corpus_name,
         "seed": seed,
         "dropout": dropout,
         "bleu": round(score.score, 2),
         "signature": signature,
+        "chrf": round(chrf_score.score, 2),
+        "chrf_signature": chrf_signature,
         **training_summary(log),
         "train_minutes": round(train_minutes, 2),
         "threads": threads,
@@ -175,11 +179,21 @@ def _mean_sd(xs, fmt):
     return f"{statistics.mean(xs):{fmt}} ± {sd:{fmt}}"
 
 
+def paired(results, cfg, dropout, key, reference="rdrop"):
+    """``key`` of ``cfg`` minus that of ``reference``, paired by seed (seeds both have)."""
+    by_seed = {
+        c: {r["seed"]: r[key] for r in results if r["config"] == c and r["dropout"] == dropout and key in r}
+        for c in (cfg, reference)
+    }
+    return [by_seed[cfg][s] - by_seed[reference][s] for s in sorted(by_seed[cfg]) if s in by_seed[reference]]
+
+
 def table(results, order):
     lines = [
-        "| dropout | configuration | seeds | best valid nll (bits, mean ± sd) | test BLEU (mean ± sd) | BLEU per seed "
+        "| dropout | configuration | seeds | best valid nll (bits, mean ± sd) | nll vs R-Drop (paired) "
+        "| test BLEU (mean ± sd) | BLEU per seed | BLEU vs R-Drop (paired) | test chrF (mean ± sd) "
         "| updates to best | valid - train nll at best | train min/run |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for dropout in sorted({r["dropout"] for r in results}):
         for cfg in order:
@@ -187,9 +201,16 @@ def table(results, order):
             if not rs:
                 continue
             mean = lambda k: statistics.mean(r[k] for r in rs if k in r) if any(k in r for r in rs) else float("nan")  # noqa: E731
+            vs = {}
+            for key, fmt in (("best_valid_nll", ".3f"), ("bleu", ".2f")):
+                diffs = paired(results, cfg, dropout, key)
+                vs[key] = _mean_sd(diffs, fmt) if diffs and cfg != "rdrop" else ""
+            chrfs = [r["chrf"] for r in rs if "chrf" in r]
             lines.append(
                 f"| {dropout:g} | {cfg} | {len(rs)} | {_mean_sd([r['best_valid_nll'] for r in rs], '.3f')} "
-                f"| {_mean_sd([r['bleu'] for r in rs], '.2f')} | {', '.join('%.2f' % r['bleu'] for r in rs)} "
+                f"| {vs['best_valid_nll']} | {_mean_sd([r['bleu'] for r in rs], '.2f')} "
+                f"| {', '.join('%.2f' % r['bleu'] for r in rs)} | {vs['bleu']} "
+                f"| {_mean_sd(chrfs, '.2f') if chrfs else ''} "
                 f"| {mean('best_update'):.0f} | {mean('gap'):.2f} | {mean('train_minutes'):.1f} |"
             )
     return "\n".join(lines)
@@ -200,6 +221,7 @@ def main():
     ap.add_argument("--out", default=os.path.join("runs", "compare"))
     ap.add_argument("--data-bin", help="binarized data (default: the demo's, built if missing)")
     ap.add_argument("--raw", help="folder with test.SRC / test.TGT references (default: next to --data-bin)")
+    ap.add_argument("--corpus-name", help="name of the corpus in the results (default: the --raw folder's parent)")
     ap.add_argument("--source-lang", default="de")
     ap.add_argument("--target-lang", default="en")
     ap.add_argument("--configs", default=",".join(modes.MODES), help=f"modes to run, from {', '.join(modes.MODES)}")
@@ -275,6 +297,7 @@ def main():
             f"test.{a.source_lang} and test.{a.target_lang}"
         )
 
+    a.corpus_name = a.corpus_name or os.path.basename(os.path.dirname(a.raw))
     runs = plan(a)
     threads = max(1, (os.cpu_count() or 1) // a.parallel) if a.device == "cpu" else 1
     budget = (
@@ -318,6 +341,7 @@ def main():
     print("\n" + md)
     json.dump(
         {
+            "corpus": a.corpus_name,
             "runs": results,
             "max_update": a.max_update,
             "patience": a.patience,

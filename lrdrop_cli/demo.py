@@ -78,35 +78,63 @@ def step(n, name, what, total=6, demo="demo"):
     print(f"\n=== [{demo}] step {n}/{total} {name}: {what}", flush=True)
 
 
+CORPORA = ("ding", "libreoffice", "both")
+
+
 def corpus(args, raw):
     langs = languages(args)
     if os.path.isfile(os.path.join(raw, f"test.{langs[1]}")):
         print(f"(done already: {raw})")
         return
-    from lrdrop_cli import build_ding_corpus as ding
-
     if args.source or args.target:
         user_corpus(raw, (args.source, args.target), ("--source", "--target"), langs, "sentence", args)
     elif langs != ("de", "en"):
         raise StepFailed(
-            f"corpus: the built-in corpus is German-English; for {langs[0]}-{langs[1]} give your "
+            f"corpus: the built-in corpora are German-English; for {langs[0]}-{langs[1]} give your "
             "own aligned files with --source FILE --target FILE"
         )
     else:
         try:
-            ding.build(
-                raw,
-                args.ding,
-                args.valid_size,
-                args.test_size,
-                args.seed,
-                args.max_words,
-                args.phrases,
-                args.train_max_words,
-            )
-        except RuntimeError as e:
+            if args.corpus == "ding":
+                ding_corpus(args, raw)
+            elif args.corpus == "libreoffice":
+                libreoffice_corpus(args, raw)
+            else:  # both: each split is the union of the two corpora's
+                ding_corpus(args, os.path.join(raw, "ding"))
+                libreoffice_corpus(args, os.path.join(raw, "libreoffice"))
+                join_corpora(raw, ("ding", "libreoffice"), langs)
+        except (RuntimeError, ValueError) as e:
             raise StepFailed(f"corpus: {e}")
     print(open(os.path.join(raw, "SOURCE.txt"), encoding="utf-8").read())
+
+
+def ding_corpus(args, raw):
+    from lrdrop_cli import build_ding_corpus as ding
+
+    ding.build(
+        raw, args.ding, args.valid_size, args.test_size, args.seed, args.max_words, args.phrases, args.train_max_words
+    )
+
+
+def libreoffice_corpus(args, raw):
+    from lrdrop_cli import build_libreoffice_corpus as libreoffice
+
+    libreoffice.build(raw, None, args.valid_size, args.test_size, args.seed)
+
+
+def join_corpora(raw, parts, langs):
+    """raw/{split}.{lang} = the concatenation of raw/PART/{split}.{lang}; SOURCE.txt and the
+    protected symbols of every part."""
+    for name in ("train", "valid", "test"):
+        for lang in langs:
+            with open(os.path.join(raw, f"{name}.{lang}"), "w", encoding="utf-8") as out:
+                for part in parts:
+                    with open(os.path.join(raw, part, f"{name}.{lang}"), encoding="utf-8") as f:
+                        out.write(f.read())
+    for extra in ("SOURCE.txt", PROTECTED_SYMBOLS):
+        texts = [os.path.join(raw, part, extra) for part in parts]
+        with open(os.path.join(raw, extra), "w", encoding="utf-8") as out:
+            out.writelines(open(t, encoding="utf-8").read() for t in texts if os.path.isfile(t))
 
 
 def user_corpus(raw, paths, flags, langs, unit, args):
@@ -202,8 +230,16 @@ def parse_args(ap, argv=None):
     return args
 
 
+PROTECTED_SYMBOLS = "protected_symbols.txt"  # placeholders a corpus asks to keep as single pieces
+
+
 def _train_spm(spm, raw, spm_dir, vocab, langs):
+    symbols_file = os.path.join(raw, PROTECTED_SYMBOLS)
+    symbols = []
+    if os.path.isfile(symbols_file):
+        symbols = [s.strip() for s in open(symbols_file, encoding="utf-8") if s.strip()]
     spm.SentencePieceTrainer.train(
+        user_defined_symbols=symbols,
         input=[os.path.join(raw, f"train.{lang}") for lang in langs],
         model_prefix=os.path.join(spm_dir, "spm"),
         vocab_size=vocab,
@@ -485,6 +521,13 @@ def main():
     ap.add_argument("--tgt", dest="target", help=argparse.SUPPRESS)
     ap.add_argument("--source-lang", default="de", help="language code of --source (default de)")
     ap.add_argument("--target-lang", default="en", help="language code of --target (default en)")
+    ap.add_argument(
+        "--corpus",
+        choices=CORPORA,
+        default="ding",
+        help="the built-in German-English corpus: ding (dictionary sentences), libreoffice (LibreOffice's "
+        "interface and help, lrdrop-build-libreoffice-corpus) or both (each split the union of the two)",
+    )
     ap.add_argument("--ding", help="path to a Ding de-en dictionary file instead of Debian's package")
     ap.add_argument(
         "--max-words",

@@ -78,6 +78,7 @@ def _grad(value, params):
 
 
 def diagnose(model, task, samples, seed=1):
+    from lrdrop_fairseq.criterions.consistency_base import LAYER_TERMS
     from lrdrop_fairseq.criterions.lr_drop import LRDropCriterion
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -105,8 +106,9 @@ def diagnose(model, task, samples, seed=1):
             if (site, dist) == CANDIDATES[0]:
                 names.update({"kl_loss": "kl", "attn_loss": "attn"})
             for term, label in names.items():
-                g = _grad(terms[term] / ntok, params)
-                add(label, terms[term].item() / ntok)
+                per_token = terms[term] if term in LAYER_TERMS else terms[term] / ntok  # KL is a token sum
+                g = _grad(per_token, params)
+                add(label, per_token.item())
                 add(f"{label}_grad_ratio", (g.norm() / g_ce.norm()).item())
                 add(f"{label}_grad_cos", torch.nn.functional.cosine_similarity(g, g_ce, dim=0).item())
     return {k: v / len(samples) for k, v in sums.items()}

@@ -35,6 +35,14 @@ def bleu(hyps, refs, tokenize="13a"):
     return score, str(metric.get_signature())
 
 
+def chrf(hyps, refs):
+    """sacreBLEU's corpus chrF (character 6-grams, beta 2) and its signature."""
+    import sacrebleu
+
+    metric = sacrebleu.CHRF()
+    return metric.corpus_score(hyps, [refs]), str(metric.get_signature())
+
+
 def read_lines(path):
     with open(path, encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f]

@@ -2,9 +2,11 @@
 
 Nothing here knows about fairseq. Every function compares the two halves of a
 batch that went through the model as ``[x; x]`` (two dropout sub-models) and
-returns a *sum over non-pad positions*, so that the criterion can normalise
-all terms the same way fairseq's label-smoothed criterion does (by tokens, or
-by sentences with ``--sentence-avg``).
+returns a *sum over non-pad positions*. The output KL stays a sum over target
+tokens, normalised as fairseq's label-smoothed criterion normalises its loss;
+:func:`layer_terms` turns the per-layer sums into per-token means of each
+layer's own side, so that a weight means the same for any source/target
+length ratio.
 
 All terms are computed in fp32: under ``--fp16``/``--bf16`` the inputs are
 upcast here, because the differences being measured are small and
@@ -107,13 +109,8 @@ def _sym_kl_rows(p: Tensor, q: Tensor) -> Tensor:
     return ((p - q) * (p.clamp_min(_TINY).log() - q.clamp_min(_TINY).log())).sum(-1)
 
 
-def mean_over_layers(per_layer: Sequence[Tensor]) -> Optional[Tensor]:
-    """Average per-layer sums, so a weight means the same at any depth. None if empty."""
-    return combine_layers(per_layer, "mean")
-
-
 def combine_layers(per_layer: Sequence[Tensor], how: str = "mean") -> Optional[Tensor]:
-    """Combine per-layer sums: ``mean`` keeps a weight's meaning at any depth; ``sum`` (as
+    """Combine per-layer values: ``mean`` keeps a weight's meaning at any depth; ``sum`` (as
     layer-wise distillation losses do) makes weight ``w`` equal to ``mean`` with ``w x layers``.
     None if empty."""
     if how not in LAYER_REDUCTIONS:
@@ -131,7 +128,14 @@ def layer_terms(
     attn_loss: str = "kl",
     layer_reduction: str = "mean",
 ) -> Dict[str, Tensor]:
-    """The per-layer terms of one doubled forward: ``hidden_loss`` and ``attn_loss`` (token sums).
+    """The per-layer terms of one doubled forward, ``hidden_loss`` and ``attn_loss``, as per-token means.
+
+    Each layer's distance is averaged over the non-pad tokens of its own side: the source for
+    encoder layers and encoder self-attention, the target for decoder layers and the two
+    decoder attentions (whose queries are target tokens). A weight therefore means the same
+    whatever the source/target length ratio: with 1,000-token sources and 60-token summaries
+    an encoder layer counts as much as a decoder layer, as in translation. The criteria scale
+    these means by the count their loss is normalised by (``sample_size``).
 
     ``records``: ``encoder_states`` / ``decoder_states`` (lists of (T, 2B, C), either may be
     absent or empty) and ``attn`` ({type: list of (H, 2B, Tq, Tk)}), as the ``*_lrdrop`` models
@@ -145,16 +149,27 @@ def layer_terms(
         pad_tb = pad_masks.get(side)
         pad_tb = pad_tb.t() if pad_tb is not None else None  # states are time-major
         for h in records.get(f"{side}_states") or []:
-            per_layer.append(hidden_consistency(*split_halves(h, 1), pad_tb, hidden_loss))
+            n = _real_tokens(pad_tb, h.shape[0] * (h.shape[1] // 2))
+            per_layer.append(hidden_consistency(*split_halves(h, 1), pad_tb, hidden_loss) / n)
     if per_layer:
         terms["hidden_loss"] = combine_layers(per_layer, layer_reduction)
-    per_type = [
-        combine_layers(
-            [attention_consistency(*split_halves(a, 1), pad_masks.get(QUERY_SIDE[t]), attn_loss) for a in weights],
-            layer_reduction,
-        )
-        for t, weights in (records.get("attn") or {}).items()
-    ]
+    per_type = []
+    for attn_type, weights in (records.get("attn") or {}).items():
+        query_pad = pad_masks.get(QUERY_SIDE[attn_type])
+        per_layer = [
+            attention_consistency(*split_halves(a, 1), query_pad, attn_loss)
+            / _real_tokens(query_pad, a.shape[2] * (a.shape[1] // 2))
+            for a in weights
+        ]
+        per_type.append(combine_layers(per_layer, layer_reduction))
     if per_type:
-        terms["attn_loss"] = mean_over_layers(per_type)
+        terms["attn_loss"] = torch.stack(per_type).mean()  # every attention type counts alike
     return terms
+
+
+def _real_tokens(pad_mask: Optional[Tensor], all_positions: int):
+    """Non-pad positions of one copy, at least 1 (an all-pad side gives 0, not NaN); a tensor,
+    so that no GPU sync is needed."""
+    if pad_mask is None:
+        return all_positions
+    return (~pad_mask).sum().clamp_min(1)

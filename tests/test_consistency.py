@@ -118,9 +118,7 @@ def test_half_precision_inputs_are_upcast():
     assert got.item() == pytest.approx(SYM / 2, rel=1e-3)
 
 
-def test_mean_over_layers_and_split():
-    assert C.mean_over_layers([]) is None
-    assert C.mean_over_layers([torch.tensor(1.0), torch.tensor(3.0)]).item() == 2.0
+def test_split():
     x = torch.arange(6).view(6, 1)
     a, b = C.split_halves(x)
     assert a.flatten().tolist() == [0, 1, 2] and b.flatten().tolist() == [3, 4, 5]
@@ -135,3 +133,54 @@ def test_combine_layers_mean_and_sum():
     assert C.combine_layers([], "sum") is None
     with pytest.raises(ValueError, match="layer reduction"):
         C.combine_layers(per_layer, "max")
+
+
+def _unequal_sides():
+    """Source: 3 positions, the last a pad; target: 1 position. One copy per half (B=1)."""
+    h_src = torch.zeros(3, 2, 1)  # (S, 2B, C); copy 1 all zeros
+    h_src[:, 1, 0] = torch.tensor([1.0, 2.0, 9.0])  # squared differences 1, 4 and 81 at the pad
+    h_tgt = torch.zeros(1, 2, 1)
+    h_tgt[0, 1, 0] = 3.0  # 9
+    enc_self = torch.zeros(1, 2, 3, 3)  # (H, 2B, Sq, Sk)
+    enc_self[..., 0] = 1.0
+    enc_self[0, 1, 0] = torch.tensor([0.0, 1.0, 0.0])  # query 0: squared difference 2
+    enc_self[0, 1, 2] = torch.tensor([0.0, 0.0, 1.0])  # the pad query: 2, must not count
+    cross = torch.zeros(1, 2, 1, 3)  # (H, 2B, T, S)
+    cross[..., 0] = 1.0
+    cross[0, 1, 0] = torch.tensor([0.5, 0.5, 0.0])  # 0.25 + 0.25
+    records = {
+        "encoder_states": [h_src],
+        "decoder_states": [h_tgt],
+        "attn": {"encoder_self": [enc_self], "encoder_decoder": [cross]},
+    }
+    pads = {"encoder": torch.tensor([[False, False, True]]), "decoder": torch.tensor([[False]])}
+    return records, pads
+
+
+def test_layer_terms_are_per_token_means_of_each_side():
+    records, pads = _unequal_sides()
+    terms = C.layer_terms(records, pads, hidden_loss="mse", attn_loss="mse")
+    # hidden: encoder layer (1 + 4) / 2 source tokens, decoder layer 9 / 1 target token; mean over layers.
+    # Token sums over one shared count would give (5 + 9) / 2 = 7 instead.
+    assert terms["hidden_loss"].item() == pytest.approx((2.5 + 9.0) / 2)
+    # attention: encoder self 2 / 2 source queries, encoder-decoder 0.5 / 1 target query; mean over types
+    assert terms["attn_loss"].item() == pytest.approx((1.0 + 0.5) / 2)
+
+
+def test_layer_terms_do_not_change_when_a_side_is_repeated():
+    """A weight means the same at any length: the same per-token distances over a source three
+    times as long give the same terms."""
+    records, pads = _unequal_sides()
+    ref = C.layer_terms(records, pads, hidden_loss="mse", attn_loss="mse")
+    h_src = records["encoder_states"][0][:2]  # the two real source positions
+    longer = {**records, "encoder_states": [h_src.repeat(3, 1, 1)], "attn": {}}
+    got = C.layer_terms(longer, {"encoder": None, "decoder": pads["decoder"]}, hidden_loss="mse")
+    assert got["hidden_loss"].item() == pytest.approx(ref["hidden_loss"].item())
+    assert "attn_loss" not in got
+
+
+def test_layer_terms_all_pad_side_is_zero_not_nan():
+    records, _ = _unequal_sides()
+    all_pad = {"encoder": torch.tensor([[True, True, True]]), "decoder": torch.tensor([[True]])}
+    terms = C.layer_terms(records, all_pad, hidden_loss="mse", attn_loss="kl")
+    assert terms["hidden_loss"].item() == 0.0 and terms["attn_loss"].item() == 0.0

@@ -165,3 +165,19 @@ def test_non_finite_term_is_reported_by_name(toy_data):
 
     with pytest.raises(FloatingPointError, match="hidden_loss"):
         LRDropCriterion.check_finite({"kl_loss": torch.tensor(1.0), "hidden_loss": torch.tensor(float("nan"))})
+
+
+def test_layer_terms_scale_with_sample_size_under_sentence_avg(toy_data):
+    """The layer terms are per-token means; the loss carries them times sample_size, which is
+    the sentence count under --sentence-avg (the log keeps them times ntokens)."""
+    extra = ["--kl-weight", "0", "--hidden-weight", "3", "--attn-weight", "0", "--sentence-avg"]
+    task, model, crit = build(toy_data, extra=extra)
+    sample = first_batch(task)
+    model.train()
+    torch.manual_seed(3)
+    loss, sample_size, log = crit(model, sample)
+    n_sentences = sample["target"].size(0)
+    assert sample_size == n_sentences != sample["ntokens"]
+    hidden_mean = log["hidden_loss"] / sample["ntokens"]
+    expected = 2 * log["loss"] + 3 * hidden_mean * n_sentences
+    torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-4)

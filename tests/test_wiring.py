@@ -19,10 +19,14 @@ ARCHS = [("transformer_lrdrop_tiny", "toy_data"), ("bart_lrdrop_base", "toy_data
 
 
 def _criterion_terms(crit, model, sample, seed=7):
-    """The criterion's unweighted terms (token sums) for one training forward with ``seed``'s masks."""
+    """The criterion's logged terms for one training forward with ``seed``'s masks: the KL as a
+    token sum, the layer terms as per-token means (the log holds them times ``ntokens``)."""
     model.train()
     torch.manual_seed(seed)
     _, sample_size, log = crit(model, sample)
+    for name in ("hidden_loss", "attn_loss"):
+        if name in log:
+            log[name] = log[name] / sample["ntokens"]
     return log, sample_size
 
 
@@ -53,12 +57,13 @@ def test_hidden_term_uses_layer_states_and_both_padding_masks(request, arch, dat
     states, _ = hooked_forward(crit, model, sample, hooked)
     assert len(states["enc"]) == len(states["dec"]) == 2
     per_layer, unmasked = [], []
-    for h in states["enc"]:
+    n_src, n_tgt = int((~src_pad).sum()), int((~tgt_pad).sum())
+    for h in states["enc"]:  # each layer: the mean over its own side's real tokens
         masked, total = masked_mse_sum(h, src_pad.t())
-        per_layer.append(masked), unmasked.append(total)
+        per_layer.append(masked / n_src), unmasked.append(total / n_src)
     for h in states["dec"]:
         masked, total = masked_mse_sum(h, tgt_pad.t())
-        per_layer.append(masked), unmasked.append(total)
+        per_layer.append(masked / n_tgt), unmasked.append(total / n_tgt)
     expected = torch.stack(per_layer).mean()
     torch.testing.assert_close(log["hidden_loss"], expected, rtol=1e-5, atol=1e-7)
     # padded positions differ between the halves, so a missing or wrong mask would show
@@ -81,8 +86,9 @@ def test_encoder_self_attention_term_ignores_padded_queries(request, arch, data_
         p, q = a.float().chunk(2, dim=1)
         sym_kl = 0.5 * ((p - q) * (p.clamp_min(1e-30).log() - q.clamp_min(1e-30).log())).sum(-1)  # (H, B, S)
         per_query = sym_kl.mean(0)
-        per_layer.append(per_query.masked_fill(src_pad, 0.0).sum())
-        unmasked.append(per_query.sum())
+        n_src = (~src_pad).sum()  # queries are source tokens
+        per_layer.append(per_query.masked_fill(src_pad, 0.0).sum() / n_src)
+        unmasked.append(per_query.sum() / n_src)
     expected = torch.stack(per_layer).mean()
     torch.testing.assert_close(log["attn_loss"], expected, rtol=1e-4, atol=1e-7)
     assert (torch.stack(unmasked).mean() - expected).abs() > 1e-3 * expected
@@ -115,7 +121,7 @@ def test_decoder_attention_terms_ignore_padded_target_queries(request, arch, dat
         layers = []
         for a in net_output[1]["lrdrop"]["attn"][t]:
             p, q = a.float().chunk(2, dim=1)
-            layers.append((p - q).pow(2).sum(-1).mean(0).masked_fill(tgt_pad, 0.0).sum())
+            layers.append((p - q).pow(2).sum(-1).mean(0).masked_fill(tgt_pad, 0.0).sum() / (~tgt_pad).sum())
         per_type.append(torch.stack(layers).mean())
     torch.testing.assert_close(log["attn_loss"], torch.stack(per_type).mean(), rtol=1e-4, atol=1e-8)
 
@@ -165,6 +171,7 @@ def test_diagnose_measures_the_criterions_own_terms(toy_data):
     row = diagnose.diagnose(model, task, [sample], seed=7)
     log, _ = _criterion_terms(crit, model, sample, seed=7)  # same masks
     ntok = sample["ntokens"]
-    for name, key in (("hidden_layer_mse", "hidden_loss"), ("kl", "kl_loss"), ("attn", "attn_loss")):
-        assert row[name] == pytest.approx(log[key].item() / ntok, rel=1e-5), name
+    assert row["kl"] == pytest.approx(log["kl_loss"].item() / ntok, rel=1e-5)  # a token sum in the log
+    for name, key in (("hidden_layer_mse", "hidden_loss"), ("attn", "attn_loss")):  # per-token means
+        assert row[name] == pytest.approx(log[key].item(), rel=1e-5), name
     assert all(row[f"{k}_grad_ratio"] > 0 for k in ("kl", "attn", "hidden_layer_mse", "hidden_ffn_cosine"))

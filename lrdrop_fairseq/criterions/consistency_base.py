@@ -93,6 +93,8 @@ class ConsistencyConfig(FairseqDataclass):
 
 # the flags above, as setup_consistency's keyword arguments
 CONSISTENCY_FIELDS = tuple(f for f in ConsistencyConfig.__dataclass_fields__ if f != "_name")
+# consistency.layer_terms' outputs: per-token means of each layer's own side
+LAYER_TERMS = ("hidden_loss", "attn_loss")
 
 
 class ConsistencyCriterionMixin:
@@ -171,12 +173,22 @@ class ConsistencyCriterionMixin:
         """Every term's weight from its flag (before --consistency-warmup-updates' ramp)."""
         return {**self.output_weights, "hidden_loss": self.hidden_weight, "attn_loss": self.attn_weight}
 
-    def weighted_sum(self, model, loss, terms: Dict[str, torch.Tensor], scale: Dict[str, float]):
-        """``loss + sum of weight x scale x term`` over the active terms."""
+    def weighted_sum(self, model, loss, terms: Dict[str, torch.Tensor], sample_size):
+        """``loss + sum of weight x term`` over the active terms, the per-token means of the layer
+        terms times ``sample_size``: once fairseq divides the loss by ``sample_size``, weight ``w``
+        adds ``w x`` (mean per token of the term), as the output terms' weights do."""
         for name, w in self.current_weights(model).items():
             if w > 0 and name in terms:
-                loss = loss + w * scale.get(name, 1.0) * terms[name]
+                scale = sample_size if name in LAYER_TERMS else 1.0
+                loss = loss + w * scale * terms[name]
         return loss
+
+    @staticmethod
+    def logged_terms(terms: Dict[str, torch.Tensor], ntokens) -> Dict[str, torch.Tensor]:
+        """The terms for ``logging_output``: output terms as their sums, layer terms' means times
+        ``ntokens``, so that summing over batches and workers and dividing by their ``ntokens``
+        (:meth:`reduce_consistency_metrics`) gives the token-weighted mean."""
+        return {name: (t * ntokens if name in LAYER_TERMS else t).detach() for name, t in terms.items()}
 
     # ----------------------------------------------------------------- checks
     def check_model(self, model):

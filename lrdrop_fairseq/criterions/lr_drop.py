@@ -1,14 +1,22 @@
 """The ``lr_drop`` criterion: R-Drop's output KL plus layer-wise consistency.
 
 Per training batch the model runs once on ``[x; x]``; the halves are two
-dropout sub-models. With token sums over non-pad positions, normalised like
-fairseq's label-smoothed criterion (by the tokens of one copy)::
+dropout sub-models. fairseq divides the loss by ``sample_size`` (the target
+tokens of one copy, or its sentences with ``--sentence-avg``)::
 
-    loss = CE_ls(copy1) + CE_ls(copy2)
-           + kl_weight     * (KL(p1||p2) + KL(p2||p1)) / 2
-           + hidden_weight * mean over layers of  mean_C (h1 - h2)^2
-           + attn_weight   * mean over attention types of
-                             mean over layers of  mean over heads of  SymKL(a1 || a2) / 2
+    loss = CE_ls(copy1) + CE_ls(copy2)                  sums over target tokens
+           + kl_weight * sum (KL(p1||p2) + KL(p2||p1)) / 2
+           + sample_size * (hidden_weight * hidden + attn_weight * attn)
+
+    hidden = mean over layers of  mean over the layer's non-pad tokens of  mean_C (h1 - h2)^2
+    attn   = mean over attention types of  mean over layers of
+             mean over the layer's non-pad query tokens of  mean over heads of  SymKL(a1 || a2) / 2
+
+So every weight is "per token": ``kl_weight`` per target token, and the layer
+terms per token of each layer's own side (source for encoder layers and
+encoder self-attention, target for the decoder's). A weight means the same in
+translation (source and target of similar length) and in summarization (a
+1,000-token source, a 60-token summary), and at any depth.
 
 ``--hidden-loss cosine`` uses ``1 - cos(h1, h2)``; ``--hidden-site ffn`` compares
 the FFN sublayer's output instead of the layer's; ``--layer-reduction sum``
@@ -99,9 +107,8 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
             return super().forward(model, sample, reduce=reduce)
         ce_loss, nll_loss, terms, net_output, doubled_sample = self.training_terms(model, sample, reduce)
         target = sample["target"]
-        loss = self.weighted_sum(model, ce_loss, terms, scale={})
-
         sample_size = target.size(0) if self.sentence_avg else sample["ntokens"]
+        loss = self.weighted_sum(model, ce_loss, terms, sample_size)
         logging_output = {
             # per copy, so loss/nll_loss/ppl compare with a single-pass baseline
             "loss": ce_loss.data / 2,
@@ -111,9 +118,7 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
             "nsentences": target.size(0),
             "sample_size": sample_size,
         }
-        for name in CONSISTENCY_TERMS:
-            if name in terms:
-                logging_output[name] = terms[name].data
+        logging_output.update(self.logged_terms(terms, sample["ntokens"]))
         if self.report_accuracy:
             n_correct, total = self.compute_accuracy(model, net_output, doubled_sample)
             logging_output["n_correct"] = utils.item(n_correct.data) / 2
@@ -121,8 +126,8 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
         return loss, sample_size, logging_output
 
     def training_terms(self, model, sample, reduce=True):
-        """One forward on ``[x; x]``: (label-smoothed CE and NLL of both copies, the unweighted
-        consistency terms, the model's output, the doubled sample). Token sums throughout."""
+        """One forward on ``[x; x]``: (label-smoothed CE and NLL of both copies as token sums, the
+        unweighted consistency terms, the model's output, the doubled sample)."""
         self.check_model(model)
         net_input = sample["net_input"]
         doubled_input = {k: double(v) for k, v in net_input.items()}
@@ -140,7 +145,8 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
         return ce_loss, nll_loss, terms, net_output, doubled_sample
 
     def consistency_terms(self, lprobs, doubled_target, records: Optional[dict], target) -> Dict[str, torch.Tensor]:
-        """Unweighted token sums of every active consistency term."""
+        """Every active consistency term, unweighted: the output KL as a sum over target tokens,
+        the layer terms as per-token means (:func:`consistency.layer_terms`)."""
         terms = {}
         target_pad = target.eq(self.padding_idx)  # (B, T), True = pad
         if self.kl_weight > 0:

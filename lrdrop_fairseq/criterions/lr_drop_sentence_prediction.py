@@ -8,11 +8,11 @@ the batch, normalised by fairseq's ``sample_size`` (sentences x outputs)::
     loss = task(copy1) + task(copy2)                      CE, or MSE with --regression-target
            + kl_weight             * sum (KL(p1||p2) + KL(p2||p1)) / 2    classification
            + prediction_mse_weight * sum (y1 - y2)^2                     regression (R-Drop's STS-B)
-           + (hidden_weight * hidden + attn_weight * attn) * sample_size / tokens
+           + (hidden_weight * hidden + attn_weight * attn) * sample_size
 
-``hidden`` and ``attn`` are ``lr_drop``'s per-layer terms (token sums over non-pad
-positions, same flags); the last factor makes them per-token means, so their
-weights mean what they mean in ``lr_drop`` whatever the sentence length. RoBERTa
+``hidden`` and ``attn`` are ``lr_drop``'s per-layer terms, same flags: per-token means
+over each layer's non-pad tokens, so their weights mean what they mean in ``lr_drop``
+whatever the sentence length. RoBERTa
 is encoder-only: its terms are the encoder's layer states and self-attention.
 
 Validation runs fairseq's own ``sentence_prediction`` (one pass; GLUE metrics
@@ -29,10 +29,9 @@ from fairseq.criterions.sentence_prediction import SentencePredictionConfig, Sen
 
 from .. import consistency as C
 from ..guards import LRDropConfigError
-from .consistency_base import CONSISTENCY_FIELDS, ConsistencyConfig, ConsistencyCriterionMixin, double
+from .consistency_base import CONSISTENCY_FIELDS, LAYER_TERMS, ConsistencyConfig, ConsistencyCriterionMixin, double
 
 OUTPUT_TERMS = ("kl_loss", "prediction_mse_loss")  # logged per sentence
-LAYER_TERMS = ("hidden_loss", "attn_loss")  # logged per token
 DEFAULT_OUTPUT_WEIGHT = 1.0  # R-Drop's GLUE alpha is 0.1 to 1.0 by task
 
 
@@ -84,16 +83,14 @@ class LRDropSentencePredictionCriterion(ConsistencyCriterionMixin, SentencePredi
             return super().forward(model, sample, reduce=reduce)  # fairseq's own single pass
         task_loss, terms, logits, targets = self.training_terms(model, sample)
         sample_size = targets.numel()
-        # the per-layer terms are token sums: per-token means once the loss is divided by sample_size
-        per_token = sample_size / sample["ntokens"]
-        loss = self.weighted_sum(model, task_loss, terms, scale={name: per_token for name in LAYER_TERMS})
+        loss = self.weighted_sum(model, task_loss, terms, sample_size)
         logging_output = {
             "loss": task_loss.data / 2,  # per copy, so it compares with a sentence_prediction baseline
             "objective": loss.data,
             "ntokens": sample["ntokens"],
             "nsentences": targets.size(0),
             "sample_size": sample_size,
-            **{name: t.data for name, t in terms.items()},
+            **self.logged_terms(terms, sample["ntokens"]),
         }
         if not self.regression_target:
             doubled_targets = double(targets)
