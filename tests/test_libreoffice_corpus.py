@@ -1,0 +1,242 @@
+"""lrdrop-build-libreoffice-corpus on a hand-made gettext catalog and hand-made help pages."""
+
+import json
+import os
+import struct
+
+import pytest
+import sacrebleu
+
+from lrdrop_cli import build_libreoffice_corpus as L
+
+
+def write_mo(path, entries):
+    """A GNU .mo file (little-endian, no hash table) holding ``entries`` {msgid: msgstr}."""
+    keys = sorted(entries)
+    ids = b"".join(k.encode() + b"\0" for k in keys)
+    strs = b"".join(entries[k].encode() + b"\0" for k in keys)
+    n = len(keys)
+    start = 7 * 4 + 16 * n
+    table_ids, table_strs, offset = [], [], 0
+    for k in keys:
+        table_ids += [len(k.encode()), start + offset]
+        offset += len(k.encode()) + 1
+    offset = 0
+    for k in keys:
+        table_strs += [len(entries[k].encode()), start + len(ids) + offset]
+        offset += len(entries[k].encode()) + 1
+    header = struct.pack("<7I", 0x950412DE, 0, n, 7 * 4, 7 * 4 + 8 * n, 0, 0)
+    with open(path, "wb") as f:
+        f.write(header + struct.pack(f"<{2 * n}I", *table_ids) + struct.pack(f"<{2 * n}I", *table_strs) + ids + strs)
+
+
+CATALOG = {
+    "": "Content-Type: text/plain; charset=UTF-8\n",  # the header: not a pair
+    "~Open": "Ö~ffnen",  # accelerators on both sides
+    "menu\x04_Save As": "Speichern _unter",  # a msgctxt prefix, GTK accelerators
+    "Cannot open %1.": "%1 kann nicht geöffnet werden.",
+    "OK": "OK",  # untranslated: dropped
+    "%1 file\x00%1 files": "%1 Datei\x00%1 Dateien",  # plural forms: skipped
+    "Page 1": "Seite 1",
+    "Page 2": "Seite 2",  # normalises like "Page 1": same group
+}
+
+PAGE = """<html><body><div id="DisplayArea">
+<h1 id="hd_id2" dir="auto">{title}</h1>
+<p id="par_id1" class="paragraph">{par}</p>
+<p id="{lonely}">{lonely_text}</p>
+<p class="nothing">not alignable</p>
+</div></body></html>"""
+
+
+def make_root(tmp_path):
+    root = tmp_path / "x"
+    mo_dir = root / L.MO_DIR
+    mo_dir.mkdir(parents=True)
+    write_mo(mo_dir / "cui.mo", CATALOG)
+    for lang, title, par, lonely, lonely_text in (
+        ("en-US", "Formulas", 'Click <a href="x.html">here</a> to\n  start.', "par_id3", "Only in English."),
+        ("de", "Formeln", 'Klicken Sie <a href="x.html">hier</a>, um zu beginnen.', "par_id4", "Nur Deutsch."),
+    ):
+        page = root / L.HELP_DIR / lang / "text" / "scalc" / "one.html"
+        page.parent.mkdir(parents=True)
+        page.write_text(PAGE.format(title=title, par=par, lonely=lonely, lonely_text=lonely_text), encoding="utf-8")
+        other = root / L.HELP_DIR / lang / "text" / "shared" / "two.html"
+        other.parent.mkdir(parents=True)
+        formula = "=A1&amp;B1" if lang == "en-US" else "=A1&amp;B1 (verkettet)"
+        other.write_text(
+            f'<p id="par_id9">{formula}</p><h2 id="hd_id8">{"Page 1" if lang == "en-US" else "Seite 1"}</h2>',
+            encoding="utf-8",
+        )
+    return str(root)
+
+
+def test_interface_pairs_skip_header_plurals_and_context(tmp_path):
+    root = make_root(tmp_path)
+    pairs = sorted(L.interface_pairs([os.path.join(root, L.MO_DIR, "cui.mo")]))
+    assert pairs == sorted(
+        [
+            ("Ö~ffnen", "~Open", "ui"),
+            ("Speichern _unter", "_Save As", "ui"),
+            ("%1 kann nicht geöffnet werden.", "Cannot open %1.", "ui"),
+            ("OK", "OK", "ui"),
+            ("Seite 1", "Page 1", "ui"),
+            ("Seite 2", "Page 2", "ui"),
+        ]
+    )
+
+
+def test_help_pairs_align_by_file_and_id_markup_dropped(tmp_path):
+    root = make_root(tmp_path)
+    pairs = sorted(L.help_pairs(os.path.join(root, L.HELP_DIR)))
+    one, two = "help:text/scalc/one.html", "help:text/shared/two.html"
+    # par_id3 (English only) and par_id4 (German only) have no partner; the class-only <p> no id
+    assert [(de, " ".join(en.split()), g) for de, en, g in pairs] == sorted(
+        [
+            ("Formeln", "Formulas", one),
+            ("Klicken Sie hier, um zu beginnen.", "Click here to start.", one),
+            ("=A1&B1 (verkettet)", "=A1&B1", two),
+            ("Seite 1", "Page 1", two),
+        ]
+    )
+
+
+def test_clean_pairs_counts_each_step_and_strips_accelerators_only_in_the_interface():
+    raw = [
+        ("Ö~ffnen", "~Open", "ui"),
+        ("Speichern _unter", "_Save As", "ui"),
+        ("OK", "OK", "ui"),  # untranslated
+        ("", "Empty", "ui"),
+        ("eins zwei drei vier", "one two three four", "ui"),  # over max_words=3
+        ("=A1&B1 verketten", "=A1&B1", "help:f"),  # '&' is an operator here: kept
+        ("Öffnen!", "Open", "help:g"),  # "Open" again (after cleaning): the more frequent German wins
+        ("Öffnen", "Open", "help:h"),
+    ]
+    pairs, counts = L.clean_pairs(raw, max_words=3)
+    assert counts == {
+        "read": 8,
+        "non-empty": 7,
+        "translated (sides differ)": 6,
+        "at most 3 words": 5,
+        "one translation per English string": 3,
+    }
+    assert pairs == [
+        ("Öffnen", "Open", "ui"),
+        ("Speichern unter", "Save As", "ui"),
+        ("=A1&B1 verketten", "=A1&B1", "help:f"),
+    ]
+
+
+def test_groups_link_normalised_strings_and_help_files():
+    pairs = [
+        ("Seite 1", "Page 1", "ui"),
+        ("Seite 2", "Page 2", "ui"),  # same normalised strings as the first
+        ("A", "a one", "help:f"),
+        ("B", "b two", "help:f"),  # same help file as the third
+        ("C", "c three", "ui"),
+    ]
+    g = L.groups(pairs)
+    assert g[0] == g[1] and g[2] == g[3]
+    assert len({g[0], g[2], g[4]}) == 3
+
+
+def synthetic(n):
+    """``n`` pairs that stay distinct after normalisation (which masks digits): letter names."""
+    names = [a + b for a in "abcdefgh" for b in "ijklmnop"][:n]
+    return [(f"Satz {w} nummer", f"sentence {w} number", "ui") for w in names]
+
+
+def test_split_keeps_groups_whole_and_seed_changes_it():
+    pairs = synthetic(60) + [("Seite 1", "Page 1", "ui"), ("Seite 2", "Page 2", "ui")]
+    ids = L.groups(pairs)
+    splits = {seed: L.split_by_group(pairs, ids, n_valid=10, n_test=10, seed=seed) for seed in (1, 2)}
+    for s in splits.values():
+        assert sum(len(v) for v in s.values()) == len(pairs)
+        where = {en: name for name, part in s.items() for _, en in part}
+        assert where["Page 1"] == where["Page 2"]
+        assert 10 <= len(s["test"]) <= 11 and 10 <= len(s["valid"]) <= 11
+    assert set(splits[1]["test"]) != set(splits[2]["test"])
+    assert L.split_by_group(pairs, ids, 10, 10, 1) == splits[1]  # the same seed, the same split
+    with pytest.raises(ValueError, match="cannot hold out"):
+        L.split_by_group(pairs, ids, n_valid=40, n_test=40, seed=1)
+
+
+def test_translation_memory_finds_the_nearest_line_and_its_bleu():
+    train = [
+        ("Klicken Sie auf Speichern", "Click Save"),
+        ("Wählen Sie Format - Zeichen", "Choose Format - Character"),
+        ("Die Tabelle wird gedruckt", "The table is printed"),
+    ]
+    memory = L.TranslationMemory(train)
+    score, index = memory.best("Wählen Sie Format - Absatz")  # 4 of its 5 tokens in line 1's 5
+    assert index == 1 and score == pytest.approx(2 * 4 / 10)
+    assert memory.best("völlig unbekannt") == (0.0, -1)
+    test = [("Die Tabelle wird gedruckt", "The table is printed"), ("Klicken Sie auf Öffnen", "Click Open")]
+    report = L.leakage_report(train, test)
+    assert report["test_exact_german_in_train"] == 0.5 and report["test_fuzzy_ge_0.9"] == 0.5
+    assert report["test_fuzzy_ge_0.7"] == 1.0  # 3 of 4 tokens of the second match line 0: 0.75
+    expected = sacrebleu.corpus_bleu(["The table is printed", "Click Save"], [[en for _, en in test]]).score
+    assert report["tm_bleu"] == pytest.approx(round(expected, 2))
+
+
+def test_build_end_to_end_writes_splits_symbols_and_report(tmp_path):
+    root = make_root(tmp_path)
+    out = tmp_path / "corpus"
+    report = L.build(str(out), root, n_valid=1, n_test=1, seed=1, max_words=60)
+    assert report["read"] == {"interface": 6, "help": 4}
+    assert report["cleaning"]["one translation per English string"] == 8  # 9 translated, "Page 1" twice
+    lines = {s: (out / f"{s}.en").read_text(encoding="utf-8").splitlines() for s in ("train", "valid", "test")}
+    de = {s: (out / f"{s}.de").read_text(encoding="utf-8").splitlines() for s in ("train", "valid", "test")}
+    assert all(len(lines[s]) == len(de[s]) for s in lines) and sum(map(len, lines.values())) == 8
+    assert "Open" in sum(lines.values(), []) and "~Open" not in sum(lines.values(), [])
+    assert json.loads((out / "report.json").read_text()) == report
+    source = (out / "SOURCE.txt").read_text()
+    assert "MPL-2.0" in source and "libreoffice-l10n-de" in source and "translation-memory floor" in source
+    # %1 occurs once: below the default minimum count, so nothing is protected at this size
+    assert (out / "protected_symbols.txt").read_text() == ""
+    assert L.protected_symbols([("x", "%1 and $(ERR)")] * 5) == ["%1", "$(ERR)"]
+
+
+def test_command_reports_a_missing_package_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="no libreoffice-l10n-de_"):
+        L.main([str(tmp_path / "out"), "--debs", str(tmp_path)])
+
+
+def test_demo_joins_corpora_split_by_split(tmp_path):
+    from lrdrop_cli import demo
+
+    for part, symbol in (("ding", None), ("libreoffice", "%1")):
+        d = tmp_path / part
+        d.mkdir()
+        for split in ("train", "valid", "test"):
+            (d / f"{split}.de").write_text(f"{part} {split} de\n", encoding="utf-8")
+            (d / f"{split}.en").write_text(f"{part} {split} en\n", encoding="utf-8")
+        (d / "SOURCE.txt").write_text(f"{part} licence\n")
+        if symbol:
+            (d / demo.PROTECTED_SYMBOLS).write_text(symbol + "\n")
+    demo.join_corpora(str(tmp_path), ("ding", "libreoffice"), ("de", "en"))
+    assert (tmp_path / "test.en").read_text() == "ding test en\nlibreoffice test en\n"
+    assert (tmp_path / "train.de").read_text() == "ding train de\nlibreoffice train de\n"
+    assert (tmp_path / "SOURCE.txt").read_text() == "ding licence\nlibreoffice licence\n"
+    assert (tmp_path / demo.PROTECTED_SYMBOLS).read_text() == "%1\n"
+
+
+def test_protected_symbols_stay_one_sentencepiece_token(tmp_path):
+    import argparse
+
+    import sentencepiece as spm
+
+    from lrdrop_cli import demo
+
+    raw, spm_dir = tmp_path / "raw", tmp_path / "spm"
+    raw.mkdir()
+    words = "open save print close the file table chart".split()
+    for split in ("train", "valid", "test"):
+        for lang in ("de", "en"):
+            lines = [f"{words[i % 8]} %PRODUCTNAME {words[(i * 3) % 8]} $(ERR)" for i in range(200)]
+            (raw / f"{split}.{lang}").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (raw / demo.PROTECTED_SYMBOLS).write_text("%PRODUCTNAME\n$(ERR)\n")
+    model = demo.sentencepiece(argparse.Namespace(vocab=60), str(raw), str(spm_dir))
+    pieces = spm.SentencePieceProcessor(model_file=model).encode("print %PRODUCTNAME now $(ERR)", out_type=str)
+    assert "%PRODUCTNAME" in pieces and "$(ERR)" in pieces
+    assert (spm_dir / "test.en").read_text().split("\n")[0].split().count("%PRODUCTNAME") == 1
