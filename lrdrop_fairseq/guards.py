@@ -32,7 +32,47 @@ def check_precision_flags(args):
         try:
             import torch_xla  # noqa: F401
         except ImportError:
-            raise ValueError(
+            raise LRDropConfigError(
                 "--bf16: fairseq 0.12 treats --bf16 as TPU training (it implies --tpu) and needs torch_xla, "
                 "which is not installed. On GPUs use --fp16 instead; on CPUs leave both out."
             ) from None
+
+
+RDROP_ONLY = "--hidden-weight 0 --attn-weight 0"
+
+
+def refuse_unrecordable_layers(model, what: str):
+    """Layer terms need every regularized layer to run once, with autograd, in both halves.
+
+    - fairseq's activation checkpointing (``--checkpoint-activations``, ``--offload-activations``)
+      runs a layer's first forward under ``torch.no_grad()`` and recomputes it in the backward: the
+      states and attention recorded in that forward carry no gradient, and the terms would be
+      logged but train nothing.
+    - LayerDrop (``--encoder-layerdrop``/``--decoder-layerdrop``) skips layers at random, so the
+      recorded layers no longer line up with the layers selected.
+
+    ``what``: the flags that asked for the terms, for the message. R-Drop's output KL needs
+    neither, so it trains with both.
+    """
+    if any(hasattr(m, "precheckpoint_forward") for m in model.modules()):
+        raise LRDropConfigError(
+            f"{what} with --checkpoint-activations (or --offload-activations): fairseq runs each checkpointed "
+            "layer's first forward under torch.no_grad() and recomputes it in the backward, so the recorded "
+            "hidden states and attention carry no gradient and the layer terms would train nothing. Drop "
+            "--checkpoint-activations (to fit memory, lower --max-tokens and raise --update-freq), or keep it "
+            f"and train R-Drop alone with {RDROP_ONLY}."
+        )
+    from fairseq.modules import LayerDropModuleList
+
+    dropping = [
+        flag
+        for flag, stack in (("--encoder-layerdrop", "encoder"), ("--decoder-layerdrop", "decoder"))
+        for m in [getattr(model, stack, None)]
+        if isinstance(getattr(m, "layers", None), LayerDropModuleList) and m.layers.p > 0
+    ]
+    if dropping:
+        raise LRDropConfigError(
+            f"{what} with {' / '.join(dropping)}: LayerDrop skips layers at random, so the layers the terms "
+            f"compare would not be the layers that ran. Set {' and '.join(f + ' 0' for f in dropping)}, or train "
+            f"R-Drop alone with {RDROP_ONLY} (the output KL works with LayerDrop)."
+        )

@@ -160,11 +160,71 @@ def test_all_dropout_zero_warns(toy_data, caplog):
     assert "consistency terms are exactly 0" in caplog.text
 
 
-def test_non_finite_term_is_reported_by_name(toy_data):
-    from lrdrop_fairseq.criterions.lr_drop import LRDropCriterion
+def _inject_inf_attention(monkeypatch):
+    from lrdrop_fairseq import consistency
 
-    with pytest.raises(FloatingPointError, match="hidden_loss"):
-        LRDropCriterion.check_finite({"kl_loss": torch.tensor(1.0), "hidden_loss": torch.tensor(float("nan"))})
+    real = consistency.layer_terms
+
+    def with_inf(*args, **kwargs):
+        terms = real(*args, **kwargs)
+        terms["attn_loss"] = terms["attn_loss"] * float("inf")  # an overflow, still in the graph
+        return terms
+
+    monkeypatch.setattr(consistency, "layer_terms", with_inf)
+
+
+def test_non_finite_term_stops_fp32_training_by_name(toy_data, monkeypatch):
+    task, model, crit = build(toy_data)
+    _inject_inf_attention(monkeypatch)
+    model.train()
+    with pytest.raises(FloatingPointError, match="attn_loss"):
+        crit(model, first_batch(task))
+
+
+def test_fp16_overflow_reaches_fairseqs_loss_scaler(toy_data, monkeypatch):
+    """Under --fp16 (half parameters) a non-finite term is not raised: its inf gradient reaches
+    fairseq's loss scaler, which raises OverflowError (the trainer skips the step) and halves the scale."""
+    from fairseq.optim.dynamic_loss_scaler import DynamicLossScaler
+
+    task, model, crit = build(toy_data)
+    model.half()
+    _inject_inf_attention(monkeypatch)
+    model.train()
+    loss, _, log = crit(model, first_batch(task))
+    assert not torch.isfinite(loss) and not torch.isfinite(log["attn_loss"])
+    scaler = DynamicLossScaler(init_scale=128.0, tolerance=0.0)
+    scaler.scale(loss).backward()
+    grads = [p.grad.float().norm() for p in model.parameters() if p.grad is not None]
+    grad_norm = torch.stack(grads).norm()
+    with pytest.raises(OverflowError):
+        scaler.check_overflow(grad_norm)
+    assert scaler.loss_scale == 64.0
+
+
+@pytest.mark.parametrize("flag", ["--checkpoint-activations", "--offload-activations"])
+def test_activation_checkpointing_is_refused_with_layer_terms(toy_data, flag):
+    task, model, crit = build(toy_data, extra=[flag])
+    assert any(hasattr(m, "precheckpoint_forward") for m in model.modules())  # fairseq wrapped the layers
+    model.train()
+    with pytest.raises(LRDropConfigError, match=f"{flag}.*--hidden-weight 0 --attn-weight 0"):
+        crit(model, first_batch(task))
+    # R-Drop alone trains with it: the output KL needs no recording
+    task, model, crit = build(toy_data, extra=[flag, "--kl-weight", "1", "--hidden-weight", "0", "--attn-weight", "0"])
+    model.train()
+    loss, _, log = crit(model, first_batch(task))
+    loss.backward()
+    assert log["kl_loss"] > 0
+
+
+@pytest.mark.parametrize("flag", ["--encoder-layerdrop", "--decoder-layerdrop"])
+def test_layerdrop_is_refused_with_layer_terms(toy_data, flag):
+    task, model, crit = build(toy_data, extra=[flag, "0.5"])
+    model.train()
+    with pytest.raises(LRDropConfigError, match=f"LayerDrop.*Set {flag} 0"):
+        crit(model, first_batch(task))
+    task, model, crit = build(toy_data, extra=[flag, "0.5", "--hidden-weight", "0", "--attn-weight", "0"])
+    model.train()
+    assert crit(model, first_batch(task))[2]["kl_loss"] > 0
 
 
 def test_layer_terms_scale_with_sample_size_under_sentence_avg(toy_data):

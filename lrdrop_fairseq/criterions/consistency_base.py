@@ -18,7 +18,7 @@ from fairseq.modules.fairseq_dropout import FairseqDropout
 
 from .. import consistency as C
 from ..consistency import ATTN_TYPES
-from ..guards import LRDropConfigError, refuse_unconnected_torchrun_ranks
+from ..guards import LRDropConfigError, refuse_unconnected_torchrun_ranks, refuse_unrecordable_layers
 from ..models.recording import HIDDEN_SITES, RecordSpec
 
 logger = logging.getLogger(__name__)
@@ -210,7 +210,13 @@ class ConsistencyCriterionMixin:
                 f"({self.ARCH_HINT}: same shapes, no new parameters), or set --hidden-weight 0 --attn-weight 0 "
                 f"--consistency-warmup-updates 0 for plain R-Drop with any architecture."
             )
+        # fp16 parameters (--fp16) or autocast (--amp): fairseq scales the loss, and an overflow is
+        # routine; a non-finite term must reach its optimizer, which skips the step and lowers the scale
+        self.loss_scaled = any(p.dtype == torch.float16 for p in model.parameters())
         if self.record_spec is not None:
+            refuse_unrecordable_layers(
+                model, f"--hidden-weight {self.hidden_weight:g} / --attn-weight {self.attn_weight:g}"
+            )
             available = getattr(model, "lrdrop_attn_types", ATTN_TYPES)
             missing = [t for t in self.record_spec.attn_types if t not in available]
             if missing and self.attn_types_named:
@@ -234,9 +240,13 @@ class ConsistencyCriterionMixin:
                 type(self).__name__,
             )
 
-    @staticmethod
-    def check_finite(terms: Dict[str, torch.Tensor]):
-        if not terms:
+    loss_scaled = False  # set by check_model
+
+    def check_finite(self, terms: Dict[str, torch.Tensor]):
+        """In fp32, stop training at a non-finite term, naming it. Under fp16 or AMP pass it on:
+        the inf gradient it makes is how fairseq's FP16/AMP optimizer detects an overflow, skips
+        the step and lowers the loss scale, as it does for its own criteria."""
+        if not terms or self.loss_scaled or torch.is_autocast_enabled():
             return
         values = torch.stack([t.detach().float() for t in terms.values()])
         if not bool(torch.isfinite(values).all()):
