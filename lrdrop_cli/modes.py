@@ -1,13 +1,18 @@
 """The experiment modes, one table for lrdrop-compare, lrdrop-benchmark and the recipes' MODE.
 
-  lrdrop-modes MODE [--kl-weight 5 --hidden-weight 1 --attn-weight 1]   # prints the criterion flags
-  lrdrop-modes MODE --task sentence_prediction [--regression]          # ... for classification/regression
+  lrdrop-modes MODE [--kl-weight 5] [--hidden-weight W] [--attn-weight W]   # prints the criterion flags
+  lrdrop-modes MODE --task sentence_prediction [--regression]              # ... for classification/regression
 
 baseline  label-smoothed cross-entropy, one copy per batch
 rdrop     lr_drop, output KL only (R-Drop)
-lrdrop    lr_drop, output KL + hidden states + attention (LR-Drop)
+lrdrop    lr_drop, output KL + hidden states + attention: the paper's LR-Drop, all three terms
 hidden    lr_drop, output KL + hidden states (ablation)
-attn      lr_drop, output KL + attention (ablation)
+attn      lr_drop, output KL + attention (ablation; lr_drop's own default terms)
+
+A mode's name always means the same terms, in every tool and recipe. A term that is on
+takes its weight from the flag, or else from DEFAULT_WEIGHTS (hidden 1 and attention 1, the
+paper's); a term that is off is 0 whatever the flag says. The KL weight has no default here:
+it is the recipe's (R-Drop's alpha: 5 for IWSLT, 0.7 for CNN/DM).
 
 With --task sentence_prediction the criteria are fairseq's sentence_prediction (baseline)
 and lr_drop_sentence_prediction; with --regression the output term is the squared
@@ -28,13 +33,20 @@ MODES = {
 }
 
 
-def weights(mode: str, kl: float, hidden: float, attn: float) -> Optional[dict]:
-    """lr_drop's weights for ``mode`` (the given weight where a term is on, else 0); None for baseline."""
+# the weight of a layer term that a mode turns on, where no weight is given
+DEFAULT_WEIGHTS = {"hidden": 1.0, "attn": 1.0}
+
+
+def weights(mode: str, kl: float, hidden: Optional[float] = None, attn: Optional[float] = None) -> Optional[dict]:
+    """lr_drop's weights for ``mode``: the given weight where a term is on (None: its
+    :data:`DEFAULT_WEIGHTS` entry), else 0; None for baseline."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     on = MODES[mode]
     if on is None:
         return None
+    hidden = DEFAULT_WEIGHTS["hidden"] if hidden is None else hidden
+    attn = DEFAULT_WEIGHTS["attn"] if attn is None else attn
     return {
         "kl_weight": kl if on["kl"] else 0.0,
         "hidden_weight": hidden if on["hidden"] else 0.0,
@@ -48,8 +60,8 @@ TASKS = ("translation", "sentence_prediction")
 def criterion_flags(
     mode: str,
     kl: float,
-    hidden: float,
-    attn: float,
+    hidden: Optional[float] = None,
+    attn: Optional[float] = None,
     label_smoothing: float = 0.1,
     task: str = "translation",
     regression: bool = False,
@@ -89,8 +101,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode")
     ap.add_argument("--kl-weight", type=float, default=5.0)
-    ap.add_argument("--hidden-weight", type=float, default=1.0)
-    ap.add_argument("--attn-weight", type=float, default=1.0)
+    ap.add_argument(
+        "--hidden-weight", type=float, help=f"when the mode has the term (default {DEFAULT_WEIGHTS['hidden']:g})"
+    )
+    ap.add_argument(
+        "--attn-weight", type=float, help=f"when the mode has the term (default {DEFAULT_WEIGHTS['attn']:g})"
+    )
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--task", default="translation", help=f"one of {', '.join(TASKS)} (default translation)")
     ap.add_argument("--regression", action="store_true", help="sentence_prediction with a regression head")

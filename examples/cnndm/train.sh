@@ -6,12 +6,15 @@
 #
 #   baseline  bart_large, label-smoothed cross-entropy (fairseq's BART recipe)
 #   rdrop     R-Drop: lr_drop with --kl-weight 0.7 only (R-Drop's CNN/DM alpha)
-#   lrdrop    LR-Drop: output KL + attention consistency (bart_lrdrop_large); hidden states
-#             with HIDDEN > 0 (off by default: docs/results.md)
+#   lrdrop    LR-Drop as the paper has it: output KL + hidden states + attention
+#             (bart_lrdrop_large)
+#   hidden    ablation: R-Drop + hidden-state consistency
+#   attn      ablation: R-Drop + attention consistency (lr_drop's own default terms)
 #
 # Environment: DATA (default data/cnndm/data-bin), BART (data/bart.large/model.pt, from
 # https://dl.fbaipublicfiles.com/fairseq/models/bart.large.tar.gz), SAVE
-# (checkpoints/cnndm-MODE), KL, HIDDEN, ATTN, MAX_TOKENS (1024 per copy), UPDATE_FREQ (16:
+# (checkpoints/cnndm-MODE), KL (0.7), HIDDEN and ATTN (the weights of the terms MODE has;
+# default 1 each, lrdrop-modes), MAX_TOKENS (1024 per copy), UPDATE_FREQ (16:
 # divide by the number of GPUs to keep the batch), TOTAL_UPDATES (20000), FP16 (1).
 # All local GPUs are used (fairseq's own multi-GPU training); for several nodes, run
 # this command through scripts/train_distributed.sh (see the README). Extra arguments
@@ -26,11 +29,11 @@ shift || true
 DATA=${DATA:-$ROOT/data/cnndm/data-bin}
 BART=${BART:-$ROOT/data/bart.large/model.pt}
 SAVE=${SAVE:-$ROOT/checkpoints/cnndm-$MODE}
-KL=${KL:-0.7} HIDDEN=${HIDDEN:-0} ATTN=${ATTN:-1}
+KL=${KL:-0.7}
 TOTAL_UPDATES=${TOTAL_UPDATES:-20000}
 
 # the criterion flags of MODE, from the one table of modes (lrdrop_cli/modes.py)
-CRIT=($("$BIN/lrdrop-modes" "$MODE" --kl-weight "$KL" --hidden-weight "$HIDDEN" --attn-weight "$ATTN")) || {
+CRIT=($("$BIN/lrdrop-modes" "$MODE" --kl-weight "$KL" ${HIDDEN:+--hidden-weight "$HIDDEN"} ${ATTN:+--attn-weight "$ATTN"})) || {
   echo "usage: $0 baseline|rdrop|lrdrop|hidden|attn [fairseq-train args...]" >&2; exit 2; }
 ARCH=bart_lrdrop_large
 [ "$MODE" = baseline ] && ARCH=bart_large

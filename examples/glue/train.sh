@@ -8,13 +8,15 @@
 #   TASK      MNLI QNLI QQP RTE SST-2 MRPC CoLA STS-B (prepared by examples/glue/prepare.sh)
 #   baseline  roberta_large, fairseq's sentence_prediction criterion
 #   rdrop     R-Drop: lr_drop_sentence_prediction with the output term only
-#   lrdrop    LR-Drop: output KL (STS-B: squared prediction difference) + encoder
-#             self-attention consistency (roberta_lrdrop_large); hidden states with
-#             HIDDEN > 0 (off by default: docs/results.md)
+#   lrdrop    LR-Drop as the paper has it: output KL (STS-B: squared prediction
+#             difference) + encoder hidden states + self-attention (roberta_lrdrop_large)
+#   hidden    ablation: R-Drop + hidden-state consistency
+#   attn      ablation: R-Drop + self-attention consistency
 #
 # Environment: DATA (default data/glue/TASK-bin), ROBERTA (data/roberta.large/model.pt, from
 # https://dl.fbaipublicfiles.com/fairseq/models/roberta.large.tar.gz), SIZE (large; base
-# with roberta.base), SAVE (checkpoints/glue-TASK-MODE), KL (1), HIDDEN (0), ATTN (1),
+# with roberta.base), SAVE (checkpoints/glue-TASK-MODE), KL (1), HIDDEN and ATTN
+# (the weights of the terms MODE has; default 1 each, lrdrop-modes),
 # SEED (1), FP16 (1). The task's own metric (accuracy, F1, Matthews correlation,
 # Pearson/Spearman) is logged at each validation; examples/glue/evaluate.sh reports it for
 # the best checkpoint. Extra arguments go last, so they override anything here.
@@ -32,13 +34,13 @@ SIZE=${SIZE:-large}
 DATA=${DATA:-$ROOT/data/glue/$TASK-bin}
 ROBERTA=${ROBERTA:-$ROOT/data/roberta.$SIZE/model.pt}
 SAVE=${SAVE:-$ROOT/checkpoints/glue-$TASK-$MODE}
-KL=${KL:-1} HIDDEN=${HIDDEN:-0} ATTN=${ATTN:-1}
+KL=${KL:-1}
 
 # the criterion flags of MODE, from the one table of modes (lrdrop_cli/modes.py)
 REG=()
 [ "$NUM_CLASSES" = 1 ] && REG=(--regression)
 CRIT=($("$BIN/lrdrop-modes" "$MODE" --task sentence_prediction "${REG[@]}" \
-  --kl-weight "$KL" --hidden-weight "$HIDDEN" --attn-weight "$ATTN")) || { echo "$usage" >&2; exit 2; }
+  --kl-weight "$KL" ${HIDDEN:+--hidden-weight "$HIDDEN"} ${ATTN:+--attn-weight "$ATTN"})) || { echo "$usage" >&2; exit 2; }
 ARCH=roberta_lrdrop_$SIZE
 [ "$MODE" = baseline ] && ARCH=roberta_$SIZE
 [ -f "$DATA/input0/dict.txt" ] || { echo "train.sh: no binarized $TASK in $DATA; run examples/glue/prepare.sh $TASK first (or set DATA=...)" >&2; exit 1; }

@@ -5,13 +5,13 @@
 #
 #   baseline  transformer_iwslt_de_en, label-smoothed cross-entropy
 #   rdrop     R-Drop: lr_drop with --kl-weight 5 only
-#   lrdrop    LR-Drop: output KL + attention consistency (+ hidden states with HIDDEN > 0;
-#             off by default: it converged worse than R-Drop, docs/results.md)
+#   lrdrop    LR-Drop as the paper has it: output KL + hidden states + attention
 #   hidden    ablation: R-Drop + hidden-state consistency
-#   attn      ablation: R-Drop + attention consistency
+#   attn      ablation: R-Drop + attention consistency (lr_drop's own default terms)
 #
 # Environment: DATA (default data/iwslt14/data-bin), SAVE (checkpoints/iwslt14-MODE),
-# KL, HIDDEN, ATTN (weights), MAX_UPDATE, SEED. Extra arguments go last to
+# KL (5), HIDDEN and ATTN (the weights of the terms MODE has; default 1 each, lrdrop-modes),
+# MAX_UPDATE, SEED. Extra arguments go last to
 # fairseq-train, so they override anything here (e.g. --fp16, --update-freq 2).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,10 +22,10 @@ MODE=${1:-}
 shift || true
 DATA=${DATA:-$ROOT/data/iwslt14/data-bin}
 SAVE=${SAVE:-$ROOT/checkpoints/iwslt14-$MODE}
-KL=${KL:-5} HIDDEN=${HIDDEN:-0} ATTN=${ATTN:-1}
+KL=${KL:-5}
 
 # the criterion flags of MODE, from the one table of modes (lrdrop_cli/modes.py)
-CRIT=($("$BIN/lrdrop-modes" "$MODE" --kl-weight "$KL" --hidden-weight "$HIDDEN" --attn-weight "$ATTN")) || {
+CRIT=($("$BIN/lrdrop-modes" "$MODE" --kl-weight "$KL" ${HIDDEN:+--hidden-weight "$HIDDEN"} ${ATTN:+--attn-weight "$ATTN"})) || {
   echo "usage: $0 baseline|rdrop|lrdrop|hidden|attn [fairseq-train args...]" >&2; exit 2; }
 ARCH=transformer_lrdrop_iwslt_de_en
 [ "$MODE" = baseline ] && ARCH=transformer_iwslt_de_en
