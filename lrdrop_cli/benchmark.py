@@ -70,35 +70,54 @@ def build(arch, vocab, device, dtype, dropout):
     return model, d, Task
 
 
-def make_batch(d, n_sent, max_len, device, seed=0):
+def parse_shape(shape: str):
+    """``NxT`` (N sentences of T tokens on both sides) or ``NxS:T`` (source S, target T tokens,
+    e.g. 1x1024:120 for summarization) -> (N, S, T)."""
+    try:
+        n, lengths = shape.split("x")
+        src, _, tgt = lengths.partition(":")
+        return int(n), int(src), int(tgt or src)
+    except ValueError:
+        raise ValueError(f"shape {shape!r}: use SENTENCESxTOKENS or SENTENCESxSOURCE:TARGET, e.g. 64x32 or 1x1024:120")
+
+
+def make_batch(d, n_sent, src_len, device, seed=0, tgt_len=None):
+    """A synthetic batch: ``n_sent`` sentences, lengths drawn between half and full length on each
+    side (the first sentence full), so batches carry padding. ``tgt_len``: default ``src_len``."""
     import torch
 
+    tgt_len = src_len if tgt_len is None else tgt_len
     g = torch.Generator().manual_seed(seed)
-    lens = torch.randint(max(2, max_len // 2), max_len + 1, (n_sent,), generator=g)
-    lens[0] = max_len
 
-    def tokens():
+    def lengths(max_len):
+        lens = torch.randint(max(2, max_len // 2), max_len + 1, (n_sent,), generator=g)
+        lens[0] = max_len
+        return lens
+
+    def tokens(lens, max_len):
         x = torch.full((n_sent, max_len), d.pad())
         for i, n in enumerate(lens.tolist()):
             x[i, : n - 1] = torch.randint(d.nspecial, len(d), (n - 1,), generator=g)
             x[i, n - 1] = d.eos()
         return x
 
-    src, tgt = tokens(), tokens()
+    src_lens = lengths(src_len)
+    tgt_lens = src_lens if tgt_len == src_len else lengths(tgt_len)
+    src, tgt = tokens(src_lens, src_len), tokens(tgt_lens, tgt_len)
     prev = torch.full_like(tgt, d.pad())
-    for i, n in enumerate(lens.tolist()):  # fairseq's shift: eos + target without its last token
+    for i, n in enumerate(tgt_lens.tolist()):  # fairseq's shift: eos + target without its last token
         prev[i, 0] = d.eos()
         prev[i, 1:n] = tgt[i, : n - 1]
     # fairseq pads sources on the left
-    src = torch.stack([torch.roll(s, int(max_len - n)) for s, n in zip(src, lens.tolist())])
+    src = torch.stack([torch.roll(s, int(src_len - n)) for s, n in zip(src, src_lens.tolist())])
     return {
         "net_input": {
             "src_tokens": src.to(device),
-            "src_lengths": lens.to(device),
+            "src_lengths": src_lens.to(device),
             "prev_output_tokens": prev.to(device),
         },
         "target": tgt.to(device),
-        "ntokens": int(lens.sum()),
+        "ntokens": int(tgt_lens.sum()),
         "nsentences": n_sent,
     }
 
@@ -114,8 +133,8 @@ def train_worker(a):
     arch = PLAIN_ARCH[a.arch][0] if a.mode == "plain" else a.arch
     model, d, task = build(arch, a.vocab, a.device, dtype, a.dropout)
     model.train()
-    n_sent, max_len = map(int, a.shape.split("x"))
-    sample = make_batch(d, n_sent, max_len, a.device)
+    n_sent, src_len, tgt_len = parse_shape(a.shape)
+    sample = make_batch(d, n_sent, src_len, a.device, tgt_len=tgt_len)
     w = None if a.mode == "plain" else modes.weights(a.mode, KL, HIDDEN, ATTN)
     crit = LabelSmoothedCrossEntropyCriterion(task, False, 0.1) if w is None else LRDropCriterion(task, False, 0.1, **w)
     opt = torch.optim.Adam(model.parameters(), lr=1e-5, eps=1e-4 if dtype != torch.float32 else 1e-8)
@@ -227,7 +246,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", default="transformer_lrdrop_iwslt_de_en")
     ap.add_argument("--vocab", type=int, default=10000)
-    ap.add_argument("--shapes", default="64x32,16x128", help="comma list of SENTENCESxTOKENS per copy")
+    ap.add_argument(
+        "--shapes",
+        default="64x32,16x128",
+        help="comma list of SENTENCESxTOKENS per copy, or SENTENCESxSOURCE:TARGET (e.g. 1x1024:120)",
+    )
     ap.add_argument("--modes", default="baseline,rdrop,hidden,attn,lrdrop", help=f"comma list of {', '.join(MODES)}")
     ap.add_argument("--dropout", type=float, default=0.3)
     ap.add_argument("--steps", type=int, default=10)
@@ -258,6 +281,10 @@ def main():
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         sys.exit(f"benchmark: unknown --modes {','.join(unknown)}; choose from {', '.join(MODES)}")
+    try:
+        [parse_shape(x) for x in a.shapes.split(",") if x]
+    except ValueError as e:
+        sys.exit(f"benchmark: --shapes: {e}")
     results = {
         "arch": a.arch,
         "vocab": a.vocab,

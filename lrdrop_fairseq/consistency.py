@@ -105,8 +105,36 @@ def attention_consistency(a1: Tensor, a2: Tensor, query_pad_mask: Optional[Tenso
 def _sym_kl_rows(p: Tensor, q: Tensor) -> Tensor:
     """``KL(p||q) + KL(q||p)`` over the last dim, for probabilities with exact zeros (masked
     keys): zeros in both rows contribute exactly 0, never NaN."""
-    p, q = p.float(), q.float()
-    return ((p - q) * (p.clamp_min(_TINY).log() - q.clamp_min(_TINY).log())).sum(-1)
+    return _SymKLRows.apply(p, q)
+
+
+class _SymKLRows(torch.autograd.Function):
+    """``sum_k (p - q) * (log p - log q)`` with the logs of probabilities clamped at ``_TINY``.
+
+    Written out, autograd would keep the clamped maps, their logs and their difference until the
+    backward: four fp32 copies of every (H, B, Tq, Tk) map, for every layer. This keeps only
+    ``p`` and ``q`` (views of the softmax output, which the attention's own backward keeps
+    anyway) and recomputes the logs in the backward, one layer at a time::
+
+        d/dp = log p - log q + (p - q) / p     (the last part 0 where p is clamped)
+    """
+
+    @staticmethod
+    def forward(ctx, p, q):
+        ctx.save_for_backward(p, q)
+        p32, q32 = p.float(), q.float()
+        return ((p32 - q32) * (p32.clamp_min(_TINY).log() - q32.clamp_min(_TINY).log())).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        p, q = (t.float() for t in ctx.saved_tensors)
+        cp, cq = p.clamp_min(_TINY), q.clamp_min(_TINY)
+        log_ratio = cp.log() - cq.log()
+        diff = p - q
+        grad = grad.unsqueeze(-1)
+        grad_p = grad * (log_ratio + torch.where(p >= _TINY, diff / cp, torch.zeros_like(p)))
+        grad_q = grad * (torch.where(q >= _TINY, -diff / cq, torch.zeros_like(q)) - log_ratio)
+        return grad_p.to(ctx.saved_tensors[0].dtype), grad_q.to(ctx.saved_tensors[1].dtype)
 
 
 def combine_layers(per_layer: Sequence[Tensor], how: str = "mean") -> Optional[Tensor]:

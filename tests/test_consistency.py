@@ -184,3 +184,57 @@ def test_layer_terms_all_pad_side_is_zero_not_nan():
     all_pad = {"encoder": torch.tensor([[True, True, True]]), "decoder": torch.tensor([[True]])}
     terms = C.layer_terms(records, all_pad, hidden_loss="mse", attn_loss="kl")
     assert terms["hidden_loss"].item() == 0.0 and terms["attn_loss"].item() == 0.0
+
+
+def _written_out_sym_kl(p, q):
+    """The term as autograd would keep it: the reference for the lean function."""
+    p, q = p.float(), q.float()
+    return ((p - q) * (p.clamp_min(C._TINY).log() - q.clamp_min(C._TINY).log())).sum(-1)
+
+
+def _padded_maps(dtype=torch.float32, seed=0):
+    """(H=3, B=2, Tq=4, Tk=5) attention rows with the last two keys masked (exact zeros), a
+    causal zero in the first row, and a row equal in both copies."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(2, 3, 2, 4, 5, generator=g)
+    logits[..., 3:] = float("-inf")
+    logits[..., 0, 1] = float("-inf")
+    p, q = logits.softmax(-1).to(dtype).unbind(0)
+    q[:, 1, 2] = p[:, 1, 2]
+    return p.clone().requires_grad_(True), q.clone().requires_grad_(True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_lean_sym_kl_equals_written_out_values_and_gradients(dtype):
+    p, q = _padded_maps(dtype)
+    weights = torch.rand(3, 2, 4, generator=torch.Generator().manual_seed(1))  # a non-uniform upstream gradient
+    (C._sym_kl_rows(p, q) * weights).sum().backward()
+    lean = p.grad.clone(), q.grad.clone()
+    p2, q2 = _padded_maps(dtype)
+    (_written_out_sym_kl(p2, q2) * weights).sum().backward()
+    torch.testing.assert_close(C._sym_kl_rows(p, q), _written_out_sym_kl(p2, q2), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(lean[0], p2.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(lean[1], q2.grad, rtol=1e-5, atol=1e-6)
+    assert lean[0].dtype == dtype and torch.isfinite(lean[0]).all()
+    assert (lean[0][..., 3:] == 0).all()  # masked keys get no gradient
+
+
+def test_lean_sym_kl_keeps_only_its_inputs_for_the_backward():
+    """What the graph holds until the backward: the lean term saves p and q themselves (no
+    storage of its own); written out it keeps fp32 maps of its own."""
+    p, q = _padded_maps()
+
+    def saved_storages(fn):
+        storages = []
+
+        def pack(t):
+            storages.append(t.untyped_storage().data_ptr())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fn(p, q)
+        return set(storages)
+
+    inputs = {p.untyped_storage().data_ptr(), q.untyped_storage().data_ptr()}
+    assert saved_storages(C._sym_kl_rows) == inputs
+    assert saved_storages(_written_out_sym_kl) - inputs  # the written-out version holds more
