@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # IWSLT14 German-English, prepared as fairseq's examples/translation/prepare-iwslt14.sh
-# does (same source, same splits, lowercased, Moses-tokenised), but with sacremoses
-# instead of the mosesdecoder perl scripts and a joint sentencepiece BPE (10k)
-# instead of subword-nmt. Needs the internet (the download) and `make setup`.
+# does (same source, same line filters and splits, Moses-tokenised then lowercased:
+# lrdrop_cli/iwslt_text.py), but with sacremoses instead of the mosesdecoder perl scripts
+# and a joint sentencepiece BPE (10k) instead of subword-nmt. Needs the internet (the
+# download) and `make setup`.
 #
 #   bash examples/iwslt/prepare-iwslt14.sh [WORK_DIR]   (default: data/iwslt14)
 #
@@ -33,7 +34,7 @@ for f in train.tags.de-en.de train.tags.de-en.en IWSLT14.TED.tst2012.de-en.en.xm
   [ -f "$WORK/orig/de-en/$f" ] || { echo "prepare-iwslt14: $WORK/orig/de-en/$f missing; the archive is incomplete. Delete $WORK/orig and retry." >&2; exit 1; }
 done
 
-echo "[prepare] extract, lowercase, tokenise, clean, split"
+echo "[prepare] extract, tokenise, clean, lowercase, split (sizes beside fairseq's)"
 "$PY" -m lrdrop_cli.iwslt_text "$WORK/orig/de-en" "$WORK"
 
 echo "[prepare] joint sentencepiece BPE ($VOCAB)"
