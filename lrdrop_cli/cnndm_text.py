@@ -8,6 +8,11 @@ python -m lrdrop_cli.cnndm_text fetch RAW_DIR
     summary per line, the summary's highlight sentences joined by spaces as
     in fairseq's BART recipe. Needs pyarrow (pip install pyarrow).
 
+python -m lrdrop_cli.cnndm_text update-freq --max-tokens 1024 [--gpus N] [--tokens-per-update 65536]
+    The --update-freq that gives TOKENS_PER_UPDATE tokens per update (per copy) with
+    --max-tokens on N GPUs (default: the visible ones): fairseq's BART recipe has
+    8 GPUs x 2,048 x 4 and R-Drop's 4 x 1,024 x 16, both 65,536.
+
 python -m lrdrop_cli.cnndm_text bpe ENCODER_JSON VOCAB_BPE IN OUT [--workers N]
     GPT-2 byte-level BPE (fairseq's gpt2_bpe_utils, the encoder BART was
     trained with) of each line of IN to token ids in OUT, in the same form as
@@ -33,7 +38,34 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+TOKENS_PER_UPDATE = 65536  # fairseq's BART recipe and R-Drop's alike
+
+
+def update_freq(max_tokens: int, gpus: int, tokens_per_update: int = TOKENS_PER_UPDATE) -> int:
+    """``tokens_per_update / (max_tokens x gpus)``; ValueError unless it divides exactly."""
+    if max_tokens <= 0 or gpus <= 0:
+        raise ValueError(f"MAX_TOKENS ({max_tokens}) and the GPU count ({gpus}) must be positive")
+    freq, rest = divmod(tokens_per_update, max_tokens * gpus)
+    if rest or freq == 0:
+        raise ValueError(
+            f"{tokens_per_update} tokens per update is not a whole multiple of MAX_TOKENS {max_tokens} x {gpus} "
+            f"GPU(s); choose MAX_TOKENS so that it is (e.g. 1024 or 2048), or set UPDATE_FREQ yourself"
+        )
+    return freq
+
+
+def visible_gpus() -> int:
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
 def fetch(raw_dir: str):
+    if all(
+        os.path.isfile(os.path.join(raw_dir, f"{split}.{side}")) for split in PARQUET for side in ("source", "target")
+    ):
+        print(f"[cnndm] {raw_dir} already has every split", flush=True)
+        return
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -91,7 +123,7 @@ def bpe(encoder_json, vocab_bpe, inp, out, workers):
             g.write(ids + "\n")
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fetch")
@@ -100,9 +132,18 @@ def main():
     for name in ("encoder_json", "vocab_bpe", "inp", "out"):
         b.add_argument(name)
     b.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    a = ap.parse_args()
+    u = sub.add_parser("update-freq")
+    u.add_argument("--max-tokens", type=int, required=True)
+    u.add_argument("--gpus", type=int, help="default: the visible GPUs")
+    u.add_argument("--tokens-per-update", type=int, default=TOKENS_PER_UPDATE)
+    a = ap.parse_args(argv)
     if a.cmd == "fetch":
         fetch(a.raw_dir)
+    elif a.cmd == "update-freq":
+        try:
+            print(update_freq(a.max_tokens, a.gpus or visible_gpus(), a.tokens_per_update))
+        except ValueError as e:
+            sys.exit(f"cnndm_text update-freq: {e}")
     else:
         bpe(a.encoder_json, a.vocab_bpe, a.inp, a.out, a.workers)
 

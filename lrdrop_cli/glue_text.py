@@ -10,7 +10,17 @@ python -m lrdrop_cli.glue_text columns GLUE_DIR TASK OUT_DIR
 
 python -m lrdrop_cli.glue_text hparams TASK
     Shell assignments of fairseq's per-task RoBERTa settings (examples/roberta/README.glue.md):
-    NUM_CLASSES, LR, MAX_SENTENCES, TOTAL_UPDATES, WARMUP, METRIC_ARGS.
+    NUM_CLASSES, LR, MAX_SENTENCES, TOTAL_UPDATES, WARMUP, METRIC_ARGS (only the report flags
+    the installed fairseq has; METRIC_NOTE says which are missing), and KL_PER_ALPHA: our
+    output weight per unit of R-Drop's alpha (below).
+
+R-Drop's GLUE loss is ``0.5 * (CE1 + CE2) + alpha * sum_batch (KL(p||q) + KL(q||p)) / 2``,
+the cross-entropy averaged over the batch and the KL summed over it. Ours, divided by
+fairseq's sample_size (the B sentences), is ``CE1 + CE2 + w * sum_batch (...) / 2 / B``: twice
+R-Drop's when ``w = 2 * alpha * B`` (Adam does not see the factor 2). So KL_PER_ALPHA = 2 * B
+(32 at batch 16, 64 at 32). A regression head (STS-B) compares the two predictions by their
+mean squared difference, ``alpha * mean_batch (y1 - y2)^2``; ours sums and divides by B, so
+there KL_PER_ALPHA = 2.
 """
 
 import argparse
@@ -100,8 +110,40 @@ def _write(path, lines):
         f.writelines(line + "\n" for line in lines)
 
 
-def hparams(name: str) -> str:
+# report flag -> the SentencePredictionConfig field that later fairseq versions have
+REPORT_FIELDS = {
+    "--report-mcc": "report_mcc",
+    "--report-acc-and-f1": "report_acc_and_f1",
+    "--report-pearson-and-spearman": "report_pearson_and_spearman",
+}
+
+
+def installed_report_fields() -> set:
+    from fairseq.criterions.sentence_prediction import SentencePredictionConfig
+
+    return set(SentencePredictionConfig.__dataclass_fields__)
+
+
+def metric_args(task: GlueTask, available: set) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """(the task's metric flags the installed fairseq accepts, the report flags it lacks)."""
+    missing = tuple(a for a in task.metric_args if a in REPORT_FIELDS and REPORT_FIELDS[a] not in available)
+    return tuple(a for a in task.metric_args if a not in missing), missing
+
+
+def kl_per_alpha(task: GlueTask) -> int:
+    """Our output weight per unit of R-Drop's alpha (module docstring)."""
+    return 2 if task.num_classes == 1 else 2 * task.max_sentences
+
+
+def hparams(name: str, available: Optional[set] = None) -> str:
     task = task_named(name)
+    args, missing = metric_args(task, installed_report_fields() if available is None else available)
+    note = ""
+    if missing:
+        note = (
+            f"this fairseq has no {' '.join(missing)}: {name}'s own metric is not logged (accuracy/loss are); "
+            "fairseq 0.12.2 predates those flags, fairseq-fixed 0.12.3.1 (Python >= 3.11) has them"
+        )
     values = {
         "NUM_CLASSES": task.num_classes,
         "LR": f"{task.lr:g}",
@@ -109,7 +151,9 @@ def hparams(name: str) -> str:
         "TOTAL_UPDATES": task.total_updates,
         "WARMUP": task.warmup,
         "INPUTS": len(task.inputs),
-        "METRIC_ARGS": "(" + " ".join(shlex.quote(a) for a in task.metric_args) + ")",
+        "METRIC_ARGS": "(" + " ".join(shlex.quote(a) for a in args) + ")",
+        "METRIC_NOTE": shlex.quote(note),
+        "KL_PER_ALPHA": kl_per_alpha(task),
     }
     return "\n".join(f"{k}={v}" for k, v in values.items())
 

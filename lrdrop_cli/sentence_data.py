@@ -45,8 +45,24 @@ def binarize(
         for split in splits:
             shutil.copyfile(os.path.join(labels_dir, f"{split}.{label}"), os.path.join(dest, "label", f"{split}.label"))
     else:
-        _preprocess(labels_dir, label, os.path.join(dest, "label"), splits, None, log)
+        os.makedirs(os.path.join(dest, "label"), exist_ok=True)
+        fixed = label_dictionary(os.path.join(labels_dir, f"train.{label}"), os.path.join(dest, "label", "order.txt"))
+        _preprocess(labels_dir, label, os.path.join(dest, "label"), splits, fixed, log)
     return dest
+
+
+def label_dictionary(train_labels: str, out: str) -> Optional[str]:
+    """For integer labels ("0", "1", ...), a label dictionary in numeric order written to ``out``
+    (returned), so that class index k is label "k". fairseq's own order is by frequency, which
+    for MRPC (68% "1") makes index 1 the label "0", and the F1 that fairseq reports (of index 1)
+    the F1 of the negative class. Other labels (MNLI's names): None, fairseq's order."""
+    with open(train_labels, encoding="utf-8") as f:
+        labels = {line.strip() for line in f if line.strip()}
+    if not labels or not all(x.isdigit() for x in labels):
+        return None
+    with open(out, "w", encoding="utf-8") as f:
+        f.writelines(f"{x} 1\n" for x in sorted(labels, key=int))
+    return out
 
 
 def _preprocess(raw_dir, suffix, destdir, splits, srcdict, log):

@@ -7,6 +7,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-$ROOT/runs/smoke}
 MAX_UPDATE=${2:-300}
 PY=${PYTHON:-$ROOT/.venv/bin/python}
+[ -x "$PY" ] || { echo "scripts/smoke_demo.sh: no Python at $PY; run 'make setup' first (or set PYTHON=/path/to/python)" >&2; exit 1; }
 BIN=$(dirname "$PY")
 USER_DIR=$("$PY" -c 'from lrdrop_cli.fairseq_io import USER_DIR; print(USER_DIR)')  # the installed plugin
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}

@@ -12,7 +12,8 @@ import lrdrop_fairseq  # noqa: E402,F401  (registers archs/criterion for in-proc
 
 def run(cmd, cwd=None, env=None, check=True, timeout=600):
     """Run a CLI as a user would; on failure show its output. A hang fails the test (timeout)."""
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    # the recipes' Python is this interpreter, not ROOT/.venv's: the suite runs from any venv
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable, **(env or {})}
     p = subprocess.run(
         cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
     )

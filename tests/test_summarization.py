@@ -209,3 +209,30 @@ def test_shrunken_summarization_demo_end_to_end(tmp_path):
 
     p = run(cmd[:1] + ["--out", str(tmp_path / "bad"), "--source", str(tmp_path / "Translation-en")], check=False)
     assert p.returncode != 0 and "give both --source and --target" in p.stdout
+
+
+def test_cnndm_update_freq_makes_the_papers_batch():
+    from lrdrop_cli import cnndm_text
+
+    # fairseq's BART recipe (8 x 2048 x 4) and R-Drop's (4 x 1024 x 16): 65,536 tokens per update
+    assert cnndm_text.update_freq(2048, 8) == 4
+    assert cnndm_text.update_freq(1024, 4) == 16
+    assert cnndm_text.update_freq(1024, 1) == 64
+    with pytest.raises(ValueError, match="MAX_TOKENS 1000"):
+        cnndm_text.update_freq(1000, 1)
+    with pytest.raises(ValueError, match="whole multiple"):
+        cnndm_text.update_freq(65536, 2)  # 0.5 updates
+
+
+def test_cnndm_fetch_needs_nothing_when_the_raw_files_exist(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from lrdrop_cli import cnndm_text
+
+    for split in ("train", "val", "test"):
+        for side in ("source", "target"):
+            (tmp_path / f"{split}.{side}").write_text("x\n")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # an import of pyarrow would fail
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    cnndm_text.main(["fetch", str(tmp_path)])
+    assert "already has every split" in capsys.readouterr().out

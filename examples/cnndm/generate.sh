@@ -3,14 +3,17 @@
 #
 #   bash examples/cnndm/generate.sh CHECKPOINT [WORK_DIR]     (default WORK_DIR: data/cnndm)
 #
-# Decoding as BART's and R-Drop's papers: beam 4, length penalty 2.0, no repeated
-# trigram, 55 to 140 tokens. ROUGE-1/2/L/Lsum F1 with the rouge-score package (Porter
-# stemming; Lsum on sentence-split text), scripts/score_rouge.py. Writes next to the
+# The papers' search settings: beam 4, length penalty 2.0, no repeated trigram, 55 to 140
+# tokens. Unlike their bart.sample, no <s> is added before the source or forced as the first
+# output token: decoding sees the sources as fine-tuning did (examples/cnndm/README.md).
+# ROUGE-1/2/L/Lsum F1 with the rouge-score package (Porter stemming; Lsum on sentence-split
+# text; the papers' "ROUGE-L" is Lsum), lrdrop-score-rouge. Writes next to the
 # checkpoint: test.hyp (one summary per line, test order) and test.rouge.json.
 # Environment: BATCH (sentences per batch, default 32), CPU=1 to decode on CPU.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-$ROOT/.venv/bin/python}
+[ -x "$PY" ] || { echo "examples/cnndm/generate.sh: no Python at $PY; run 'make setup' first (or set PYTHON=/path/to/python)" >&2; exit 1; }
 BIN=$(dirname "$PY")
 USER_DIR=$("$PY" -c 'from lrdrop_cli.fairseq_io import USER_DIR; print(USER_DIR)')  # the installed plugin
 CKPT=${1:?usage: $0 CHECKPOINT [WORK_DIR]}

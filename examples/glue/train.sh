@@ -23,18 +23,22 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-$ROOT/.venv/bin/python}
+[ -x "$PY" ] || { echo "examples/glue/train.sh: no Python at $PY; run 'make setup' first (or set PYTHON=/path/to/python)" >&2; exit 1; }
 BIN=$(dirname "$PY")
 USER_DIR=$("$PY" -c 'from lrdrop_cli.fairseq_io import USER_DIR; print(USER_DIR)')  # the installed plugin
 TASK=${1:-} MODE=${2:-}
 shift 2 || true
 usage="usage: $0 MNLI|QNLI|QQP|RTE|SST-2|MRPC|CoLA|STS-B baseline|rdrop|lrdrop|hidden|attn [fairseq-train args...]"
 HP=$("$PY" -m lrdrop_cli.glue_text hparams "$TASK" 2>&1) || { echo "$HP" >&2; echo "$usage" >&2; exit 2; }
-eval "$HP"  # NUM_CLASSES LR MAX_SENTENCES TOTAL_UPDATES WARMUP METRIC_ARGS
+eval "$HP"  # NUM_CLASSES LR MAX_SENTENCES TOTAL_UPDATES WARMUP METRIC_ARGS METRIC_NOTE KL_PER_ALPHA
+[ -n "$METRIC_NOTE" ] && echo "[glue] note: $METRIC_NOTE" >&2
 SIZE=${SIZE:-large}
 DATA=${DATA:-$ROOT/data/glue/$TASK-bin}
 ROBERTA=${ROBERTA:-$ROOT/data/roberta.$SIZE/model.pt}
 SAVE=${SAVE:-$ROOT/checkpoints/glue-$TASK-$MODE}
-KL=${KL:-1}
+# R-Drop's alpha in our units (lrdrop_cli/glue_text.py): KL = 2 x alpha x batch size (regression: 2 x alpha)
+ALPHA=${ALPHA:-0.5}
+KL=${KL:-$("$PY" -c "print(f'{$ALPHA * $KL_PER_ALPHA:g}')")}
 
 # the criterion flags of MODE, from the one table of modes (lrdrop_cli/modes.py)
 REG=()
@@ -47,6 +51,14 @@ ARCH=roberta_lrdrop_$SIZE
 [ -f "$ROBERTA" ] || { echo "train.sh: no RoBERTa checkpoint at $ROBERTA; download and unpack https://dl.fbaipublicfiles.com/fairseq/models/roberta.$SIZE.tar.gz into $(dirname "$(dirname "$ROBERTA")") (or set ROBERTA=.../model.pt)" >&2; exit 1; }
 FP16_ARGS=()
 [ "${FP16:-1}" = 1 ] && FP16_ARGS=(--fp16 --fp16-init-scale 4 --threshold-loss-scale 1 --fp16-scale-window 128)
+# fairseq's per-task settings are for one GPU: on N, the batch would be N times larger and the
+# 10 epochs would end early in the learning-rate schedule
+GPUS=$("$PY" -c 'import torch; print(torch.cuda.device_count())')
+if [ "$GPUS" -gt 1 ]; then
+  echo "train.sh: $GPUS GPUs visible, but fairseq's GLUE settings (batch $MAX_SENTENCES, $TOTAL_UPDATES updates) are for one GPU; run with CUDA_VISIBLE_DEVICES set to one of them (e.g. CUDA_VISIBLE_DEVICES=0)" >&2
+  exit 1
+fi
+echo "[glue] $TASK: batch $MAX_SENTENCES on one device, output weight KL=$KL (R-Drop alpha $ALPHA)"
 
 mkdir -p "$SAVE"
 "$BIN/fairseq-train" "$DATA" --user-dir "$USER_DIR" --arch "$ARCH" "${CRIT[@]}" \

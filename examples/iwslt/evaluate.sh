@@ -9,6 +9,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-$ROOT/.venv/bin/python}
+[ -x "$PY" ] || { echo "examples/iwslt/evaluate.sh: no Python at $PY; run 'make setup' first (or set PYTHON=/path/to/python)" >&2; exit 1; }
 BIN=$(dirname "$PY")
 USER_DIR=$("$PY" -c 'from lrdrop_cli.fairseq_io import USER_DIR; print(USER_DIR)')  # the installed plugin
 CKPT=${1:?usage: evaluate.sh CHECKPOINT [WORK_DIR]}

@@ -1,0 +1,78 @@
+"""The GLUE recipe's settings as data: metric flags by fairseq version, R-Drop's alpha in our
+units, and label indices that make fairseq's F1 the positive class's."""
+
+import os
+import shlex
+
+import pytest
+from conftest import ROOT, run
+
+from lrdrop_cli import glue_text
+from lrdrop_cli.sentence_data import binarize
+
+FIELDS_0_12_2 = {"classification_head_name", "regression_target"}  # no report_* fields
+FIELDS_LATER = FIELDS_0_12_2 | set(glue_text.REPORT_FIELDS.values())
+
+
+def shell_values(text):
+    return {k: v for k, _, v in (line.partition("=") for line in text.splitlines())}
+
+
+@pytest.mark.parametrize("task, flag", [("CoLA", "--report-mcc"), ("MRPC", "--report-acc-and-f1"),
+                                        ("STS-B", "--report-pearson-and-spearman")])  # fmt: skip
+def test_metric_flags_only_where_fairseq_has_them(task, flag):
+    later = shell_values(glue_text.hparams(task, FIELDS_LATER))
+    assert flag in shlex.split(later["METRIC_ARGS"].strip("()")) and later["METRIC_NOTE"] == "''"
+    old = shell_values(glue_text.hparams(task, FIELDS_0_12_2))
+    assert flag not in old["METRIC_ARGS"] and "--best-checkpoint-metric" in old["METRIC_ARGS"]
+    assert flag in old["METRIC_NOTE"] and "0.12.2" in old["METRIC_NOTE"]
+    assert glue_text.hparams("RTE", FIELDS_0_12_2) == glue_text.hparams("RTE", FIELDS_LATER)  # accuracy only
+
+
+def test_installed_fairseq_is_asked():
+    available = glue_text.installed_report_fields()
+    assert "regression_target" in available  # the real dataclass, not a stub
+
+
+def test_rdrop_alpha_in_our_units():
+    """w = 2 x alpha x B for classification (CE averaged, KL summed over the batch in R-Drop's
+    code; ours divides both by B and sums both copies' CE), 2 x alpha for regression."""
+    assert glue_text.kl_per_alpha(glue_text.task_named("MRPC")) == 32  # batch 16
+    assert glue_text.kl_per_alpha(glue_text.task_named("MNLI")) == 64  # batch 32
+    assert glue_text.kl_per_alpha(glue_text.task_named("STS-B")) == 2
+
+
+def test_integer_labels_keep_their_index(tmp_path):
+    """MRPC-like: "1" is the frequent label. fairseq's frequency order would give it index 0;
+    in numeric order index 1 is "1", the class whose F1 fairseq reports."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for split, labels in (("train", ["1", "1", "1", "0"]), ("valid", ["1", "0"])):
+        (raw / f"{split}.input0").write_text("".join(f"{i} {i}\n" for i in range(len(labels))))
+        (raw / f"{split}.label").write_text("\n".join(labels) + "\n")
+    dest = binarize(str(raw), str(tmp_path / "bin"))
+    from fairseq.data import Dictionary
+
+    d = Dictionary.load(os.path.join(dest, "label", "dict.txt"))
+    assert d.index("0") - d.nspecial == 0 and d.index("1") - d.nspecial == 1
+
+
+def test_named_labels_keep_fairseqs_order(tmp_path):
+    from lrdrop_cli.sentence_data import label_dictionary
+
+    (tmp_path / "train.label").write_text("entailment\nneutral\n")
+    assert label_dictionary(str(tmp_path / "train.label"), str(tmp_path / "order.txt")) is None
+    (tmp_path / "train.label").write_text("2\n10\n1\n")
+    assert label_dictionary(str(tmp_path / "train.label"), str(tmp_path / "order.txt")) is not None
+    assert (tmp_path / "order.txt").read_text() == "1 1\n2 1\n10 1\n"
+
+
+def test_evaluate_shows_a_crash_instead_of_hiding_it(tmp_path, toy_sentences):
+    """glue/evaluate.sh on a file that is no checkpoint: the error reaches the user, exit 1."""
+    fake = tmp_path / "checkpoint_best.pt"
+    fake.write_bytes(b"not a checkpoint")
+    evaluate = os.path.join(ROOT, "examples", "glue", "evaluate.sh")
+    p = run(["bash", evaluate, "RTE", str(fake)], env={"DATA": toy_sentences["classification"]}, check=False)
+    assert p.returncode == 1
+    assert "fairseq-validate failed" in p.stdout and "Traceback" in p.stdout
+    assert (tmp_path / "evaluate-RTE.log").is_file()
