@@ -13,11 +13,13 @@ upcast here, because the differences being measured are small and
 half-precision rounding would swamp them.
 """
 
-from typing import Dict, Optional, Sequence
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 HIDDEN_LOSSES = ("mse", "cosine")
 # attention type -> the side whose tokens are its queries (whose padding masks its rows)
@@ -102,6 +104,77 @@ def attention_consistency(a1: Tensor, a2: Tensor, query_pad_mask: Optional[Tenso
     return per_query.sum()
 
 
+@dataclass
+class AttentionInputs:
+    """What one attention module saw in a doubled forward: enough to recompute its per-head
+    probabilities ``softmax(q k^T / sqrt(d) + masks)`` (before attention dropout) when the loss
+    needs them. The model's own attention therefore stays on torch's fused kernel, which keeps
+    no (B*H, Tq, Tk) maps; the term recomputes them a block of queries at a time.
+
+    ``query`` (Tq, 2B, C) and ``key`` (Tk, 2B, Ck) are the inputs of the query and key
+    projections (for self-attention, the same tensor); ``key_padding_mask`` (2B, Tk), True/1 at
+    pads; ``attn_mask`` (Tq, Tk), added to the scores (-inf for a causal mask), or bool (True
+    = masked).
+    """
+
+    query: Tensor
+    key: Tensor
+    q_weight: Tensor
+    q_bias: Optional[Tensor]
+    k_weight: Tensor
+    k_bias: Optional[Tensor]
+    num_heads: int
+    scaling: float
+    key_padding_mask: Optional[Tensor] = None
+    attn_mask: Optional[Tensor] = None
+
+    def probs(self, rows: slice = slice(None)) -> Tensor:
+        """(H, 2B, rows, Tk) fp32 probabilities of the queries ``rows``, as fairseq's explicit
+        attention path computes them (projections in the inputs' precision, softmax in fp32)."""
+        query = self.query[rows]
+        tq, bsz, _ = query.shape
+        tk, h = self.key.shape[0], self.num_heads
+        q = F.linear(query, self.q_weight, self.q_bias) * self.scaling
+        k = F.linear(self.key, self.k_weight, self.k_bias)
+        d = q.shape[-1] // h
+        q = q.contiguous().view(tq, bsz * h, d).transpose(0, 1)
+        k = k.contiguous().view(tk, bsz * h, d).transpose(0, 1)
+        scores = torch.bmm(q, k.transpose(1, 2))
+        if self.attn_mask is not None:
+            mask = self.attn_mask[rows]
+            if mask.dtype == torch.bool:
+                scores = scores.masked_fill(mask.unsqueeze(0), float("-inf"))
+            else:
+                scores = scores + mask.unsqueeze(0).to(scores.dtype)
+        if self.key_padding_mask is not None:
+            pad = self.key_padding_mask.to(torch.bool)[:, None, None, :]
+            scores = scores.view(bsz, h, tq, tk).masked_fill(pad, float("-inf")).view(bsz * h, tq, tk)
+        return F.softmax(scores.float(), dim=-1).view(bsz, h, tq, tk).transpose(0, 1)
+
+
+QUERY_BLOCK = 128  # queries whose maps exist at once while the attention term is computed
+
+
+def recomputed_attention_consistency(
+    inputs: AttentionInputs, query_pad_mask: Optional[Tensor] = None, loss: str = "kl", block: int = QUERY_BLOCK
+) -> Tensor:
+    """:func:`attention_consistency` of ``inputs.probs()``, a block of queries at a time under
+    activation checkpointing: the forward keeps nothing of a block, the backward recomputes it.
+    The term's memory is then one block's maps, not every layer's, at the cost of a second
+    computation of the scores in the backward."""
+    total = None
+    for start in range(0, inputs.query.shape[0], block):
+        rows = slice(start, start + block)
+        qpad = None if query_pad_mask is None else query_pad_mask[:, rows]
+        part = checkpoint(_block_term, inputs, rows, qpad, loss, use_reentrant=False, preserve_rng_state=False)
+        total = part if total is None else total + part
+    return total
+
+
+def _block_term(inputs: AttentionInputs, rows: slice, qpad: Optional[Tensor], loss: str) -> Tensor:
+    return attention_consistency(*split_halves(inputs.probs(rows), 1), qpad, loss)
+
+
 def _sym_kl_rows(p: Tensor, q: Tensor) -> Tensor:
     """``KL(p||q) + KL(q||p)`` over the last dim, for probabilities with exact zeros (masked
     keys): zeros in both rows contribute exactly 0, never NaN."""
@@ -127,14 +200,15 @@ class _SymKLRows(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        p, q = (t.float() for t in ctx.saved_tensors)
+        p_in, q_in = ctx.saved_tensors  # read once: activation checkpointing allows no second unpack
+        p, q = p_in.float(), q_in.float()
         cp, cq = p.clamp_min(_TINY), q.clamp_min(_TINY)
         log_ratio = cp.log() - cq.log()
         diff = p - q
         grad = grad.unsqueeze(-1)
         grad_p = grad * (log_ratio + torch.where(p >= _TINY, diff / cp, torch.zeros_like(p)))
         grad_q = grad * (torch.where(q >= _TINY, -diff / cq, torch.zeros_like(q)) - log_ratio)
-        return grad_p.to(ctx.saved_tensors[0].dtype), grad_q.to(ctx.saved_tensors[1].dtype)
+        return grad_p.to(p_in.dtype), grad_q.to(q_in.dtype)
 
 
 def combine_layers(per_layer: Sequence[Tensor], how: str = "mean") -> Optional[Tensor]:
@@ -166,9 +240,10 @@ def layer_terms(
     these means by the count their loss is normalised by (``sample_size``).
 
     ``records``: ``encoder_states`` / ``decoder_states`` (lists of (T, 2B, C), either may be
-    absent or empty) and ``attn`` ({type: list of (H, 2B, Tq, Tk)}), as the ``*_lrdrop`` models
-    record them. ``pad_masks``: ``{"encoder": (B, S), "decoder": (B, T)}`` of *one* copy, True =
-    pad (None: no padding). Layers combine by ``layer_reduction``; attention types are averaged.
+    absent or empty) and ``attn`` ({type: list of :class:`AttentionInputs`, as the ``*_lrdrop``
+    models record them, or of (H, 2B, Tq, Tk) probabilities}). ``pad_masks``:
+    ``{"encoder": (B, S), "decoder": (B, T)}`` of *one* copy, True = pad (None: no padding).
+    Layers combine by ``layer_reduction``; attention types are averaged.
     A term is present only if its records are.
     """
     terms = {}
@@ -182,17 +257,25 @@ def layer_terms(
     if per_layer:
         terms["hidden_loss"] = combine_layers(per_layer, layer_reduction)
     per_type = []
-    for attn_type, weights in (records.get("attn") or {}).items():
+    for attn_type, records_of_type in (records.get("attn") or {}).items():
         query_pad = pad_masks.get(QUERY_SIDE[attn_type])
-        per_layer = [
-            attention_consistency(*split_halves(a, 1), query_pad, attn_loss)
-            / _real_tokens(query_pad, a.shape[2] * (a.shape[1] // 2))
-            for a in weights
-        ]
+        per_layer = [_attention_term(a, query_pad, attn_loss) for a in records_of_type]
         per_type.append(combine_layers(per_layer, layer_reduction))
     if per_type:
         terms["attn_loss"] = torch.stack(per_type).mean()  # every attention type counts alike
     return terms
+
+
+def _attention_term(record: Union[AttentionInputs, Tensor], query_pad: Optional[Tensor], loss: str) -> Tensor:
+    """One layer's attention term, a mean per query token: from the recorded inputs (the models
+    record these) or from (H, 2B, Tq, Tk) probabilities."""
+    if isinstance(record, AttentionInputs):
+        total = recomputed_attention_consistency(record, query_pad, loss)
+        n_queries, batch = record.query.shape[0], record.query.shape[1] // 2
+    else:
+        total = attention_consistency(*split_halves(record, 1), query_pad, loss)
+        n_queries, batch = record.shape[2], record.shape[1] // 2
+    return total / _real_tokens(query_pad, n_queries * batch)
 
 
 def _real_tokens(pad_mask: Optional[Tensor], all_positions: int):

@@ -133,4 +133,4 @@ def test_bart_records_cover_all_layers(toy_data_joined):
     rec = model(**doubled, lrdrop_record=RecordSpec())[1]["lrdrop"]
     assert len(rec["encoder_states"]) == len(rec["decoder_states"]) == 2
     for t in ATTN_TYPES:
-        assert len(rec["attn"][t]) == 2 and rec["attn"][t][0].shape[0] == 2  # 2 heads
+        assert len(rec["attn"][t]) == 2 and rec["attn"][t][0].probs().shape[0] == 2  # 2 heads

@@ -238,3 +238,45 @@ def test_lean_sym_kl_keeps_only_its_inputs_for_the_backward():
     inputs = {p.untyped_storage().data_ptr(), q.untyped_storage().data_ptr()}
     assert saved_storages(C._sym_kl_rows) == inputs
     assert saved_storages(_written_out_sym_kl) - inputs  # the written-out version holds more
+
+
+def _attention_inputs(seed=0, tq=5, tk=6, b2=4, heads=2, dim=8, causal=False):
+    g = torch.Generator().manual_seed(seed)
+    leaf = lambda *shape: torch.randn(*shape, generator=g).requires_grad_(True)  # noqa: E731
+    pad = torch.zeros(b2, tk, dtype=torch.bool)
+    padded = slice(-2, None) if causal else slice(0, 2)  # targets are right-padded, sources left-padded
+    pad[1, padded] = True  # in one sentence of each copy
+    pad[1 + b2 // 2, padded] = True
+    mask = torch.triu(torch.full((tq, tk), float("-inf")), 1) if causal else None
+    return C.AttentionInputs(
+        query=leaf(tq, b2, dim), key=leaf(tk, b2, dim), q_weight=leaf(dim, dim), q_bias=leaf(dim),
+        k_weight=leaf(dim, dim), k_bias=leaf(dim), num_heads=heads, scaling=(dim // heads) ** -0.5,
+        key_padding_mask=pad, attn_mask=mask,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("loss", ["kl", "mse"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_recomputed_term_in_blocks_equals_the_term_of_the_full_maps(loss, causal):
+    """Blocks of 2 queries under checkpointing: the same value and the same gradients for every
+    input (query, key, both projections) as the term of the whole maps computed at once."""
+    qpad = torch.zeros(2, 5, dtype=torch.bool)
+    qpad[0, -1] = True
+    leaves = lambda r: (r.query, r.key, r.q_weight, r.q_bias, r.k_weight, r.k_bias)  # noqa: E731
+    full = _attention_inputs(causal=causal, tk=5 if causal else 6)
+    ref = C.attention_consistency(*C.split_halves(full.probs(), 1), qpad, loss)
+    ref_grads = torch.autograd.grad(ref, leaves(full))
+    blocked = _attention_inputs(causal=causal, tk=5 if causal else 6)
+    got = C.recomputed_attention_consistency(blocked, qpad, loss, block=2)
+    got_grads = torch.autograd.grad(got, leaves(blocked))
+    torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-7)
+    assert ref.item() > 0
+    for g, r in zip(got_grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+
+
+def test_recorded_probabilities_mask_keys_and_future():
+    probs = _attention_inputs(causal=True, tk=5).probs()  # (H, 2B, Tq, Tk)
+    torch.testing.assert_close(probs.sum(-1), torch.ones_like(probs.sum(-1)))
+    assert (probs[:, 1, :, -2:] == 0).all()  # padded keys
+    assert (probs[..., torch.triu(torch.ones(5, 5, dtype=torch.bool), 1)] == 0).all()  # the future

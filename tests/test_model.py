@@ -41,15 +41,15 @@ def test_records_shapes_masks_and_rows(toy_data):
     key_pad = {"encoder_self": src_pad, "decoder_self": tgt_pad, "encoder_decoder": src_pad}
     for t in ATTN_TYPES:
         assert len(rec["attn"][t]) == 2
-        for a in rec["attn"][t]:
+        for a in (r.probs() for r in rec["attn"][t]):
             assert a.shape == shapes[t] and a.dtype == torch.float32
             torch.testing.assert_close(a.sum(-1), torch.ones_like(a.sum(-1)))
             kp = torch.cat([key_pad[t], key_pad[t]])  # (2B, Tk)
             assert (a.masked_select(kp[None, :, None, :].expand_as(a)) == 0).all(), f"{t}: padded keys not 0"
     causal = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
-    assert (rec["attn"]["decoder_self"][0][..., causal] == 0).all()
+    assert (rec["attn"]["decoder_self"][0].probs()[..., causal] == 0).all()
     # dropout 0: the two halves are identical
-    for a in rec["attn"]["encoder_decoder"]:
+    for a in (r.probs() for r in rec["attn"]["encoder_decoder"]):
         torch.testing.assert_close(a[:, :B], a[:, B:])
     # records are cleared afterwards and plain forwards record nothing
     assert all(m.recorded is None and not m.record_weights for m in model.modules() if hasattr(m, "record_weights"))
@@ -65,7 +65,7 @@ def test_layer_and_type_selection(toy_data):
     ]["lrdrop"]
     assert list(rec["attn"]) == ["decoder_self"] and len(rec["attn"]["decoder_self"]) == 1
     assert "encoder_states" not in rec
-    # only the last decoder layer's self-attention was switched to the explicit path
+    # only the last decoder layer's self-attention recorded
     mods = model.lrdrop_attention_modules(RecordSpec(attn_types=("decoder_self",), layers=(-1,)))
     assert mods["decoder_self"][0] is model.decoder.layers[1].self_attn
 
@@ -83,3 +83,41 @@ def test_generation_with_lrdrop_arch_equals_plain(toy_data):
         gen = SequenceGenerator([m], task.tgt_dict, beam_size=3, max_len_b=10)
         outs.append([h[0]["tokens"].tolist() for h in gen.generate([m], sample)])
     assert outs[0] == outs[1]
+
+
+def test_recorded_probabilities_are_fairseqs_explicit_path(toy_data):
+    """Each record's probs() against fairseq's own explicit attention path on the same inputs
+    (per-head, pre-dropout): padded keys, the causal mask and cross-attention included."""
+    from fairseq.modules.multihead_attention import MultiheadAttention
+
+    task, model, _ = build(toy_data)
+    model.train()
+    sample = first_batch(task)
+    torch.manual_seed(0)
+    rec = model(**_doubled(sample), lrdrop_record=RecordSpec())[1]["lrdrop"]
+    for t, records in rec["attn"].items():
+        for r in records:
+            module = MultiheadAttention.__new__(MultiheadAttention)  # fairseq's forward, this module's weights
+            layer_attn = next(m for m in model.modules() if getattr(m, "q_proj", None) is not None
+                              and m.q_proj.weight is r.q_weight)  # fmt: skip
+            module.__dict__ = {**layer_attn.__dict__, "skip_embed_dim_check": True}
+            module.__class__ = MultiheadAttention
+            module.eval()  # no attention dropout: fairseq's weights are pre-dropout anyway
+            _, fairseq_probs = module(
+                r.query, r.key, r.key, key_padding_mask=r.key_padding_mask, attn_mask=r.attn_mask,
+                static_kv=(t == "encoder_decoder"), need_head_weights=True,
+            )  # fmt: skip
+            torch.testing.assert_close(r.probs(), fairseq_probs, rtol=1e-5, atol=1e-6)
+
+
+def test_recording_leaves_the_models_output_unchanged(toy_data):
+    """Recording keeps references only: with the same dropout masks the output is bit-identical
+    to fairseq's own forward (torch's fused attention where fairseq uses it)."""
+    task, model, _ = build(toy_data)
+    model.train()
+    sample = first_batch(task)
+    torch.manual_seed(5)
+    plain = model(**_doubled(sample))[0]
+    torch.manual_seed(5)
+    recorded = model(**_doubled(sample), lrdrop_record=RecordSpec())[0]
+    assert torch.equal(plain, recorded)

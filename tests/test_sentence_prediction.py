@@ -141,8 +141,8 @@ def test_roberta_wiring_self_attention_ignores_padded_queries(toy_sentences):
     _, (_, extra) = hooked_forward(crit, model, sample, {}, **HEAD)
     assert list(extra["lrdrop"]["attn"]) == ["encoder_self"]
     per_layer, unmasked = [], []
-    for a in extra["lrdrop"]["attn"]["encoder_self"]:
-        p, q = a.float().chunk(2, dim=1)
+    for r in extra["lrdrop"]["attn"]["encoder_self"]:
+        p, q = r.probs().chunk(2, dim=1)
         per_query = (0.5 * ((p - q) * (p.clamp_min(1e-30).log() - q.clamp_min(1e-30).log())).sum(-1)).mean(0)
         per_layer.append(per_query.masked_fill(pad, 0.0).sum())
         unmasked.append(per_query.sum())

@@ -82,8 +82,8 @@ def test_encoder_self_attention_term_ignores_padded_queries(request, arch, data_
     log, _ = _criterion_terms(crit, model, sample)
     _, net_output = hooked_forward(crit, model, sample, {})
     per_layer, unmasked = [], []
-    for a in net_output[1]["lrdrop"]["attn"]["encoder_self"]:  # (H, 2B, S, S) probabilities
-        p, q = a.float().chunk(2, dim=1)
+    for r in net_output[1]["lrdrop"]["attn"]["encoder_self"]:
+        p, q = r.probs().chunk(2, dim=1)  # (H, B, S, S) probabilities of each copy
         sym_kl = 0.5 * ((p - q) * (p.clamp_min(1e-30).log() - q.clamp_min(1e-30).log())).sum(-1)  # (H, B, S)
         per_query = sym_kl.mean(0)
         n_src = (~src_pad).sum()  # queries are source tokens
@@ -119,8 +119,8 @@ def test_decoder_attention_terms_ignore_padded_target_queries(request, arch, dat
     per_type = []
     for t in ("decoder_self", "encoder_decoder"):
         layers = []
-        for a in net_output[1]["lrdrop"]["attn"][t]:
-            p, q = a.float().chunk(2, dim=1)
+        for r in net_output[1]["lrdrop"]["attn"][t]:
+            p, q = r.probs().chunk(2, dim=1)
             layers.append((p - q).pow(2).sum(-1).mean(0).masked_fill(tgt_pad, 0.0).sum() / (~tgt_pad).sum())
         per_type.append(torch.stack(layers).mean())
     torch.testing.assert_close(log["attn_loss"], torch.stack(per_type).mean(), rtol=1e-4, atol=1e-8)

@@ -14,14 +14,15 @@ also return, in the model output's ``extra["lrdrop"]``:
 - ``encoder_padding_mask`` (B, S), True at pad positions (the decoder's pad
   positions are the target's, which the criterion has);
 - ``attn[type]`` for the requested ``type`` of :data:`ATTN_TYPES` (an encoder-only
-  model has ``encoder_self`` only): per-head attention
-  probabilities of each selected layer, (H, B, T_query, T_key), fp32, taken
-  after the softmax and *before* attention dropout. Padded keys and the causal
-  upper triangle are exact zeros; padded *query* rows are not, so consumers
-  must mask them.
+  model has ``encoder_self`` only): per selected layer, what its attention
+  module saw (:class:`~lrdrop_fairseq.consistency.AttentionInputs`), whose
+  ``probs()`` are the per-head probabilities (H, B, T_query, T_key), fp32, after
+  the softmax and *before* attention dropout. Padded keys and the causal upper
+  triangle are exact zeros; padded *query* rows are not, so consumers must
+  mask them.
 
-Validation and beam search never pass ``lrdrop_record`` and run fairseq's own
-code path unchanged (including torch's fused attention).
+The model's computation is fairseq's in every case, torch's fused attention
+included: recording only keeps references.
 """
 
 import contextlib
@@ -32,7 +33,7 @@ import torch
 from fairseq.modules.multihead_attention import MultiheadAttention
 from torch import Tensor
 
-from ..consistency import ATTN_TYPES
+from ..consistency import ATTN_TYPES, AttentionInputs
 from ..guards import check_precision_flags
 
 HIDDEN_SITES = ("layer", "ffn")
@@ -67,16 +68,19 @@ class RecordSpec:
 
 
 class RecordingMultiheadAttention(MultiheadAttention):
-    """fairseq's attention that can keep its per-head probabilities for one forward.
+    """fairseq's attention that can record what it saw in one forward, for the attention term.
 
-    Adds no parameters and no ``__init__`` state (the flags are class-level
-    defaults), so a built ``MultiheadAttention`` is turned into one by
-    re-classing it (:func:`enable_recording`): fairseq's own constructor
-    arguments stay in fairseq's ``build_*_attention`` methods.
+    Its output is always fairseq's own computation (torch's fused kernel where fairseq takes
+    it): recording keeps references to the inputs, projection weights and masks
+    (:class:`~lrdrop_fairseq.consistency.AttentionInputs`), from which the term recomputes
+    the pre-dropout probabilities. Adds no parameters and no ``__init__`` state (the flags are
+    class-level defaults), so a built ``MultiheadAttention`` is turned into one by re-classing
+    it (:func:`enable_recording`): fairseq's own constructor arguments stay in fairseq's
+    ``build_*_attention`` methods.
     """
 
     record_weights: bool = False
-    recorded: Optional[Tensor] = None
+    recorded: Optional[AttentionInputs] = None
 
     def forward(
         self,
@@ -91,43 +95,33 @@ class RecordingMultiheadAttention(MultiheadAttention):
         before_softmax: bool = False,
         need_head_weights: bool = False,
     ):
-        if not self.record_weights or before_softmax:
-            return super().forward(
-                query,
-                key,
-                value,
-                key_padding_mask,
-                incremental_state,
-                need_weights,
-                static_kv,
-                attn_mask,
-                before_softmax,
-                need_head_weights,
+        if self.record_weights and incremental_state is None:
+            if self.bias_k is not None or self.add_zero_attn:
+                raise RuntimeError("the attention term does not support --add-bias-kv / --add-zero-attn")
+            self.recorded = AttentionInputs(
+                query=query,
+                key=query if self.self_attention else key,
+                q_weight=self.q_proj.weight,
+                q_bias=self.q_proj.bias,
+                k_weight=self.k_proj.weight,
+                k_bias=self.k_proj.bias,
+                num_heads=self.num_heads,
+                scaling=self.scaling,
+                key_padding_mask=key_padding_mask,
+                attn_mask=attn_mask,
             )
-        # torch's fused path returns head-averaged, post-dropout weights; the
-        # explicit path (which skip_embed_dim_check forces) returns per-head,
-        # fp32, pre-dropout probabilities, which is what consistency compares.
-        forced_explicit = self.skip_embed_dim_check
-        self.skip_embed_dim_check = True
-        try:
-            out, head_weights = super().forward(
-                query,
-                key,
-                value,
-                key_padding_mask,
-                incremental_state,
-                True,
-                static_kv,
-                attn_mask,
-                False,
-                True,
-            )
-        finally:
-            self.skip_embed_dim_check = forced_explicit
-        self.recorded = head_weights
-        if need_head_weights:
-            return out, head_weights
-        return out, (head_weights.mean(dim=0) if need_weights else None)
+        return super().forward(
+            query,
+            key,
+            value,
+            key_padding_mask,
+            incremental_state,
+            need_weights,
+            static_kv,
+            attn_mask,
+            before_softmax,
+            need_head_weights,
+        )
 
 
 def enable_recording(module: torch.nn.Module) -> torch.nn.Module:
