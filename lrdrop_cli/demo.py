@@ -24,7 +24,7 @@ import sys
 import time
 
 from lrdrop_cli import modes
-from lrdrop_cli.fairseq_io import USER_DIR, StepFailed, fairseq_command, read_hypotheses, run
+from lrdrop_cli.fairseq_io import USER_DIR, StepFailed, TrainingProgress, fairseq_command, read_hypotheses, run
 
 # model and training settings for the CPU demo; --device cuda uses GPU_MODEL
 CPU_MODEL = [
@@ -442,8 +442,10 @@ def train(args, data_bin, ckpt_dir, log):
         args, data_bin, ckpt_dir, modes.criterion_flags("lrdrop", args.kl_weight, args.hidden_weight, args.attn_weight)
     )
     # fairseq's --log-file gains a duplicate handler each epoch; keep its stdout instead. An
-    # interrupted run resumes from its last checkpoint, and its log goes on.
-    run(cmd, log=log, name="train", append=True)
+    # interrupted run resumes from its last checkpoint, and its log goes on. The screen gets one
+    # readable line per record; the JSON is in the log.
+    print(f"(fairseq's JSON log: {log})", flush=True)
+    run(cmd, log=log, name="train", append=True, show=TrainingProgress(args.updates))
     return os.path.join(ckpt_dir, "checkpoint_best.pt")
 
 

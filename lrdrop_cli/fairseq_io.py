@@ -15,7 +15,8 @@ import json
 import os
 import subprocess
 import sys
-from typing import Dict, List, Optional
+import time
+from typing import Callable, Dict, List, Optional
 
 # found without importing it: importing lrdrop_fairseq imports fairseq (seconds)
 USER_DIR = os.path.dirname(importlib.util.find_spec("lrdrop_fairseq").origin)
@@ -37,10 +38,12 @@ def run(
     append: bool = False,
     quiet: bool = False,
     env: Optional[dict] = None,
+    show: Optional[Callable[[str], Optional[str]]] = None,
 ):
     """Run ``cmd``, its output going to ``log`` (appended with ``append``: a resumed run continues
-    its log). Unless ``quiet``, echo the command and, when logging, fairseq's progress lines.
-    Raise :class:`StepFailed` naming ``name`` with the output's last lines."""
+    its log). Unless ``quiet``, echo the command and, when logging, fairseq's progress lines, or
+    what ``show`` makes of each output line (None: nothing). Raise :class:`StepFailed` naming
+    ``name`` with the output's last lines."""
     if not quiet:
         print("$ " + " ".join(cmd), flush=True)
     env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}  # live progress through the pipe
@@ -51,7 +54,13 @@ def run(
             lf.write(line)
             lf.flush()
             tail = (tail + [line])[-40:]
-            if not quiet and (
+            if quiet:
+                continue
+            if show is not None:
+                shown = show(line)
+                if shown:
+                    print(shown, flush=True)
+            elif (
                 log is None
                 or "| train_inner |" in line
                 or "| valid |" in line
@@ -64,6 +73,59 @@ def run(
             raise StepFailed(f"step '{name}' failed (exit {p.returncode}){where}; last output:\n{''.join(tail)}")
 
 
+def _record(line: str) -> Optional[dict]:
+    """The JSON record of one fairseq log line, or None."""
+    start = line.find("{")
+    if start < 0 or not line.rstrip().endswith("}"):
+        return None
+    try:
+        rec = json.loads(line[start:])
+    except json.JSONDecodeError:
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+class TrainingProgress:
+    """``run(..., show=TrainingProgress(total))``: one readable line per fairseq progress record,
+    e.g. ``[train] update 500/2800 (18%) | 3.1 min, ~14.2 min left | train ppl 61.2 | valid ppl
+    48.3 at 400``; the JSON itself goes to the log file only. The time left is extrapolated from
+    the pace since this invocation's first record, so neither start-up nor a resumed run's earlier
+    updates distort it."""
+
+    def __init__(self, total_updates: int, clock: Callable[[], float] = time.time):
+        self.total, self.clock = total_updates, clock
+        self.t0 = clock()
+        self.first: Optional[tuple] = None  # (update, time) of the first record
+        self.valid: Optional[str] = None
+
+    def __call__(self, line: str) -> Optional[str]:
+        if "| INFO | fairseq_cli.train | done" in line:
+            return "[train] done"
+        rec = _record(line)
+        if rec is None or "| train |" in line or "train_loss" in rec:
+            return None
+        if "valid_loss" in rec:
+            self.valid = f"valid ppl {float(rec.get('valid_ppl', 'nan')):.1f} at {rec.get('valid_num_updates', '?')}"
+            return f"[train] validation: {self.valid}"
+        if "num_updates" not in rec or "loss" not in rec:
+            return None
+        n, now = int(rec["num_updates"]), self.clock()
+        elapsed = now - self.t0
+        if self.first is None:
+            self.first = (n, now)
+        done_here = n - self.first[0]
+        pace = (now - self.first[1]) / done_here if done_here > 0 else None
+        left = f", ~{pace * (self.total - n) / 60:.1f} min left" if pace is not None else ""
+        parts = [
+            f"[train] update {n}/{self.total} ({100 * n / self.total:.0f}%)",
+            f"{elapsed / 60:.1f} min{left}",
+            f"train ppl {float(rec.get('ppl', 'nan')):.1f}",
+        ]
+        if self.valid:
+            parts.append(self.valid)
+        return " | ".join(parts)
+
+
 def read_log(path) -> Dict[str, List[dict]]:
     """{"train_inner": [...], "valid": [...]} from a fairseq JSON log.
 
@@ -74,14 +136,8 @@ def read_log(path) -> Dict[str, List[dict]]:
     rows = {"train_inner": [], "valid": []}
     with open(path, encoding="utf-8") as f:
         for line in f:
-            start = line.find("{")
-            if start < 0 or not line.rstrip().endswith("}"):
-                continue
-            try:
-                rec = json.loads(line[start:])
-            except json.JSONDecodeError:
-                continue
-            if not isinstance(rec, dict) or "| train |" in line or "train_loss" in rec:
+            rec = _record(line)
+            if rec is None or "| train |" in line or "train_loss" in rec:
                 continue  # epoch summaries repeat the train_inner records
             if "valid_loss" in rec:
                 rows["valid"].append(rec)

@@ -1,0 +1,63 @@
+"""Reading what fairseq writes: progress lines for people, hypotheses in corpus order."""
+
+import json
+
+import pytest
+
+from lrdrop_cli.fairseq_io import TrainingProgress, read_hypotheses, read_log
+
+
+def inner(update, ppl):
+    return "2026-01-01 00:00:00 | INFO | train_inner | " + json.dumps(
+        {"num_updates": str(update), "loss": "5", "ppl": str(ppl)}
+    )
+
+
+def valid(update, ppl):
+    rec = {"valid_loss": "4", "valid_ppl": str(ppl), "valid_num_updates": str(update)}
+    return "2026-01-01 00:00:00 | INFO | valid | " + json.dumps(rec)
+
+
+def test_progress_line_counts_time_left_from_this_runs_own_pace():
+    now = [100.0]
+    progress = TrainingProgress(1000, clock=lambda: now[0])
+    now[0] = 160.0  # a resumed run: its first record is update 400, one minute in
+    assert progress(inner(400, 90.04)) == "[train] update 400/1000 (40%) | 1.0 min | train ppl 90.0"
+    now[0] = 220.0  # 100 more updates in one more minute: 500 left at 100 a minute
+    assert progress(inner(500, 80)) == "[train] update 500/1000 (50%) | 2.0 min, ~5.0 min left | train ppl 80.0"
+    assert progress(valid(500, 70.26)) == "[train] validation: valid ppl 70.3 at 500"
+    now[0] = 280.0
+    assert progress(inner(600, 75)).endswith("| train ppl 75.0 | valid ppl 70.3 at 500")
+    assert "~4.0 min left" in progress(inner(600, 75))
+    # an epoch summary and other lines say nothing; the end is announced
+    assert progress('x | INFO | train | {"epoch": 1, "train_loss": "5"}') is None
+    assert progress("| INFO | fairseq.trainer | begin training epoch 2") is None
+    assert progress("2026 | INFO | fairseq_cli.train | done training in 10.0 seconds") == "[train] done"
+
+
+def test_hypotheses_come_back_in_corpus_order(tmp_path):
+    """fairseq-generate writes batches sorted by length: sentence ids out of order."""
+    log = tmp_path / "generate.log"
+    lines = []
+    for i in (2, 0, 3, 1):
+        lines += [f"S-{i}\tsource {i}", f"H-{i}\t-0.5\ttok{i} ▁x", f"D-{i}\t-0.5\tdetok {i}", f"P-{i}\t-0.1 -0.2"]
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert read_hypotheses(str(log)) == ["detok 0", "detok 1", "detok 2", "detok 3"]
+    assert read_hypotheses(str(log), expected=4)[2] == "detok 2"
+    with pytest.raises(ValueError, match="4 hypotheses for 5 sentences"):
+        read_hypotheses(str(log), expected=5)
+
+
+def test_hypotheses_with_a_missing_sentence_are_refused(tmp_path):
+    log = tmp_path / "generate.log"
+    log.write_text("D-0\t-1\ta\nD-2\t-1\tc\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="2 hypotheses for 2 sentences"):
+        read_hypotheses(str(log))
+
+
+def test_read_log_separates_validation_from_training(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("\n".join([inner(25, 9), valid(25, 8), 'a | train | {"train_loss": "5"}', "noise"]) + "\n")
+    rows = read_log(str(log))
+    assert [r["num_updates"] for r in rows["train_inner"]] == ["25"]
+    assert [r["valid_ppl"] for r in rows["valid"]] == ["8"]
