@@ -136,7 +136,8 @@ def train_worker(a):
     n_sent, src_len, tgt_len = parse_shape(a.shape)
     sample = make_batch(d, n_sent, src_len, a.device, tgt_len=tgt_len)
     w = None if a.mode == "plain" else modes.weights(a.mode, KL, HIDDEN, ATTN)
-    crit = LabelSmoothedCrossEntropyCriterion(task, False, 0.1) if w is None else LRDropCriterion(task, False, 0.1, **w)
+    common = dict(sentence_avg=False, label_smoothing=0.1)
+    crit = LabelSmoothedCrossEntropyCriterion(task, **common) if w is None else LRDropCriterion(task, **common, **w)
     opt = torch.optim.Adam(model.parameters(), lr=1e-5, eps=1e-4 if dtype != torch.float32 else 1e-8)
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     if a.device == "cuda":

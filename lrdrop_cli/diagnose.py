@@ -38,8 +38,10 @@ def load(path, data_bin):
     # isort: split
     from fairseq import checkpoint_utils
 
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides={"data": data_bin})
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    overrides = {"data": data_bin}
+    # fairseq's own loader, with the safe globals compat.py registers: one load for model and step
+    state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides=overrides)
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides, state=state)
     return models[0].float(), cfg, task, int(state.get("optimizer_history", [{}])[-1].get("num_updates", 0))
 
 
@@ -93,7 +95,14 @@ def diagnose(model, task, samples, seed=1):
         g_ce = None
         for site, dist in CANDIDATES:
             crit = LRDropCriterion(
-                task, False, 0.1, kl_weight=1, hidden_weight=1, attn_weight=1, hidden_loss=dist, hidden_site=site
+                task,
+                sentence_avg=False,
+                label_smoothing=0.1,
+                kl_weight=1,
+                hidden_weight=1,
+                attn_weight=1,
+                hidden_loss=dist,
+                hidden_site=site,
             )
             torch.manual_seed(seed)  # the same dropout masks for every candidate
             ce, _, terms, net_output, _ = crit.training_terms(model, sample)

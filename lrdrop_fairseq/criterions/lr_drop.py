@@ -41,9 +41,9 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
 
 from .. import consistency as C
 from ..guards import LRDropConfigError
-from .consistency_base import ConsistencyConfig, ConsistencyCriterionMixin, double, parse_attn_types, parse_layers
+from .consistency_base import ConsistencyConfig, ConsistencyCriterionMixin, double
 
-__all__ = ["LRDropConfig", "LRDropCriterion", "LRDropConfigError", "parse_layers", "parse_attn_types"]
+__all__ = ["LRDropConfig", "LRDropCriterion", "LRDropConfigError"]
 
 CONSISTENCY_TERMS = ("kl_loss", "hidden_loss", "attn_loss")
 

@@ -22,8 +22,9 @@ class RobertaLRDropModel(LRDropRecordingMixin, RobertaModel):
 
     @classmethod
     def build_model(cls, args, task):
-        # fairseq's RobertaModel.build_model constructs its encoder directly (no build_* factory
-        # to override), so recording is switched on in the stack it built
+        # RobertaModel.build_model constructs RobertaEncoder itself, so the encoder's own
+        # build_encoder factory could only be reached by copying build_model: recording is
+        # switched on in the stack it built instead
         model = super().build_model(args, task)
         enable_recording(model.lrdrop_encoder())
         return model

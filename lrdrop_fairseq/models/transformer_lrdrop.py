@@ -17,7 +17,7 @@ class TransformerLRDropModel(LRDropModelMixin, TransformerModel):
 
 
 # Each architecture mirrors fairseq's of the same name without "_lrdrop";
-# scripts/export_checkpoint.py relies on that mapping.
+# lrdrop-export (lrdrop_fairseq/export.py) relies on that mapping.
 PLAIN_ARCH = {
     "transformer_lrdrop": ("transformer", fairseq_transformer.base_architecture),
     "transformer_lrdrop_tiny": ("transformer_tiny", fairseq_transformer.tiny_architecture),
