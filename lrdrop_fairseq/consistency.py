@@ -19,7 +19,6 @@ from typing import Dict, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.checkpoint import checkpoint
 
 HIDDEN_LOSSES = ("mse", "cosine")
 # attention type -> the side whose tokens are its queries (whose padding masks its rows)
@@ -109,7 +108,7 @@ class AttentionInputs:
     """What one attention module saw in a doubled forward: enough to recompute its per-head
     probabilities ``softmax(q k^T / sqrt(d) + masks)`` (before attention dropout) when the loss
     needs them. The model's own attention therefore stays on torch's fused kernel, which keeps
-    no (B*H, Tq, Tk) maps; the term recomputes them a block of queries at a time.
+    no (B*H, Tq, Tk) maps; the term computes them a block of queries at a time.
 
     ``query`` (Tq, 2B, C) and ``key`` (Tk, 2B, Ck) are the inputs of the query and key
     projections (for self-attention, the same tensor); ``key_padding_mask`` (2B, Tk), True/1 at
@@ -153,22 +152,56 @@ class AttentionInputs:
 
 
 QUERY_BLOCK = 128  # queries whose maps exist at once while the attention term is computed
+_INPUT_FIELDS = ("query", "key", "q_weight", "q_bias", "k_weight", "k_bias")
 
 
 def recomputed_attention_consistency(
     inputs: AttentionInputs, query_pad_mask: Optional[Tensor] = None, loss: str = "kl", block: int = QUERY_BLOCK
 ) -> Tensor:
-    """:func:`attention_consistency` of ``inputs.probs()``, a block of queries at a time under
-    activation checkpointing: the forward keeps nothing of a block, the backward recomputes it.
-    The term's memory is then one block's maps, not every layer's, at the cost of a second
-    computation of the scores in the backward."""
-    total = None
-    for start in range(0, inputs.query.shape[0], block):
-        rows = slice(start, start + block)
-        qpad = None if query_pad_mask is None else query_pad_mask[:, rows]
-        part = checkpoint(_block_term, inputs, rows, qpad, loss, use_reentrant=False, preserve_rng_state=False)
-        total = part if total is None else total + part
-    return total
+    """:func:`attention_consistency` of ``inputs.probs()``, computed a block of queries at a time.
+
+    The term is a scalar, so its gradient with respect to its inputs (the query and key
+    inputs, the two projections) is computed in the same pass, block by block, and kept
+    instead of the maps: the term's memory is one block's maps plus input-sized gradients,
+    not every layer's (B*H, Tq, Tk) maps, and nothing is recomputed in the backward."""
+    names = [f for f in _INPUT_FIELDS if getattr(inputs, f) is not None]
+    return _AttentionTerm.apply(inputs, query_pad_mask, loss, block, names, *(getattr(inputs, f) for f in names))
+
+
+class _AttentionTerm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, inputs, query_pad_mask, loss, block, names, *tensors):
+        with torch.enable_grad():
+            leaves = [t.detach().requires_grad_(needs) for t, needs in zip(tensors, ctx.needs_input_grad[5:])]
+            rec = _replace(inputs, dict(zip(names, leaves)))
+            wanted = [t for t in leaves if t.requires_grad]
+            grads = [torch.zeros_like(t, dtype=torch.float32) for t in wanted]
+            total = torch.zeros((), dtype=torch.float32, device=inputs.query.device)
+            for start in range(0, inputs.query.shape[0], block):
+                rows = slice(start, start + block)
+                qpad = None if query_pad_mask is None else query_pad_mask[:, rows]
+                part = _block_term(rec, rows, qpad, loss)
+                if wanted:
+                    for g, d in zip(grads, torch.autograd.grad(part, wanted, allow_unused=True)):
+                        if d is not None:
+                            g += d.float()
+                total += part.detach()
+        ctx.wanted = [t.requires_grad for t in leaves]
+        ctx.dtypes = [t.dtype for t in leaves]
+        ctx.save_for_backward(*grads)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        saved = iter(ctx.saved_tensors)
+        grads = [
+            (grad_output * next(saved)).to(dtype) if wanted else None for wanted, dtype in zip(ctx.wanted, ctx.dtypes)
+        ]
+        return (None, None, None, None, None, *grads)
+
+
+def _replace(inputs: AttentionInputs, fields: Dict[str, Tensor]) -> AttentionInputs:
+    return AttentionInputs(**{**inputs.__dict__, **fields})
 
 
 def _block_term(inputs: AttentionInputs, rows: slice, qpad: Optional[Tensor], loss: str) -> Tensor:
