@@ -10,7 +10,8 @@ Steps (each skips work already done under OUT, and names itself on failure):
   4. train      roberta_lrdrop (2 layers, 128-dim) for each of --modes x --seeds:
                 baseline = --criterion sentence_prediction, lrdrop = lr_drop_sentence_prediction
                 (class KL + encoder self-attention, the product's defaults); best by valid accuracy
-  5. evaluate   test accuracy and macro-F1 per run, a table, and a few predictions
+  5. evaluate   test accuracy and macro-F1 per run (predictions in OUT/RUN/test.pred), a table,
+                and a few predictions
 
     lrdrop-demo-classification [--out runs/demo-classification] [--modes baseline,lrdrop] [--seeds 1]
 
@@ -166,6 +167,8 @@ def main():
                 best, trained_now = train(args, mode, seed, data_bin, os.path.join(out, name))
                 minutes = (time.time() - started) / 60 if trained_now else results.get(name, {}).get("minutes")
                 accuracy, f1, pred = evaluate(best, data_bin, spm_dir, raw)
+                with open(os.path.join(out, name, "test.pred"), "w", encoding="utf-8") as f:
+                    f.writelines(label + "\n" for label in pred)  # test order, as raw/test.label
                 results[name] = {"mode": mode, "seed": seed, "accuracy": accuracy, "macro_f1": f1, "minutes": minutes}
                 print(f"[demo-classification] {name}: test accuracy {accuracy:.1f}%, macro-F1 {f1:.1f}")
         step(5, "evaluate", "test accuracy and macro-F1")

@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import pytest
+import sacrebleu
 import torch
 from conftest import ROOT, run, tool
 
@@ -220,9 +221,14 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     p = run(cmd)
     assert "sacreBLEU on test (30 sentences)" in p.stdout and "nrefs:1|" in p.stdout
     result = json.loads((out / "result.json").read_text())
-    assert result["test_sentences"] == 30 and 0 <= result["bleu"] <= 100
+    assert result["test_sentences"] == 30
+    # the BLEU recomputed with sacreBLEU from the files the demo wrote: its hypotheses against the
+    # test references, in the same order (not the references against themselves)
+    hyps = (out / "test.hyp.xx").read_text().splitlines()
+    refs = (out / "corpus" / "test.xx").read_text().splitlines()
+    assert len(hyps) == len(refs) == 30 and hyps != refs
+    assert result["bleu"] == pytest.approx(round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2))
     assert (out / "curves.png").stat().st_size > 10_000
-    assert len((out / "test.hyp.xx").read_text().splitlines()) == 30
     assert (out / "data-bin" / "test.fr-xx.xx.bin").is_file()
     # checkpoint_best is the epoch of lowest validation perplexity (nll), not of label-smoothed loss
     valid = read_log(str(out / "train.log"))["valid"]
@@ -364,10 +370,21 @@ def test_compare_script_runs_configs_seeds_and_sweep(tmp_path):
     rep = run(cmd + ["--report"]).stdout
     assert "6 of 6 runs finished" in rep and "| 0.1 | attn2 | 2 |" in rep and "fairseq" not in rep
     # a rerun trains nothing again
+    logs = sorted((tmp_path / "cmp").glob("*/train.log"))
+    sizes = [f.stat().st_size for f in logs]
     again = run(cmd)
-    assert again.stdout.count("BLEU") >= 5 and "fairseq-train failed" not in again.stdout
+    assert again.stdout.count("BLEU") >= 5 and [f.stat().st_size for f in logs] == sizes
+    # each run's scores recomputed with sacreBLEU from its hypotheses and the test references
+    refs = (data / "corpus" / "test.en").read_text().splitlines()
+    for r in res["runs"]:
+        hyps = (tmp_path / "cmp" / r["name"] / "test.hyp.en").read_text().splitlines()
+        assert r["bleu"] == pytest.approx(round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2))
+        assert r["chrf"] == pytest.approx(round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2))
+        assert r["corpus"] == res["corpus"] == "data"  # the --raw folder's parent
     p = run(cmd[:1] + ["--configs", "nonsense"], check=False)
     assert p.returncode != 0 and "unknown --configs nonsense" in p.stdout
+    p = run(cmd + ["--variant", "rdrop=--attn-weight 2"], check=False)  # a variant named like a mode
+    assert p.returncode != 0 and "--variant 'rdrop=--attn-weight 2'" in p.stdout
 
 
 def test_demo_options_device_defaults_and_single_flag_train_args():

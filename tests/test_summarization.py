@@ -202,6 +202,14 @@ def test_shrunken_summarization_demo_end_to_end(tmp_path):
     assert result["test_summaries"] == 25 and all(0 <= result[k] <= 100 for k in ("rouge1", "rouge2", "rougeLsum"))
     hyps = (out / "test.hyp.target").read_text().splitlines()
     assert len(hyps) == 25
+    # ROUGE-1/2 recomputed from the files the demo wrote, with rouge-score directly
+    from rouge_score import rouge_scorer
+
+    refs = (out / "corpus" / "test.target").read_text().splitlines()
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2"], use_stemmer=True)
+    scores = [scorer.score(r, h) for r, h in zip(refs, hyps)]
+    for key in ("rouge1", "rouge2"):
+        assert result[key] == pytest.approx(100 * sum(s[key].fmeasure for s in scores) / 25, abs=0.01)
     # descriptions run past --max-source-tokens 24, so truncation was needed (and did not fail)
     assert max(len(line.split()) for line in (out / "spm" / "test.source").read_text().splitlines()) > 24
     assert (out / "curves.png").stat().st_size > 10_000
