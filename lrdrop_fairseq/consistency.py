@@ -13,17 +13,15 @@ upcast here, because the differences being measured are small and
 half-precision rounding would swamp them.
 """
 
-from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .records import QUERY_SIDE, AttentionInputs
+
 HIDDEN_LOSSES = ("mse", "cosine")
-# attention type -> the side whose tokens are its queries (whose padding masks its rows)
-QUERY_SIDE = {"encoder_self": "encoder", "decoder_self": "decoder", "encoder_decoder": "decoder"}
-ATTN_TYPES = tuple(QUERY_SIDE)
 ATTN_LOSSES = ("kl", "mse")
 LAYER_REDUCTIONS = ("mean", "sum")
 
@@ -101,54 +99,6 @@ def attention_consistency(a1: Tensor, a2: Tensor, query_pad_mask: Optional[Tenso
     if query_pad_mask is not None:
         per_query = per_query.masked_fill(query_pad_mask, 0.0)
     return per_query.sum()
-
-
-@dataclass
-class AttentionInputs:
-    """What one attention module saw in a doubled forward: enough to recompute its per-head
-    probabilities ``softmax(q k^T / sqrt(d) + masks)`` (before attention dropout) when the loss
-    needs them. The model's own attention therefore stays on torch's fused kernel, which keeps
-    no (B*H, Tq, Tk) maps; the term computes them a block of queries at a time.
-
-    ``query`` (Tq, 2B, C) and ``key`` (Tk, 2B, Ck) are the inputs of the query and key
-    projections (for self-attention, the same tensor); ``key_padding_mask`` (2B, Tk), True/1 at
-    pads; ``attn_mask`` (Tq, Tk), added to the scores (-inf for a causal mask), or bool (True
-    = masked).
-    """
-
-    query: Tensor
-    key: Tensor
-    q_weight: Tensor
-    q_bias: Optional[Tensor]
-    k_weight: Tensor
-    k_bias: Optional[Tensor]
-    num_heads: int
-    scaling: float
-    key_padding_mask: Optional[Tensor] = None
-    attn_mask: Optional[Tensor] = None
-
-    def probs(self, rows: slice = slice(None)) -> Tensor:
-        """(H, 2B, rows, Tk) fp32 probabilities of the queries ``rows``, as fairseq's explicit
-        attention path computes them (projections in the inputs' precision, softmax in fp32)."""
-        query = self.query[rows]
-        tq, bsz, _ = query.shape
-        tk, h = self.key.shape[0], self.num_heads
-        q = F.linear(query, self.q_weight, self.q_bias) * self.scaling
-        k = F.linear(self.key, self.k_weight, self.k_bias)
-        d = q.shape[-1] // h
-        q = q.contiguous().view(tq, bsz * h, d).transpose(0, 1)
-        k = k.contiguous().view(tk, bsz * h, d).transpose(0, 1)
-        scores = torch.bmm(q, k.transpose(1, 2))
-        if self.attn_mask is not None:
-            mask = self.attn_mask[rows]
-            if mask.dtype == torch.bool:
-                scores = scores.masked_fill(mask.unsqueeze(0), float("-inf"))
-            else:
-                scores = scores + mask.unsqueeze(0).to(scores.dtype)
-        if self.key_padding_mask is not None:
-            pad = self.key_padding_mask.to(torch.bool)[:, None, None, :]
-            scores = scores.view(bsz, h, tq, tk).masked_fill(pad, float("-inf")).view(bsz * h, tq, tk)
-        return F.softmax(scores.float(), dim=-1).view(bsz, h, tq, tk).transpose(0, 1)
 
 
 QUERY_BLOCK = 128  # queries whose maps exist at once while the attention term is computed

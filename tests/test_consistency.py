@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from lrdrop_fairseq import consistency as C
+from lrdrop_fairseq.records import AttentionInputs
 
 P, Q = [0.5, 0.5], [0.9, 0.1]
 # (KL(p||q) + KL(q||p)) / 2, written out
@@ -248,7 +249,7 @@ def _attention_inputs(seed=0, tq=5, tk=6, b2=4, heads=2, dim=8, causal=False):
     pad[1, padded] = True  # in one sentence of each copy
     pad[1 + b2 // 2, padded] = True
     mask = torch.triu(torch.full((tq, tk), float("-inf")), 1) if causal else None
-    return C.AttentionInputs(
+    return AttentionInputs(
         query=leaf(tq, b2, dim), key=leaf(tk, b2, dim), q_weight=leaf(dim, dim), q_bias=leaf(dim),
         k_weight=leaf(dim, dim), k_bias=leaf(dim), num_heads=heads, scaling=(dim // heads) ** -0.5,
         key_padding_mask=pad, attn_mask=mask,

@@ -3,7 +3,7 @@
 import torch
 from helpers import build, first_batch
 
-from lrdrop_fairseq.models.recording import ATTN_TYPES, RecordSpec
+from lrdrop_fairseq.records import ATTN_TYPES, RecordSpec
 
 
 def _doubled(sample):

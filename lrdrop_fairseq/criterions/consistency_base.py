@@ -17,9 +17,8 @@ from fairseq.logging import metrics
 from fairseq.modules.fairseq_dropout import FairseqDropout
 
 from .. import consistency as C
-from ..consistency import ATTN_TYPES
 from ..guards import LRDropConfigError, refuse_unconnected_torchrun_ranks, refuse_unrecordable_layers
-from ..models.recording import HIDDEN_SITES, RecordSpec
+from ..records import ATTN_TYPES, HIDDEN_SITES, RecordSpec
 
 logger = logging.getLogger(__name__)
 

@@ -26,45 +26,14 @@ included: recording only keeps references.
 """
 
 import contextlib
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import torch
 from fairseq.modules.multihead_attention import MultiheadAttention
 from torch import Tensor
 
-from ..consistency import ATTN_TYPES, AttentionInputs
 from ..guards import check_precision_flags
-
-HIDDEN_SITES = ("layer", "ffn")
-
-
-@dataclass(frozen=True)
-class RecordSpec:
-    """What one forward pass should record.
-
-    ``layers``: ``None`` for every layer, else layer indices (Python-style, so
-    -1 is the last layer), applied to encoder and decoder layers alike.
-    ``hidden_site``: which hidden state of a layer, one of :data:`HIDDEN_SITES`.
-    """
-
-    hidden: bool = True
-    attn_types: Tuple[str, ...] = ATTN_TYPES
-    layers: Optional[Tuple[int, ...]] = None
-    hidden_site: str = "layer"
-
-    def select(self, num_layers: int) -> List[int]:
-        if self.layers is None:
-            return list(range(num_layers))
-        picked = []
-        for i in self.layers:
-            if not -num_layers <= i < num_layers:
-                raise IndexError(
-                    f"--consistency-layers names layer {i}, but the model has {num_layers} "
-                    f"layers (valid: 0..{num_layers - 1}, or negative from the end)"
-                )
-            picked.append(i % num_layers)
-        return sorted(set(picked))
+from ..records import ATTN_TYPES, AttentionInputs, RecordSpec
 
 
 class RecordingMultiheadAttention(MultiheadAttention):

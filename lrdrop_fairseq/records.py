@@ -1,0 +1,100 @@
+"""The contract between the ``*_lrdrop`` models and the LR-Drop criteria: what a model records.
+
+- :data:`ATTN_TYPES`: the attention types a model can record, and :data:`QUERY_SIDE`, the
+  side whose tokens are each type's queries (whose padding masks its rows);
+- :data:`HIDDEN_SITES`: which hidden state of a layer is recorded;
+- :class:`RecordSpec`: what the criterion asks one forward to record;
+- :class:`AttentionInputs`: one attention module's record, from which its per-head
+  probabilities are computed when the loss needs them.
+
+The models (models/recording.py) produce these, the loss math (consistency.py) reads them;
+neither imports the other.
+"""
+
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# attention type -> the side whose tokens are its queries (whose padding masks its rows)
+QUERY_SIDE = {"encoder_self": "encoder", "decoder_self": "decoder", "encoder_decoder": "decoder"}
+ATTN_TYPES = tuple(QUERY_SIDE)
+HIDDEN_SITES = ("layer", "ffn")
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    """What one forward pass should record.
+
+    ``layers``: ``None`` for every layer, else layer indices (Python-style, so
+    -1 is the last layer), applied to encoder and decoder layers alike.
+    ``hidden_site``: which hidden state of a layer, one of :data:`HIDDEN_SITES`.
+    """
+
+    hidden: bool = True
+    attn_types: Tuple[str, ...] = ATTN_TYPES
+    layers: Optional[Tuple[int, ...]] = None
+    hidden_site: str = "layer"
+
+    def select(self, num_layers: int) -> List[int]:
+        if self.layers is None:
+            return list(range(num_layers))
+        picked = []
+        for i in self.layers:
+            if not -num_layers <= i < num_layers:
+                raise IndexError(
+                    f"--consistency-layers names layer {i}, but the model has {num_layers} "
+                    f"layers (valid: 0..{num_layers - 1}, or negative from the end)"
+                )
+            picked.append(i % num_layers)
+        return sorted(set(picked))
+
+
+@dataclass
+class AttentionInputs:
+    """What one attention module saw in a doubled forward: enough to recompute its per-head
+    probabilities ``softmax(q k^T / sqrt(d) + masks)`` (before attention dropout) when the loss
+    needs them. The model's own attention therefore stays on torch's fused kernel, which keeps
+    no (B*H, Tq, Tk) maps; the term computes them a block of queries at a time.
+
+    ``query`` (Tq, 2B, C) and ``key`` (Tk, 2B, Ck) are the inputs of the query and key
+    projections (for self-attention, the same tensor); ``key_padding_mask`` (2B, Tk), True/1 at
+    pads; ``attn_mask`` (Tq, Tk), added to the scores (-inf for a causal mask), or bool (True
+    = masked).
+    """
+
+    query: Tensor
+    key: Tensor
+    q_weight: Tensor
+    q_bias: Optional[Tensor]
+    k_weight: Tensor
+    k_bias: Optional[Tensor]
+    num_heads: int
+    scaling: float
+    key_padding_mask: Optional[Tensor] = None
+    attn_mask: Optional[Tensor] = None
+
+    def probs(self, rows: slice = slice(None)) -> Tensor:
+        """(H, 2B, rows, Tk) fp32 probabilities of the queries ``rows``, as fairseq's explicit
+        attention path computes them (projections in the inputs' precision, softmax in fp32)."""
+        query = self.query[rows]
+        tq, bsz, _ = query.shape
+        tk, h = self.key.shape[0], self.num_heads
+        q = F.linear(query, self.q_weight, self.q_bias) * self.scaling
+        k = F.linear(self.key, self.k_weight, self.k_bias)
+        d = q.shape[-1] // h
+        q = q.contiguous().view(tq, bsz * h, d).transpose(0, 1)
+        k = k.contiguous().view(tk, bsz * h, d).transpose(0, 1)
+        scores = torch.bmm(q, k.transpose(1, 2))
+        if self.attn_mask is not None:
+            mask = self.attn_mask[rows]
+            if mask.dtype == torch.bool:
+                scores = scores.masked_fill(mask.unsqueeze(0), float("-inf"))
+            else:
+                scores = scores + mask.unsqueeze(0).to(scores.dtype)
+        if self.key_padding_mask is not None:
+            pad = self.key_padding_mask.to(torch.bool)[:, None, None, :]
+            scores = scores.view(bsz, h, tq, tk).masked_fill(pad, float("-inf")).view(bsz * h, tq, tk)
+        return F.softmax(scores.float(), dim=-1).view(bsz, h, tq, tk).transpose(0, 1)
