@@ -122,6 +122,26 @@ def make_batch(d, n_sent, src_len, device, seed=0, tgt_len=None):
     }
 
 
+def saved_for_backward_mb(forward) -> float:
+    """MB that autograd keeps for the backward of ``forward()``: every saved tensor's storage,
+    counted once. Unlike peak RSS it does not depend on the allocator, the thread count or what
+    else runs, so it compares the modes' activation memory exactly (parameters excluded)."""
+    import torch
+
+    storages = {}
+
+    def pack(t):
+        if not isinstance(t, torch.nn.Parameter):
+            s = t.untyped_storage()
+            storages[(s.data_ptr(), t.device)] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = forward()
+    del loss
+    return sum(storages.values()) / 2**20
+
+
 def train_worker(a):
     import torch
     from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
@@ -143,6 +163,7 @@ def train_worker(a):
     if a.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = []
+    saved_mb = saved_for_backward_mb(lambda: crit(model, sample)[0])
     for i in range(a.warmup + a.steps):
         sync()
         t = time.perf_counter()
@@ -164,6 +185,7 @@ def train_worker(a):
         "median_s": statistics.median(times),
         "times": times,
         "peak_mb": peak / 2**20,
+        "saved_mb": saved_mb,
         "target_tokens": sample["ntokens"],
     }
 
@@ -259,7 +281,12 @@ def main():
     ap.add_argument("--gen-shape", default="64x24", help="sentences x source tokens for beam search ('' skips)")
     ap.add_argument("--gen-reps", type=int, default=4, help="timed beam-search runs per model")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    ap.add_argument("--fp16", action="store_true")
+    ap.add_argument(
+        "--fp16",
+        action="store_true",
+        help="model and batch in half precision with torch's Adam: the kernels' cost, NOT fairseq-train --fp16 "
+        "(no FP16Optimizer, fp32 master weights or loss scaling); time fairseq-train --fp16 itself for that",
+    )
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--json", help="write all results here")
     ap.add_argument("--worker", choices=("train", "generate"), help=argparse.SUPPRESS)
@@ -302,8 +329,11 @@ def main():
         f"# LR-Drop cost: {a.arch}, vocab {a.vocab}, {a.device} ({results['dtype']}), "
         f"median of {a.steps} updates after {a.warmup} warm-up\n"
     )
-    print("| shape (sent x tok) | mode | s / update | x baseline | x rdrop | peak MB | x rdrop mem |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| shape (sent x tok) | mode | s / update | x baseline | x rdrop | peak MB | x rdrop mem "
+        "| saved for backward MB | x rdrop |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for shape in [x for x in a.shapes.split(",") if x]:
         rows = {m: spawn(a, ["train", "--mode", m, "--shape", shape]) for m in modes}
         results["train"] += list(rows.values())
@@ -312,7 +342,12 @@ def main():
             xb = f"{r['median_s'] / base['median_s']:.2f}" if base else "-"
             xr = f"{r['median_s'] / rd['median_s']:.2f}" if rd else "-"
             xm = f"{r['peak_mb'] / rd['peak_mb']:.2f}" if rd else "-"
-            print(f"| {shape} | {m} | {r['median_s']:.3f} | {xb} | {xr} | {r['peak_mb']:.0f} | {xm} |", flush=True)
+            xs = f"{r['saved_mb'] / rd['saved_mb']:.2f}" if rd else "-"
+            print(
+                f"| {shape} | {m} | {r['median_s']:.3f} | {xb} | {xr} | {r['peak_mb']:.0f} | {xm} "
+                f"| {r['saved_mb']:.0f} | {xs} |",
+                flush=True,
+            )
     if a.gen_shape:
         g = spawn(a, ["generate"])
         results["generate"] = g

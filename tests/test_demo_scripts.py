@@ -527,3 +527,24 @@ def test_interrupted_demo_resumes_from_its_last_checkpoint(tmp_path):
     loaded = [line for line in resumed.splitlines() if "Loaded checkpoint" in line]
     assert loaded and "@ 0 updates" not in loaded[0], loaded
     assert "sacreBLEU on test" in p.stdout
+
+
+def test_dictionary_phrases_never_bring_a_held_out_sentence_into_train(tmp_path):
+    """--phrases adds word/phrase entries to train only: none of them is a valid or test sentence,
+    and valid/test are the same with and without them."""
+    lines = [f"Haus{i} | Das Haus {i} ist rot. :: house{i} | The house {i} is red.\n" for i in range(40)]
+    lines += [f"Das Haus {i} :: the house {i}\n" for i in range(40)]  # phrases that share the sentences' words
+    src = tmp_path / "de-en"
+    src.write_text("".join(lines), encoding="utf-8")
+    plain = ding.build(str(tmp_path / "plain"), str(src), n_valid=5, n_test=5, seed=1)
+    with_phrases = ding.build(str(tmp_path / "phr"), str(src), n_valid=5, n_test=5, seed=1, phrases=20)
+    assert with_phrases["train"] > plain["train"]
+    for split in ("valid", "test"):
+        assert (tmp_path / "plain" / f"{split}.de").read_text() == (tmp_path / "phr" / f"{split}.de").read_text()
+    held_out = {x for split in ("valid", "test") for x in (tmp_path / "phr" / f"{split}.de").read_text().splitlines()}
+    assert not held_out & set((tmp_path / "phr" / "train.de").read_text().splitlines())
+    other_seed = ding.build(str(tmp_path / "s2"), str(src), n_valid=5, n_test=5, seed=2)
+    assert (
+        other_seed == plain
+        and (tmp_path / "s2" / "test.de").read_text() != (tmp_path / "plain" / "test.de").read_text()
+    )

@@ -1,10 +1,19 @@
 """lr_drop under fairseq's own data-parallel training: two gloo ranks on CPU."""
 
 import os
+import socket
 
 import torch
 from conftest import ROOT, run, tool
 from test_cli import json_lines
+
+
+def free_port() -> str:
+    """A port the OS has just handed out and released: no clash with another run on the machine."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
 
 USER_DIR = os.path.join(ROOT, "lrdrop_fairseq")
 LAUNCH = os.path.join(ROOT, "scripts", "train_distributed.sh")
@@ -74,7 +83,7 @@ def test_two_ranks_equal_one_process_with_update_freq_2(toy_data, tmp_path):
     one, two = str(tmp_path / "one"), str(tmp_path / "two")
     single = run([tool("fairseq-train"), toy_data, *ARGS, "--save-dir", one, "--update-freq", "2", "--cpu"]).stdout
     dist = run(
-        ["bash", LAUNCH, "--nproc", "2", "--master-port", "29561", "--", toy_data, *ARGS, "--save-dir", two]
+        ["bash", LAUNCH, "--nproc", "2", "--master-port", free_port(), "--", toy_data, *ARGS, "--save-dir", two]
     ).stdout
     assert "distributed init (rank 1)" in dist or "world size 2" in dist.lower() or "rank 1" in dist, dist[-3000:]
     a, b = _params(one), _params(two)
@@ -90,10 +99,10 @@ def test_two_ranks_equal_one_process_with_update_freq_2(toy_data, tmp_path):
 
 def test_distributed_resume_from_checkpoint_last(toy_data, tmp_path):
     save = str(tmp_path / "ckpt")
-    run(["bash", LAUNCH, "--nproc", "2", "--master-port", "29571", "--", toy_data, *ARGS, "--save-dir", save])
+    run(["bash", LAUNCH, "--nproc", "2", "--master-port", free_port(), "--", toy_data, *ARGS, "--save-dir", save])
     args = [a if a != "5" else "8" for a in ARGS]  # --max-update 8
     out = run(
-        ["bash", LAUNCH, "--nproc", "2", "--master-port", "29581", "--", toy_data, *args, "--save-dir", save]
+        ["bash", LAUNCH, "--nproc", "2", "--master-port", free_port(), "--", toy_data, *args, "--save-dir", save]
     ).stdout
     assert "Loaded checkpoint" in out and "@ 5 updates" in out, out[-3000:]
     assert max(int(r["num_updates"]) for r in json_lines(out, "train_inner")) == 8
@@ -106,7 +115,7 @@ def test_torchrun_without_world_size_is_refused(toy_data, tmp_path):
             "--nproc-per-node",
             "2",
             "--master-port",
-            "29591",
+            free_port(),
             "--no-python",
             tool("fairseq-train"),
             toy_data,
@@ -134,7 +143,7 @@ def test_uneven_shards_end_the_epoch_without_deadlock(toy_data, tmp_path):
             "--nproc",
             "2",
             "--master-port",
-            "29601",
+            free_port(),
             "--",
             toy_data,
             *args,
