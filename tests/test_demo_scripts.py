@@ -170,6 +170,11 @@ def _toy_data(tmp_path):
     return data
 
 
+def _log_says(log, text):
+    """A ready() for :func:`_interrupt_when`: ``text`` has appeared in the log file ``log``."""
+    return lambda: log.exists() and text in log.read_text(encoding="utf-8", errors="replace")
+
+
 def _interrupt_when(cmd, ready, timeout=300):
     """Start ``cmd``, kill it (and its children) as soon as ``ready()`` is true, as a user's Ctrl-C
     or a lost machine would."""
@@ -448,7 +453,8 @@ def test_compare_until_convergence_resumes_after_interruption(tmp_path):
         small,
     ]
     run_dir = out / "rdrop-d0.3-s1"
-    _interrupt_when(cmd, lambda: (run_dir / "checkpoints" / "checkpoint_last.pt").exists())
+    # fairseq logs "Saved checkpoint" after writing every copy (checkpoint_last.pt is a copy)
+    _interrupt_when(cmd, _log_says(run_dir / "train.log", "Saved checkpoint"))
     assert not (run_dir / "result.json").exists(), "the run finished before it could be interrupted"
     run(cmd)
     log = (run_dir / "train.log").read_text()
@@ -518,8 +524,8 @@ def test_interrupted_demo_resumes_from_its_last_checkpoint(tmp_path):
         "--train-args",
         small,
     ]
-    # any mid-epoch checkpoint (--keep-interval-updates 1 replaces each with the next one)
-    _interrupt_when(cmd, lambda: bool(list(out.glob("checkpoints/checkpoint_*_*.pt"))))
+    # any mid-epoch checkpoint, once fairseq has written all its copies and said so
+    _interrupt_when(cmd, _log_says(out / "train.log", "Saved checkpoint"))
     log = (out / "train.log").read_text()
     assert "done training" not in log, "the run ended before it could be interrupted"
     p = run(cmd + ["--updates", "12"])  # the same run, shortened so the test ends soon

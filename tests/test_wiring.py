@@ -175,3 +175,18 @@ def test_diagnose_measures_the_criterions_own_terms(toy_data):
     for name, key in (("hidden_layer_mse", "hidden_loss"), ("attn", "attn_loss")):  # per-token means
         assert row[name] == pytest.approx(log[key].item(), rel=1e-5), name
     assert all(row[f"{k}_grad_ratio"] > 0 for k in ("kl", "attn", "hidden_layer_mse", "hidden_ffn_cosine"))
+
+
+def test_diagnose_groups_the_compared_layer_norms(toy_data):
+    """The compared gains are each layer's final_layer_norm (whose output the hidden term
+    compares in a post-norm layer); the attention sublayers' norms are the others."""
+    from lrdrop_cli import diagnose
+
+    _, model, _ = build(toy_data)
+    with torch.no_grad():
+        model.encoder.layers[0].final_layer_norm.weight.fill_(0.2)  # one of 4 compared norms, 16 gains each
+        model.decoder.layers[1].encoder_attn_layer_norm.weight.fill_(3.0)  # one of 6 other norms
+    gains = diagnose.layer_norm_gains(model)
+    assert gains["ln_compared_mean"] == pytest.approx((0.2 + 3 * 1.0) / 4)
+    assert gains["ln_compared_min"] == pytest.approx(0.2)
+    assert gains["ln_other_mean"] == pytest.approx((3.0 + 5 * 1.0) / 6)
