@@ -70,9 +70,15 @@ def silence_known_harmless_warnings():
     warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.cuda\.amp\.GradScaler.*")
     # fairseq's data loaders ask for pin_memory also when there is no accelerator
     warnings.filterwarnings("ignore", category=UserWarning, message=r".*pin_memory.*")
-    # fairseq/dataclass/utils.py composes configs the way hydra < 1.1 expected
+    # fairseq/dataclass/utils.py composes its configs the way hydra < 1.1 expected: hydra's
+    # deprecation notices, raised in hydra's modules, and three it attributes to the caller
     warnings.filterwarnings("ignore", category=UserWarning, module=r"hydra\..*")
-    warnings.filterwarnings("ignore", category=UserWarning, message=r".*(_self_|hydra|initialize|compose).*")
+    for hydra_notice in (
+        r"\s*The version_base parameter is not specified",
+        r"\s*'.*' is validated against ConfigStore schema with the same name",
+        r"In '.*': Defaults list is missing `_self_`",
+    ):
+        warnings.filterwarnings("ignore", category=UserWarning, message=hydra_notice)
     # fairseq passes a float causal mask with a bool padding mask to torch's MHA
     warnings.filterwarnings("ignore", category=UserWarning, message=r".*mismatched key_padding_mask and attn_mask.*")
     # torch.jit.script is deprecated; fairseq scripts a few helpers at import
