@@ -242,6 +242,17 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     assert best["extra_state"]["val_loss"] == pytest.approx(min(float(v["valid_nll_loss"]) for v in valid), abs=1e-3)
     tr = run([tool("lrdrop-translate"), "--run", str(out), pairs[0][0]])
     assert len(tr.stdout.strip().splitlines()) == 1 and tr.stdout.strip().startswith("t")
+    # sentences on stdin translate as they do as arguments, one line each, in order
+    two = [pairs[1][0], pairs[0][0]]
+    by_args = run([tool("lrdrop-translate"), "--run", str(out), *two]).stdout.splitlines()
+    piped = subprocess.run([tool("lrdrop-translate"), "--run", str(out)], input="\n".join(two) + "\n\n",
+                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert piped.returncode == 0 and piped.stdout.splitlines() == by_args and len(by_args) == 2
+    assert by_args[1] == tr.stdout.strip()
+    # a missing file is named with its flag, without a traceback
+    p = run([tool("lrdrop-translate"), "--run", str(out), "--spm", str(tmp_path / "none.model"), "x"], check=False)
+    assert p.returncode != 0 and f"--spm: {tmp_path / 'none.model'} does not exist" in p.stdout
+    assert "Traceback" not in p.stdout
     # a second run skips the finished steps
     again = run(cmd).stdout
     assert again.count("(done already") == 4
