@@ -122,22 +122,42 @@ def make_batch(d, n_sent, src_len, device, seed=0, tgt_len=None):
     }
 
 
-def saved_for_backward_mb(forward) -> float:
-    """MB that autograd keeps for the backward of ``forward()``: every saved tensor's storage,
-    counted once. Unlike peak RSS it does not depend on the allocator, the thread count or what
-    else runs, so it compares the modes' activation memory exactly (parameters excluded)."""
+def saved_for_backward_mb(forward, exclude=()) -> float:
+    """MB that the autograd graph of ``forward()``'s result holds for the backward: every tensor
+    its nodes saved (built-in nodes' ``_saved_*``, custom functions' ``saved_tensors``), each
+    storage once, those of ``exclude`` (the parameters) left out. What a graph used up inside the
+    forward held is gone by then. Unlike peak RSS it does not depend on the allocator, the
+    thread count or what else runs, so it compares the modes' activation memory exactly."""
     import torch
 
-    storages = {}
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    storages, seen = {}, set()
 
-    def pack(t):
-        if not isinstance(t, torch.nn.Parameter):
-            s = t.untyped_storage()
-            storages[(s.data_ptr(), t.device)] = s.nbytes()
-        return t
+    def count(value):
+        if isinstance(value, torch.Tensor):
+            ptr = value.untyped_storage().data_ptr()
+            if ptr not in skip:
+                storages[(ptr, value.device)] = value.untyped_storage().nbytes()
+        elif isinstance(value, (tuple, list)):
+            for v in value:
+                count(v)
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = forward()
+    loss = forward()
+    nodes = [loss.grad_fn]
+    while nodes:
+        node = nodes.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names = [n for n in dir(node) if n.startswith("_saved_")] + (
+            ["saved_tensors"] if hasattr(node, "saved_tensors") else []
+        )
+        for name in names:
+            try:
+                count(getattr(node, name))
+            except RuntimeError:  # a saved tensor already released
+                pass
+        nodes.extend(n for n, _ in node.next_functions)
     del loss
     return sum(storages.values()) / 2**20
 
@@ -163,7 +183,7 @@ def train_worker(a):
     if a.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = []
-    saved_mb = saved_for_backward_mb(lambda: crit(model, sample)[0])
+    saved_mb = saved_for_backward_mb(lambda: crit(model, sample)[0], exclude=list(model.parameters()))
     for i in range(a.warmup + a.steps):
         sync()
         t = time.perf_counter()

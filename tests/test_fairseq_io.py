@@ -76,7 +76,15 @@ def test_benchmark_counts_what_autograd_keeps_once_per_storage():
     assert saved_for_backward_mb(lambda: (x * y).sum()) == 8192 / 2**20
     assert saved_for_backward_mb(lambda: (x * x).sum()) == 4096 / 2**20
     w = torch.nn.Parameter(torch.randn(1024))  # parameters are not activations
-    assert saved_for_backward_mb(lambda: (x * w).sum()) == 4096 / 2**20
+    assert saved_for_backward_mb(lambda: (x * w).sum(), exclude=[w]) == 4096 / 2**20
+
+    def used_up_inside():  # a graph built and differentiated within the forward keeps nothing
+        inner = (x * y).exp().sum()
+        (g,) = torch.autograd.grad(inner, [x])
+        # mul keeps g (x's gradient factor; g needs none, so x is not kept), exp its output
+        return g.detach().mul(x).exp().sum()
+
+    assert saved_for_backward_mb(used_up_inside) == 2 * 4096 / 2**20
 
 
 def test_compare_summary_of_a_hand_written_log(tmp_path):
