@@ -101,61 +101,73 @@ def attention_consistency(a1: Tensor, a2: Tensor, query_pad_mask: Optional[Tenso
     return per_query.sum()
 
 
-QUERY_BLOCK = 128  # queries whose maps exist at once while the attention term is computed
-_INPUT_FIELDS = ("query", "key", "q_weight", "q_bias", "k_weight", "k_bias")
+MAP_BLOCK = 2**24  # map entries (64 MB in fp32) computed at once by the attention term
+_QUERY_SIDE_FIELDS = ("query", "q_weight", "q_bias")
+_KEY_SIDE_FIELDS = ("key", "k_weight", "k_bias")
 
 
 def recomputed_attention_consistency(
-    inputs: AttentionInputs, query_pad_mask: Optional[Tensor] = None, loss: str = "kl", block: int = QUERY_BLOCK
+    inputs: AttentionInputs, query_pad_mask: Optional[Tensor] = None, loss: str = "kl", block: Optional[int] = None
 ) -> Tensor:
-    """:func:`attention_consistency` of ``inputs.probs()``, computed a block of queries at a time.
+    """:func:`attention_consistency` of ``inputs.probs()``, computed a block of queries at a time
+    (``block`` queries; default: as many as make :data:`MAP_BLOCK` map entries).
 
     The term is a scalar, so its gradient with respect to its inputs (the query and key
     inputs, the two projections) is computed in the same pass, block by block, and kept
     instead of the maps: the term's memory is one block's maps plus input-sized gradients,
-    not every layer's (B*H, Tq, Tk) maps, and nothing is recomputed in the backward."""
-    names = [f for f in _INPUT_FIELDS if getattr(inputs, f) is not None]
+    not every layer's (B*H, Tq, Tk) maps, and nothing is recomputed in the backward. The keys
+    are projected once per layer and their gradient sent back through the projection once."""
+    if block is None:
+        per_query = inputs.num_heads * inputs.query.shape[1] * inputs.key.shape[0]
+        block = max(1, MAP_BLOCK // per_query)
+    names = [f for f in _QUERY_SIDE_FIELDS + _KEY_SIDE_FIELDS if getattr(inputs, f) is not None]
     return _AttentionTerm.apply(inputs, query_pad_mask, loss, block, names, *(getattr(inputs, f) for f in names))
 
 
 class _AttentionTerm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs, query_pad_mask, loss, block, names, *tensors):
+        needs = dict(zip(names, ctx.needs_input_grad[5:]))
         with torch.enable_grad():
-            leaves = [t.detach().requires_grad_(needs) for t, needs in zip(tensors, ctx.needs_input_grad[5:])]
-            rec = _replace(inputs, dict(zip(names, leaves)))
-            wanted = [t for t in leaves if t.requires_grad]
-            grads = [torch.zeros_like(t, dtype=torch.float32) for t in wanted]
+            leaves = {n: t.detach().requires_grad_(needs[n]) for n, t in zip(names, tensors)}
+            rec = _replace(inputs, leaves)
+            keys = rec.keys()
+            key_leaf = keys.detach().requires_grad_(keys.requires_grad)
+            wanted = [n for n in names if n in _QUERY_SIDE_FIELDS and needs[n]]
+            targets = [leaves[n] for n in wanted] + ([key_leaf] if key_leaf.requires_grad else [])
+            grads = [torch.zeros_like(t, dtype=torch.float32) for t in targets]
             total = torch.zeros((), dtype=torch.float32, device=inputs.query.device)
             for start in range(0, inputs.query.shape[0], block):
                 rows = slice(start, start + block)
                 qpad = None if query_pad_mask is None else query_pad_mask[:, rows]
-                part = _block_term(rec, rows, qpad, loss)
-                if wanted:
-                    for g, d in zip(grads, torch.autograd.grad(part, wanted, allow_unused=True)):
+                part = attention_consistency(*split_halves(rec.probs(rows, key_leaf), 1), qpad, loss)
+                if targets:
+                    for g, d in zip(grads, torch.autograd.grad(part, targets, allow_unused=True)):
                         if d is not None:
                             g += d.float()
                 total += part.detach()
-        ctx.wanted = [t.requires_grad for t in leaves]
-        ctx.dtypes = [t.dtype for t in leaves]
-        ctx.save_for_backward(*grads)
+            out = dict(zip(wanted, grads[: len(wanted)]))
+            key_side = [n for n in names if n in _KEY_SIDE_FIELDS and needs[n]]
+            if key_side and key_leaf.requires_grad:  # through the key projection, once
+                back = torch.autograd.grad(keys, [leaves[n] for n in key_side], grads[-1].to(keys.dtype))
+                out.update({n: d.float() for n, d in zip(key_side, back)})
+        ctx.order = [n if n in out else None for n in names]
+        ctx.dtypes = [t.dtype for t in tensors]
+        ctx.save_for_backward(*[out[n] for n in names if n in out])
         return total
 
     @staticmethod
     def backward(ctx, grad_output):
         saved = iter(ctx.saved_tensors)
         grads = [
-            (grad_output * next(saved)).to(dtype) if wanted else None for wanted, dtype in zip(ctx.wanted, ctx.dtypes)
+            None if name is None else (grad_output * next(saved)).to(dtype)
+            for name, dtype in zip(ctx.order, ctx.dtypes)
         ]
         return (None, None, None, None, None, *grads)
 
 
 def _replace(inputs: AttentionInputs, fields: Dict[str, Tensor]) -> AttentionInputs:
     return AttentionInputs(**{**inputs.__dict__, **fields})
-
-
-def _block_term(inputs: AttentionInputs, rows: slice, qpad: Optional[Tensor], loss: str) -> Tensor:
-    return attention_consistency(*split_halves(inputs.probs(rows), 1), qpad, loss)
 
 
 def _sym_kl_rows(p: Tensor, q: Tensor) -> Tensor:

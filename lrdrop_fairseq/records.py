@@ -76,17 +76,22 @@ class AttentionInputs:
     key_padding_mask: Optional[Tensor] = None
     attn_mask: Optional[Tensor] = None
 
-    def probs(self, rows: slice = slice(None)) -> Tensor:
+    def keys(self) -> Tensor:
+        """The projected keys, (2B*H, Tk, d), as fairseq's explicit path lays them out."""
+        tk, bsz, _ = self.key.shape
+        k = F.linear(self.key, self.k_weight, self.k_bias)
+        return k.contiguous().view(tk, bsz * self.num_heads, -1).transpose(0, 1)
+
+    def probs(self, rows: slice = slice(None), keys: Optional[Tensor] = None) -> Tensor:
         """(H, 2B, rows, Tk) fp32 probabilities of the queries ``rows``, as fairseq's explicit
-        attention path computes them (projections in the inputs' precision, softmax in fp32)."""
+        attention path computes them (projections in the inputs' precision, softmax in fp32);
+        ``keys``: :meth:`keys`, when the caller has them already."""
         query = self.query[rows]
         tq, bsz, _ = query.shape
         tk, h = self.key.shape[0], self.num_heads
+        k = self.keys() if keys is None else keys
         q = F.linear(query, self.q_weight, self.q_bias) * self.scaling
-        k = F.linear(self.key, self.k_weight, self.k_bias)
-        d = q.shape[-1] // h
-        q = q.contiguous().view(tq, bsz * h, d).transpose(0, 1)
-        k = k.contiguous().view(tk, bsz * h, d).transpose(0, 1)
+        q = q.contiguous().view(tq, bsz * h, -1).transpose(0, 1)
         scores = torch.bmm(q, k.transpose(1, 2))
         if self.attn_mask is not None:
             mask = self.attn_mask[rows]

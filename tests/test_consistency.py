@@ -269,6 +269,8 @@ def test_recomputed_term_in_blocks_equals_the_term_of_the_full_maps(loss, causal
     ref_grads = torch.autograd.grad(ref, leaves(full))
     blocked = _attention_inputs(causal=causal, tk=5 if causal else 6)
     got = C.recomputed_attention_consistency(blocked, qpad, loss, block=2)
+    whole = _attention_inputs(causal=causal, tk=5 if causal else 6)  # the default: one block here
+    torch.testing.assert_close(C.recomputed_attention_consistency(whole, qpad, loss), ref, rtol=1e-6, atol=1e-7)
     got_grads = torch.autograd.grad(got, leaves(blocked))
     torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-7)
     assert ref.item() > 0
