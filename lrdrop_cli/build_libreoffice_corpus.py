@@ -60,7 +60,7 @@ PACKAGES = ("libreoffice-l10n-de", "libreoffice-help-de", "libreoffice-help-en-u
 MO_DIR = "usr/lib/libreoffice/program/resource/de/LC_MESSAGES"
 HELP_DIR = "usr/share/libreoffice/help"
 ALIGNABLE_ID = re.compile(r"^(par|hd)_id\w*$")
-ACCELERATOR = re.compile(r"~|(?<![\w&])[_&](?=\w)")
+ACCELERATOR = re.compile(r"~|(?<![\w&])[_&](?=\w)|(?<=[^\W\d_])_(?=[^\W\d_])")
 SPACE = re.compile(r"\s+")
 DIGITS = re.compile(r"\d+")
 PLACEHOLDER = re.compile(r"%[A-Za-z_]+\d*|%\d+|\$\([A-Za-z_0-9]+\)|%[sdfu]")
@@ -76,10 +76,14 @@ Pair = Tuple[str, str, str]  # (German, English, group key: 'help:<file>' or 'ui
 
 # ------------------------------------------------------------------ reading
 def clean(text: str, interface: bool = False) -> str:
-    """Whitespace collapsed; in interface strings also the accelerator marks (help text has none,
-    and there ``&`` and ``_`` are formula operators and names)."""
+    """Whitespace collapsed; in interface strings also the accelerator marks: ``~``, and ``_`` or
+    ``&`` before a letter at a word's start or ``_`` between two letters (GTK's ``Co_ntinuous``),
+    except in placeholders (``%AVERAGE_VALUE``). Help text has no accelerators; there ``&`` and
+    ``_`` are formula operators and names."""
     if interface:
-        text = ACCELERATOR.sub("", text)
+        text = " ".join(
+            w if PLACEHOLDER.fullmatch(w.strip(".,:;()")) else ACCELERATOR.sub("", w) for w in text.split(" ")
+        )
     return SPACE.sub(" ", text).strip()
 
 

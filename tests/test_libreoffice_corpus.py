@@ -127,6 +127,23 @@ def test_clean_pairs_counts_each_step_and_strips_accelerators_only_in_the_interf
     ]
 
 
+@pytest.mark.parametrize(
+    "raw, cleaned",
+    [
+        ("Co_ntinuous facing", "Continuous facing"),  # GTK: inside a word
+        ("_Save As", "Save As"),
+        ("~Open", "Open"),
+        ("&Open", "Open"),
+        ("Save & Close", "Save & Close"),  # a real ampersand
+        ("value %AVERAGE_VALUE (%STD_DEVIATION)", "value %AVERAGE_VALUE (%STD_DEVIATION)"),  # placeholders
+        ("file__name or A2_3", "file__name or A2_3"),
+    ],
+)
+def test_interface_accelerators_and_what_they_are_not(raw, cleaned):
+    assert L.clean(raw, interface=True) == cleaned
+    assert L.clean("user_lastname == 1 & 2", interface=False) == "user_lastname == 1 & 2"  # help text
+
+
 def test_groups_link_normalised_strings_and_help_files():
     pairs = [
         ("Seite 1", "Page 1", "ui"),
