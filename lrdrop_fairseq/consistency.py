@@ -264,7 +264,10 @@ def layer_terms(
 def _attention_term(record: Union[AttentionInputs, Tensor], query_pad: Optional[Tensor], loss: str) -> Tensor:
     """One layer's attention term, a mean per query token: from the recorded inputs (the models
     record these) or from (H, 2B, Tq, Tk) probabilities."""
-    if isinstance(record, AttentionInputs):
+    if isinstance(record, AttentionInputs) and record.maps is not None:  # small maps, recorded
+        total = attention_consistency(*split_halves(record.maps, 1), query_pad, loss)
+        n_queries, batch = record.query.shape[0], record.query.shape[1] // 2
+    elif isinstance(record, AttentionInputs):
         total = recomputed_attention_consistency(record, query_pad, loss)
         n_queries, batch = record.query.shape[0], record.query.shape[1] // 2
     else:

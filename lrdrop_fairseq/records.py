@@ -18,6 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+# A module whose maps have at most this many entries (H x 2B x Tq x Tk) takes fairseq's explicit
+# path while recording, which returns the maps for free: cheaper than recomputing them when they
+# are small (every IWSLT shape). Larger ones stay on torch's fused kernel and the term recomputes
+# them in blocks (docs/benchmarks.md measures both sides).
+SMALL_MAP = 2**22
+
 # attention type -> the side whose tokens are its queries (whose padding masks its rows)
 QUERY_SIDE = {"encoder_self": "encoder", "decoder_self": "decoder", "encoder_decoder": "decoder"}
 ATTN_TYPES = tuple(QUERY_SIDE)
@@ -75,6 +81,7 @@ class AttentionInputs:
     scaling: float
     key_padding_mask: Optional[Tensor] = None
     attn_mask: Optional[Tensor] = None
+    maps: Optional[Tensor] = None  # (H, 2B, Tq, Tk) when the module computed them anyway (small maps)
 
     def keys(self) -> Tensor:
         """The projected keys, (2B*H, Tk, d), as fairseq's explicit path lays them out."""
@@ -86,6 +93,8 @@ class AttentionInputs:
         """(H, 2B, rows, Tk) fp32 probabilities of the queries ``rows``, as fairseq's explicit
         attention path computes them (projections in the inputs' precision, softmax in fp32);
         ``keys``: :meth:`keys`, when the caller has them already."""
+        if self.maps is not None:
+            return self.maps[:, :, rows]
         query = self.query[rows]
         tq, bsz, _ = query.shape
         tk, h = self.key.shape[0], self.num_heads

@@ -1,9 +1,11 @@
 """transformer_lrdrop: same parameters and outputs as fairseq's transformer, plus records."""
 
+import pytest
 import torch
 from helpers import build, first_batch
 
-from lrdrop_fairseq.records import ATTN_TYPES, RecordSpec
+from lrdrop_fairseq.models import recording
+from lrdrop_fairseq.records import ATTN_TYPES, SMALL_MAP, RecordSpec
 
 
 def _doubled(sample):
@@ -85,11 +87,14 @@ def test_generation_with_lrdrop_arch_equals_plain(toy_data):
     assert outs[0] == outs[1]
 
 
-def test_recorded_probabilities_are_fairseqs_explicit_path(toy_data):
+@pytest.mark.parametrize("small_map", [0, SMALL_MAP], ids=["recomputed", "recorded"])
+def test_recorded_probabilities_are_fairseqs_explicit_path(toy_data, monkeypatch, small_map):
     """Each record's probs() against fairseq's own explicit attention path on the same inputs
-    (per-head, pre-dropout): padded keys, the causal mask and cross-attention included."""
+    (per-head, pre-dropout): padded keys, the causal mask and cross-attention included; both
+    for maps the term recomputes (large) and maps the module records (small)."""
     from fairseq.modules.multihead_attention import MultiheadAttention
 
+    monkeypatch.setattr(recording, "SMALL_MAP", small_map)
     task, model, _ = build(toy_data)
     model.train()
     sample = first_batch(task)
@@ -97,6 +102,7 @@ def test_recorded_probabilities_are_fairseqs_explicit_path(toy_data):
     rec = model(**_doubled(sample), lrdrop_record=RecordSpec())[1]["lrdrop"]
     for t, records in rec["attn"].items():
         for r in records:
+            assert (r.maps is None) == (small_map == 0)
             module = MultiheadAttention.__new__(MultiheadAttention)  # fairseq's forward, this module's weights
             layer_attn = next(m for m in model.modules() if getattr(m, "q_proj", None) is not None
                               and m.q_proj.weight is r.q_weight)  # fmt: skip
@@ -110,14 +116,20 @@ def test_recorded_probabilities_are_fairseqs_explicit_path(toy_data):
             torch.testing.assert_close(r.probs(), fairseq_probs, rtol=1e-5, atol=1e-6)
 
 
-def test_recording_leaves_the_models_output_unchanged(toy_data):
-    """Recording keeps references only: with the same dropout masks the output is bit-identical
-    to fairseq's own forward (torch's fused attention where fairseq uses it)."""
+def test_recording_leaves_the_models_output_unchanged(toy_data, monkeypatch):
+    """Where the term recomputes the maps, recording keeps references only: with the same dropout
+    masks the output is bit-identical to fairseq's own forward (torch's fused attention where
+    fairseq uses it). Where maps are small, fairseq's explicit path gives the same output up to
+    rounding."""
     task, model, _ = build(toy_data)
     model.train()
     sample = first_batch(task)
     torch.manual_seed(5)
     plain = model(**_doubled(sample))[0]
     torch.manual_seed(5)
-    recorded = model(**_doubled(sample), lrdrop_record=RecordSpec())[0]
-    assert torch.equal(plain, recorded)
+    small = model(**_doubled(sample), lrdrop_record=RecordSpec())[0]
+    torch.testing.assert_close(small, plain, rtol=1e-4, atol=1e-5)
+    monkeypatch.setattr(recording, "SMALL_MAP", 0)
+    torch.manual_seed(5)
+    recomputed = model(**_doubled(sample), lrdrop_record=RecordSpec())[0]
+    assert torch.equal(plain, recomputed)

@@ -190,3 +190,25 @@ def test_diagnose_groups_the_compared_layer_norms(toy_data):
     assert gains["ln_compared_mean"] == pytest.approx((0.2 + 3 * 1.0) / 4)
     assert gains["ln_compared_min"] == pytest.approx(0.2)
     assert gains["ln_other_mean"] == pytest.approx((3.0 + 5 * 1.0) / 6)
+
+
+@pytest.mark.parametrize("arch, data_fixture", ARCHS)
+def test_attention_term_is_the_same_recorded_or_recomputed(request, arch, data_fixture, monkeypatch):
+    """Small maps are recorded from fairseq's explicit path, large ones recomputed by the term:
+    the same masks give the same term and the same gradients either way (up to rounding)."""
+    from lrdrop_fairseq.models import recording
+
+    task, model, crit = build(request.getfixturevalue(data_fixture), arch=arch, extra=["--kl-weight", "0"])
+    sample = first_batch(task)
+    results = []
+    for small_map in (recording.SMALL_MAP, 0):
+        monkeypatch.setattr(recording, "SMALL_MAP", small_map)
+        model.zero_grad()
+        model.train()
+        torch.manual_seed(11)
+        loss, _, log = crit(model, sample)
+        loss.backward()
+        grad = torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
+        results.append((log["attn_loss"], grad))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-3, atol=1e-5)

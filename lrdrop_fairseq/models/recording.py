@@ -33,16 +33,18 @@ from fairseq.modules.multihead_attention import MultiheadAttention
 from torch import Tensor
 
 from ..guards import check_precision_flags
-from ..records import ATTN_TYPES, AttentionInputs, RecordSpec
+from ..records import ATTN_TYPES, SMALL_MAP, AttentionInputs, RecordSpec
 
 
 class RecordingMultiheadAttention(MultiheadAttention):
     """fairseq's attention that can record what it saw in one forward, for the attention term.
 
-    Its output is always fairseq's own computation (torch's fused kernel where fairseq takes
-    it): recording keeps references to the inputs, projection weights and masks
-    (:class:`~lrdrop_fairseq.consistency.AttentionInputs`), from which the term recomputes
-    the pre-dropout probabilities. Adds no parameters and no ``__init__`` state (the flags are
+    Recording keeps references to the inputs, projection weights and masks
+    (:class:`~lrdrop_fairseq.records.AttentionInputs`). A module with large maps (more than
+    :data:`~lrdrop_fairseq.records.SMALL_MAP` entries) computes its output exactly as fairseq
+    does, torch's fused kernel included, and the term recomputes the pre-dropout
+    probabilities in blocks; one with small maps takes fairseq's explicit path, whose per-head
+    maps come for free, and records them. Adds no parameters and no ``__init__`` state (the flags are
     class-level defaults), so a built ``MultiheadAttention`` is turned into one by re-classing
     it (:func:`enable_recording`): fairseq's own constructor arguments stay in fairseq's
     ``build_*_attention`` methods.
@@ -64,33 +66,41 @@ class RecordingMultiheadAttention(MultiheadAttention):
         before_softmax: bool = False,
         need_head_weights: bool = False,
     ):
-        if self.record_weights and incremental_state is None:
-            if self.bias_k is not None or self.add_zero_attn:
-                raise RuntimeError("the attention term does not support --add-bias-kv / --add-zero-attn")
-            self.recorded = AttentionInputs(
-                query=query,
-                key=query if self.self_attention else key,
-                q_weight=self.q_proj.weight,
-                q_bias=self.q_proj.bias,
-                k_weight=self.k_proj.weight,
-                k_bias=self.k_proj.bias,
-                num_heads=self.num_heads,
-                scaling=self.scaling,
-                key_padding_mask=key_padding_mask,
-                attn_mask=attn_mask,
-            )
-        return super().forward(
-            query,
-            key,
-            value,
-            key_padding_mask,
-            incremental_state,
-            need_weights,
-            static_kv,
-            attn_mask,
-            before_softmax,
-            need_head_weights,
+        if not self.record_weights or incremental_state is not None or before_softmax:
+            return super().forward(query, key, value, key_padding_mask, incremental_state, need_weights,
+                                   static_kv, attn_mask, before_softmax, need_head_weights)  # fmt: skip
+        if self.bias_k is not None or self.add_zero_attn:
+            raise RuntimeError("the attention term does not support --add-bias-kv / --add-zero-attn")
+        key_input = query if self.self_attention else key
+        self.recorded = AttentionInputs(
+            query=query,
+            key=key_input,
+            q_weight=self.q_proj.weight,
+            q_bias=self.q_proj.bias,
+            k_weight=self.k_proj.weight,
+            k_bias=self.k_proj.bias,
+            num_heads=self.num_heads,
+            scaling=self.scaling,
+            key_padding_mask=key_padding_mask,
+            attn_mask=attn_mask,
         )
+        entries = self.num_heads * query.shape[1] * query.shape[0] * key_input.shape[0]
+        if entries > SMALL_MAP:  # fairseq's own path (the fused kernel); the term recomputes the maps
+            return super().forward(query, key, value, key_padding_mask, incremental_state, need_weights,
+                                   static_kv, attn_mask, before_softmax, need_head_weights)  # fmt: skip
+        # small maps: fairseq's explicit path (which skip_embed_dim_check forces) returns them per head,
+        # fp32, before dropout, at no extra cost
+        forced_explicit = self.skip_embed_dim_check
+        self.skip_embed_dim_check = True
+        try:
+            out, head_weights = super().forward(query, key, value, key_padding_mask, incremental_state, True,
+                                                static_kv, attn_mask, False, True)  # fmt: skip
+        finally:
+            self.skip_embed_dim_check = forced_explicit
+        self.recorded.maps = head_weights
+        if need_head_weights:
+            return out, head_weights
+        return out, (head_weights.mean(dim=0) if need_weights else None)
 
 
 def enable_recording(module: torch.nn.Module) -> torch.nn.Module:
