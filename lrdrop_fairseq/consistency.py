@@ -13,6 +13,7 @@ upcast here, because the differences being measured are small and
 half-precision rounding would swamp them.
 """
 
+import dataclasses
 from typing import Dict, Optional, Sequence, Union
 
 import torch
@@ -130,7 +131,7 @@ class _AttentionTerm(torch.autograd.Function):
         needs = dict(zip(names, ctx.needs_input_grad[5:]))
         with torch.enable_grad():
             leaves = {n: t.detach().requires_grad_(needs[n]) for n, t in zip(names, tensors)}
-            rec = _replace(inputs, leaves)
+            rec = dataclasses.replace(inputs, **leaves)
             keys = rec.keys()
             key_leaf = keys.detach().requires_grad_(keys.requires_grad)
             wanted = [n for n in names if n in _QUERY_SIDE_FIELDS and needs[n]]
@@ -166,10 +167,6 @@ class _AttentionTerm(torch.autograd.Function):
         return (None, None, None, None, None, *grads)
 
 
-def _replace(inputs: AttentionInputs, fields: Dict[str, Tensor]) -> AttentionInputs:
-    return AttentionInputs(**{**inputs.__dict__, **fields})
-
-
 def _sym_kl_rows(p: Tensor, q: Tensor) -> Tensor:
     """``KL(p||q) + KL(q||p)`` over the last dim, for probabilities with exact zeros (masked
     keys): zeros in both rows contribute exactly 0, never NaN."""
@@ -195,7 +192,7 @@ class _SymKLRows(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        p_in, q_in = ctx.saved_tensors  # read once: activation checkpointing allows no second unpack
+        p_in, q_in = ctx.saved_tensors
         p, q = p_in.float(), q_in.float()
         cp, cq = p.clamp_min(_TINY), q.clamp_min(_TINY)
         log_ratio = cp.log() - cq.log()
@@ -264,12 +261,12 @@ def layer_terms(
 def _attention_term(record: Union[AttentionInputs, Tensor], query_pad: Optional[Tensor], loss: str) -> Tensor:
     """One layer's attention term, a mean per query token: from the recorded inputs (the models
     record these) or from (H, 2B, Tq, Tk) probabilities."""
-    if isinstance(record, AttentionInputs) and record.maps is not None:  # small maps, recorded
-        total = attention_consistency(*split_halves(record.maps, 1), query_pad, loss)
+    if isinstance(record, AttentionInputs):
         n_queries, batch = record.query.shape[0], record.query.shape[1] // 2
-    elif isinstance(record, AttentionInputs):
-        total = recomputed_attention_consistency(record, query_pad, loss)
-        n_queries, batch = record.query.shape[0], record.query.shape[1] // 2
+        if record.maps is None:  # large maps: recomputed in blocks
+            total = recomputed_attention_consistency(record, query_pad, loss)
+        else:  # small maps, recorded from fairseq's explicit path
+            total = attention_consistency(*split_halves(record.maps, 1), query_pad, loss)
     else:
         total = attention_consistency(*split_halves(record, 1), query_pad, loss)
         n_queries, batch = record.shape[2], record.shape[1] // 2

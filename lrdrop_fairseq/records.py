@@ -62,8 +62,9 @@ class RecordSpec:
 class AttentionInputs:
     """What one attention module saw in a doubled forward: enough to recompute its per-head
     probabilities ``softmax(q k^T / sqrt(d) + masks)`` (before attention dropout) when the loss
-    needs them. The model's own attention therefore stays on torch's fused kernel, which keeps
-    no (B*H, Tq, Tk) maps; the term computes them a block of queries at a time.
+    needs them. A module with large maps therefore stays on torch's fused kernel, which keeps
+    no (B*H, Tq, Tk) maps, and the term computes them a block of queries at a time; a module
+    with small maps (:data:`SMALL_MAP`) records them from fairseq's explicit path in ``maps``.
 
     ``query`` (Tq, 2B, C) and ``key`` (Tk, 2B, Ck) are the inputs of the query and key
     projections (for self-attention, the same tensor); ``key_padding_mask`` (2B, Tk), True/1 at

@@ -15,14 +15,16 @@ also return, in the model output's ``extra["lrdrop"]``:
   positions are the target's, which the criterion has);
 - ``attn[type]`` for the requested ``type`` of :data:`ATTN_TYPES` (an encoder-only
   model has ``encoder_self`` only): per selected layer, what its attention
-  module saw (:class:`~lrdrop_fairseq.consistency.AttentionInputs`), whose
+  module saw (:class:`~lrdrop_fairseq.records.AttentionInputs`), whose
   ``probs()`` are the per-head probabilities (H, B, T_query, T_key), fp32, after
   the softmax and *before* attention dropout. Padded keys and the causal upper
   triangle are exact zeros; padded *query* rows are not, so consumers must
   mask them.
 
-The model's computation is fairseq's in every case, torch's fused attention
-included: recording only keeps references.
+The model's computation is fairseq's: a module with large maps runs exactly
+fairseq's forward (torch's fused attention included) and recording only keeps
+references; one with small maps takes fairseq's explicit attention path, whose
+per-head maps come for free.
 """
 
 import contextlib
@@ -66,26 +68,25 @@ class RecordingMultiheadAttention(MultiheadAttention):
         before_softmax: bool = False,
         need_head_weights: bool = False,
     ):
-        if not self.record_weights or incremental_state is not None or before_softmax:
-            return super().forward(query, key, value, key_padding_mask, incremental_state, need_weights,
-                                   static_kv, attn_mask, before_softmax, need_head_weights)  # fmt: skip
-        if self.bias_k is not None or self.add_zero_attn:
-            raise RuntimeError("the attention term does not support --add-bias-kv / --add-zero-attn")
-        key_input = query if self.self_attention else key
-        self.recorded = AttentionInputs(
-            query=query,
-            key=key_input,
-            q_weight=self.q_proj.weight,
-            q_bias=self.q_proj.bias,
-            k_weight=self.k_proj.weight,
-            k_bias=self.k_proj.bias,
-            num_heads=self.num_heads,
-            scaling=self.scaling,
-            key_padding_mask=key_padding_mask,
-            attn_mask=attn_mask,
-        )
-        entries = self.num_heads * query.shape[1] * query.shape[0] * key_input.shape[0]
-        if entries > SMALL_MAP:  # fairseq's own path (the fused kernel); the term recomputes the maps
+        small_maps = False  # recorded here from the explicit path, instead of recomputed by the term
+        if self.record_weights and incremental_state is None and not before_softmax:
+            if self.bias_k is not None or self.add_zero_attn:
+                raise RuntimeError("the attention term does not support --add-bias-kv / --add-zero-attn")
+            key_input = query if self.self_attention else key
+            self.recorded = AttentionInputs(
+                query=query,
+                key=key_input,
+                q_weight=self.q_proj.weight,
+                q_bias=self.q_proj.bias,
+                k_weight=self.k_proj.weight,
+                k_bias=self.k_proj.bias,
+                num_heads=self.num_heads,
+                scaling=self.scaling,
+                key_padding_mask=key_padding_mask,
+                attn_mask=attn_mask,
+            )
+            small_maps = self.num_heads * query.shape[1] * query.shape[0] * key_input.shape[0] <= SMALL_MAP
+        if not small_maps:  # fairseq's own forward (with large maps the term recomputes them)
             return super().forward(query, key, value, key_padding_mask, incremental_state, need_weights,
                                    static_kv, attn_mask, before_softmax, need_head_weights)  # fmt: skip
         # small maps: fairseq's explicit path (which skip_embed_dim_check forces) returns them per head,
