@@ -4,8 +4,9 @@ Raw text, one example a line: ``SPLIT.input0`` (and ``SPLIT.input1`` for sentenc
 pairs), already tokenised the way the model's dictionary expects (BPE pieces or
 words), and ``SPLIT.LABEL`` (a class name, or numbers with ``--regression-target``).
 :func:`binarize` turns them into what ``--task sentence_prediction`` reads:
-``DEST/input0``, ``DEST/input1`` (sharing input0's dictionary) and ``DEST/label``,
-exactly as fairseq's ``examples/roberta/preprocess_GLUE_tasks.sh`` does.
+``DEST/input0``, ``DEST/input1`` and ``DEST/label``, as fairseq's
+``examples/roberta/preprocess_GLUE_tasks.sh`` does. Both inputs share one dictionary: the
+pretrained model's (``--srcdict``), or else one built from train.input0 and train.input1 together.
 """
 
 import argparse
@@ -37,9 +38,12 @@ def binarize(
     if not splits or splits[0] != "train":
         raise FileNotFoundError(f"{raw_dir}: no train.input0 (expected SPLIT.input0 files, one example a line)")
     inputs = [c for c in ("input0", "input1") if os.path.isfile(os.path.join(raw_dir, f"train.{c}"))]
+    if not srcdict and len(inputs) == 2:
+        # both columns go through one embedding table: a word seen only in input1 must be in it too
+        srcdict = _joint_dictionary(raw_dir, os.path.join(dest, "joint_dict"), log)
     for column in inputs:
         _preprocess(raw_dir, column, os.path.join(dest, column), splits, srcdict, log)
-        srcdict = srcdict or os.path.join(dest, "input0", "dict.txt")  # input1 shares input0's
+        srcdict = srcdict or os.path.join(dest, "input0", "dict.txt")
     if regression:
         os.makedirs(os.path.join(dest, "label"), exist_ok=True)
         for split in splits:
@@ -63,6 +67,20 @@ def label_dictionary(train_labels: str, out: str) -> Optional[str]:
     with open(out, "w", encoding="utf-8") as f:
         f.writelines(f"{x} 1\n" for x in sorted(labels, key=int))
     return out
+
+
+def _joint_dictionary(raw_dir, destdir, log) -> str:
+    """One dictionary from train.input0 and train.input1 together; returns its path."""
+    os.makedirs(destdir, exist_ok=True)
+    both = os.path.join(destdir, "train.both")
+    with open(both, "w", encoding="utf-8") as out:
+        for column in ("input0", "input1"):
+            with open(os.path.join(raw_dir, f"train.{column}"), encoding="utf-8") as f:
+                shutil.copyfileobj(f, out)
+    args = ["--only-source", "--dict-only", "--trainpref", both, "--destdir", destdir, "--workers", "1"]
+    run(fairseq_command("preprocess", *args), log=log, name="dictionary of input0+input1", append=True, quiet=True)
+    os.remove(both)
+    return os.path.join(destdir, "dict.txt")
 
 
 def _preprocess(raw_dir, suffix, destdir, splits, srcdict, log):

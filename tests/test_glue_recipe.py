@@ -76,3 +76,28 @@ def test_evaluate_shows_a_crash_instead_of_hiding_it(tmp_path, toy_sentences):
     assert p.returncode == 1
     assert "fairseq-validate failed" in p.stdout and "Traceback" in p.stdout
     assert (tmp_path / "evaluate-RTE.log").is_file()
+
+
+def test_sentence_pairs_share_a_dictionary_built_from_both_columns(tmp_path):
+    """input1 is binarized with the same dictionary as input0, and a word that only input1 has
+    ("tiger") is in it: decoding DEST/input1 gives back the raw lines, no <unk>."""
+    from fairseq.data import Dictionary, data_utils
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    columns = {
+        "train": (["a cat sat", "a dog ran", "the cat ran"], ["the dog sat", "a tiger ran", "a cat"], ["1", "0", "1"]),
+        "valid": (["the dog", "a cat"], ["a tiger sat", "the cat"], ["0", "1"]),
+    }
+    for split, (first, second, labels) in columns.items():
+        (raw / f"{split}.input0").write_text("\n".join(first) + "\n")
+        (raw / f"{split}.input1").write_text("\n".join(second) + "\n")
+        (raw / f"{split}.label").write_text("\n".join(labels) + "\n")
+    dest = binarize(str(raw), str(tmp_path / "bin"))
+    d0 = Dictionary.load(os.path.join(dest, "input0", "dict.txt"))
+    d1 = Dictionary.load(os.path.join(dest, "input1", "dict.txt"))
+    assert d0.symbols == d1.symbols and "tiger" in d0.symbols
+    for split, (first, second, _) in columns.items():
+        for column, lines in (("input0", first), ("input1", second)):
+            ds = data_utils.load_indexed_dataset(os.path.join(dest, column, split), d0)
+            assert [d0.string(ds[i][:-1]) for i in range(len(ds))] == lines  # [:-1]: </s>
