@@ -48,14 +48,14 @@ def read_lines(path):
         return [line.rstrip("\n") for line in f]
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("hypotheses")
     ap.add_argument("references")
     ap.add_argument("--tokenize", default="13a", help="sacrebleu tokenizer (default 13a)")
     ap.add_argument("--detok-hyps", metavar="LANG", help="Moses-detokenise the hypotheses first")
     ap.add_argument("--compound-split", action="store_true", help="tokenised, compound-split BLEU")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     try:
         hyps, refs = read_lines(a.hypotheses), read_lines(a.references)
         if a.detok_hyps:
