@@ -44,7 +44,7 @@ MODES = ("plain", *modes.MODES)
 KL, HIDDEN, ATTN = 5.0, 1.0, 1.0  # R-Drop's IWSLT KL weight; the layer terms at 1
 
 
-def build(arch, vocab, device, dtype, dropout):
+def build(arch, vocab, device, dtype, dropout, seed=1):
     import torch
 
     import lrdrop_fairseq  # noqa: F401  (first: registers the archs; keeps fairseq from reconfiguring logging)
@@ -65,7 +65,7 @@ def build(arch, vocab, device, dtype, dropout):
     args = options.parse_args_and_arch(
         parser, ["x", "--arch", arch, "--share-all-embeddings", "--dropout", str(dropout)]
     )
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     model = ARCH_MODEL_REGISTRY[arch].build_model(args, Task).to(device=device, dtype=dtype)
     return model, d, Task
 
@@ -217,7 +217,8 @@ def generate_worker(a):
     from lrdrop_fairseq.models import PLAIN_ARCH
 
     lr_model, d, _ = build(a.arch, a.vocab, a.device, torch.float32, a.dropout)
-    plain, _, _ = build(PLAIN_ARCH[a.arch][0], a.vocab, a.device, torch.float32, a.dropout)
+    # another seed, so that only the copied weights can make the two generate the same
+    plain, _, _ = build(PLAIN_ARCH[a.arch][0], a.vocab, a.device, torch.float32, a.dropout, seed=2)
     plain.load_state_dict(lr_model.state_dict())
     n_sent, max_len = map(int, a.gen_shape.split("x"))
     sample = make_batch(d, n_sent, max_len, a.device, seed=1)

@@ -162,19 +162,43 @@ def test_layer_reduction_sum_is_mean_times_layers(toy_data):
 
 
 def test_diagnose_measures_the_criterions_own_terms(toy_data):
+    """Each candidate's value is what lr_drop logs when configured with it; each gradient ratio
+    and cosine comes from the criterion's loss: d(CE + term)/dθ - d(CE)/dθ is the term's gradient."""
     from lrdrop_cli import diagnose
 
     task, model, crit = build(toy_data, extra=["--kl-weight", "1", "--hidden-weight", "1", "--attn-weight", "1"])
+    # without layer terms fairseq takes torch's fused attention, whose dropout draws other masks
+    for m in model.modules():
+        if hasattr(m, "dropout_module") and hasattr(m, "k_proj"):
+            m.dropout_module.p = 0.0
     gains = diagnose.layer_norm_gains(model)
     assert gains == {"ln_compared_mean": 1.0, "ln_compared_min": 1.0, "ln_other_mean": 1.0}  # as initialised
     sample = first_batch(task)
+    ntok = sample["ntokens"]
     row = diagnose.diagnose(model, task, [sample], seed=7)
     log, _ = _criterion_terms(crit, model, sample, seed=7)  # same masks
-    ntok = sample["ntokens"]
     assert row["kl"] == pytest.approx(log["kl_loss"].item() / ntok, rel=1e-5)  # a token sum in the log
-    for name, key in (("hidden_layer_mse", "hidden_loss"), ("attn", "attn_loss")):  # per-token means
-        assert row[name] == pytest.approx(log[key].item(), rel=1e-5), name
-    assert all(row[f"{k}_grad_ratio"] > 0 for k in ("kl", "attn", "hidden_layer_mse", "hidden_ffn_cosine"))
+    assert row["attn"] == pytest.approx(log["attn_loss"].item(), rel=1e-5)  # a per-token mean
+    for site, dist in diagnose.CANDIDATES:
+        _, _, other = build(toy_data, extra=["--hidden-weight", "1", "--hidden-site", site, "--hidden-loss", dist])
+        value = _criterion_terms(other, model, sample, seed=7)[0]["hidden_loss"].item()
+        assert row[f"hidden_{site}_{dist}"] == pytest.approx(value, rel=1e-5), (site, dist)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def grad_of_loss(*flags):
+        _, _, c = build(toy_data, extra=["--kl-weight", "0", "--attn-weight", "0", "--hidden-weight", "0", *flags])
+        model.train()
+        torch.manual_seed(7)
+        loss = c(model, sample)[0] / ntok
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params, allow_unused=False)])
+
+    g_ce = grad_of_loss()
+    for name, flags in (("kl", ["--kl-weight", "1"]), ("attn", ["--attn-weight", "1"])):
+        g_term = grad_of_loss(*flags) - g_ce
+        assert row[f"{name}_grad_ratio"] == pytest.approx((g_term.norm() / g_ce.norm()).item(), rel=1e-3), name
+        cos = torch.nn.functional.cosine_similarity(g_term, g_ce, dim=0).item()
+        assert row[f"{name}_grad_cos"] == pytest.approx(cos, rel=1e-3, abs=1e-4), name
 
 
 def test_diagnose_groups_the_compared_layer_norms(toy_data):
