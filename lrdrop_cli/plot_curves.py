@@ -39,17 +39,21 @@ def present_panels(logs):
     ]
 
 
-def plot(runs, out):
+PANEL_INCHES, HEIGHT_INCHES, DPI = 4.2, 3.4, 110
+
+
+def figure(logs):
+    """The matplotlib figure for ``logs`` ({run name: read_log result}): one panel per quantity
+    present, one line per run and series, over updates."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    logs = {name: read_log(path) for name, path in runs}
     if not any(r["train_inner"] or r["valid"] for r in logs.values()):
         raise ValueError("no fairseq JSON log lines found; train with --log-format json")
     panels = present_panels(logs)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(PANEL_INCHES * len(panels), HEIGHT_INCHES), squeeze=False)
     for ax, (title, series) in zip(axes[0], panels):
         for name, r in logs.items():
             for tag, key, label in series:
@@ -70,7 +74,16 @@ def plot(runs, out):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    return fig
+
+
+def plot(runs, out):
+    """``runs``: [(name, log path)]; writes the figure to ``out`` (PNG), returns ``out``."""
+    import matplotlib.pyplot as plt
+
+    fig = figure({name: read_log(path) for name, path in runs})
+    fig.savefig(out, dpi=DPI)
+    plt.close(fig)
     return out
 
 

@@ -26,6 +26,21 @@ def tool(name):
     return os.path.join(BIN, name)
 
 
+def curve_panels(png):
+    """How many panels lrdrop-plot drew into ``png``, from the width in its PNG header: a wrong
+    log, or a run's terms missing, changes the count."""
+    from lrdrop_cli.plot_curves import DPI, HEIGHT_INCHES, PANEL_INCHES
+
+    with open(png, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    assert height == round(HEIGHT_INCHES * DPI)
+    panels = width / (PANEL_INCHES * DPI)
+    assert abs(panels - round(panels)) < 0.01, width
+    return round(panels)
+
+
 def _binarized_toy_corpus(d, joined: bool):
     from lrdrop_cli.make_toy_corpus import write_corpus
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import sacrebleu
 import torch
-from conftest import ROOT, run, tool
+from conftest import ROOT, curve_panels, run, tool
 
 from lrdrop_cli import build_ding_corpus as ding
 from lrdrop_cli.plot_curves import present_panels, read_log
@@ -129,8 +129,7 @@ def test_plot_curves_from_fixture_log(tmp_path):
     log.write_text("\n".join(rows) + "\n")
     out = tmp_path / "curves.png"
     run([tool("lrdrop-plot"), f"lrdrop={log}", "--out", str(out)])
-    data = out.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert curve_panels(out) == 4  # loss, kl_loss, hidden_loss, attn_loss
     empty = tmp_path / "empty.log"
     empty.write_text("nothing here\n")
     p = run([tool("lrdrop-plot"), str(empty), "--out", str(out)], check=False)
@@ -146,6 +145,52 @@ def test_plot_curves_from_fixture_log(tmp_path):
         )
     titles = [t for t, _ in present_panels({"lrdrop": read_log(str(log))})]
     assert titles[:2] == ["loss (bits/token)", "nll_loss (bits/token)"]
+
+
+def _lines(fig):
+    """{panel title: {line label: (updates, values)}} of a figure."""
+    return {
+        ax.get_title(): {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()}
+        for ax in fig.axes
+    }
+
+
+def test_plot_draws_each_runs_values_in_its_panel(tmp_path):
+    """Two runs: each record's value at its update, in the panel of its quantity, under its run's
+    name; a quantity only one run logs (kl_loss) gets that run's line only."""
+    from lrdrop_cli.plot_curves import figure
+
+    def log(name, records):
+        path = tmp_path / name
+        path.write_text("".join(f"x | INFO | {tag} | {json.dumps(r)}\n" for tag, r in records))
+        return read_log(str(path))
+
+    lr = log(
+        "lr.log",
+        [
+            ("train_inner", {"loss": "6", "nll_loss": "5", "kl_loss": "0.3", "num_updates": "10"}),
+            ("train_inner", {"loss": "4", "nll_loss": "3", "kl_loss": "0.2", "num_updates": "20"}),
+            ("valid", {"valid_loss": "4.5", "valid_nll_loss": "3.5", "valid_num_updates": "20"}),
+        ],
+    )
+    base = log("base.log", [("train_inner", {"loss": "7", "nll_loss": "6.5", "num_updates": "10"}),
+                            ("valid", {"valid_loss": "5.5", "valid_nll_loss": "4.25", "valid_num_updates": "10"})])  # fmt: skip
+    fig = figure({"lrdrop": lr, "baseline": base})
+    assert _lines(fig) == {
+        "loss (bits/token)": {
+            "lrdrop train": ([10.0, 20.0], [6.0, 4.0]),
+            "lrdrop valid": ([20.0], [4.5]),
+            "baseline train": ([10.0], [7.0]),
+            "baseline valid": ([10.0], [5.5]),
+        },
+        "nll_loss (bits/token)": {
+            "lrdrop train": ([10.0, 20.0], [5.0, 3.0]),
+            "lrdrop valid": ([20.0], [3.5]),
+            "baseline train": ([10.0], [6.5]),
+            "baseline valid": ([10.0], [4.25]),
+        },
+        "kl_loss": {"lrdrop": ([10.0, 20.0], [0.3, 0.2])},
+    }
 
 
 def _user_corpus_files(tmp_path, n, seed):
@@ -233,7 +278,7 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     refs = (out / "corpus" / "test.xx").read_text().splitlines()
     assert len(hyps) == len(refs) == 30 and hyps != refs
     assert result["bleu"] == pytest.approx(round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2))
-    assert (out / "curves.png").stat().st_size > 10_000
+    assert curve_panels(out / "curves.png") == 4  # loss, nll_loss, kl_loss, attn_loss (the default mode)
     assert (out / "data-bin" / "test.fr-xx.xx.bin").is_file()
     # checkpoint_best is the epoch of lowest validation perplexity (nll), not of label-smoothed loss
     valid = read_log(str(out / "train.log"))["valid"]
@@ -340,7 +385,7 @@ def test_compare_script_runs_configs_seeds_and_sweep(tmp_path):
     assert not (data / "checkpoints").exists()
     small = (
         "--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
-        "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64"
+        "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 --log-interval 2"  # train records for the curves
     )
     cmd = [
         tool("lrdrop-compare"),
@@ -381,7 +426,7 @@ def test_compare_script_runs_configs_seeds_and_sweep(tmp_path):
     assert "label_smoothed_cross_entropy" in by_name["baseline-d0.1-s1"]["flags"]
     md = (tmp_path / "cmp" / "results.md").read_text()
     assert "| 0.1 | baseline | 2 |" in md and "| 0.1 | lrdrop | 2 |" in md and "| 0.1 | attn2 | 2 |" in md
-    assert (tmp_path / "cmp" / "curves-d0.1.png").stat().st_size > 10_000
+    assert curve_panels(tmp_path / "cmp" / "curves-d0.1.png") == 5  # loss, nll_loss and lrdrop's three terms
     # --report: the table of what finished, nothing trained
     rep = run(cmd + ["--report"]).stdout
     assert "6 of 6 runs finished" in rep and "| 0.1 | attn2 | 2 |" in rep and "fairseq" not in rep
