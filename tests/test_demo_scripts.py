@@ -1,5 +1,6 @@
 """Corpus builder, BLEU scorer and curve plotter on small hand-made inputs."""
 
+import argparse
 import json
 import os
 import signal
@@ -654,3 +655,47 @@ def test_score_bleu_tokenize_reaches_sacrebleu(tmp_path, capsys):
     assert score == pytest.approx(100 * 0.2**0.25 * 2.718281828 ** (1 - 6 / 5), abs=0.01) and "tok:none" in sig
     score, sig = score_bleu_cli(tmp_path, capsys, *args)
     assert score == 100.0 and "tok:13a" in sig
+
+
+def test_compare_over_two_dropouts_plans_pairs_and_reports_each(tmp_path):
+    """--dropouts 0.1,0.3: dropout by dropout, seed by seed, baseline last in a seed; --report's
+    table has one block per dropout, and the difference from R-Drop pairs runs of the same
+    seed and the same dropout (hand-made results, nothing trained)."""
+    from lrdrop_cli import compare
+
+    a = argparse.Namespace(seeds="1,2", dropouts="0.1,0.3", configs="baseline,rdrop", variants={},
+                           kl_weight=1.0, hidden_weight=None, attn_weight=None)  # fmt: skip
+    assert [r[0] for r in compare.plan(a)] == [
+        "rdrop-d0.1-s1", "baseline-d0.1-s1", "rdrop-d0.1-s2", "baseline-d0.1-s2",
+        "rdrop-d0.3-s1", "baseline-d0.3-s1", "rdrop-d0.3-s2", "baseline-d0.3-s2",
+    ]  # fmt: skip
+    out, raw = tmp_path / "cmp", tmp_path / "corpus"
+    raw.mkdir()
+    (raw / "test.en").write_text("a\n")
+    bleu = {("rdrop", 0.1): (10, 12), ("baseline", 0.1): (9, 10), ("rdrop", 0.3): (20, 21), ("baseline", 0.3): (18, 21)}
+    nll = {("rdrop", 0.1): (4.0, 4.2), ("baseline", 0.1): (4.5, 4.4), ("rdrop", 0.3): (3.0, 3.1), ("baseline", 0.3): (3.2, 3.7)}  # fmt: skip
+    for (cfg, dropout), scores in bleu.items():
+        for seed, score in zip((1, 2), scores):
+            d = out / f"{cfg}-d{dropout:g}-s{seed}"
+            d.mkdir(parents=True)
+            result = {"name": d.name, "seed": seed, "dropout": dropout, "bleu": score, "chrf": 2.0 * score,
+                      "best_valid_nll": nll[cfg, dropout][seed - 1], "best_update": 100 * seed, "train_minutes": 1.0}  # fmt: skip
+            (d / "result.json").write_text(json.dumps(result))
+            (d / "train.log").write_text(
+                "x | INFO | valid | " + json.dumps({"valid_loss": "5", "valid_nll_loss": "4", "valid_num_updates": "100"}) + "\n"
+            )  # fmt: skip
+    p = run([tool("lrdrop-compare"), "--out", str(out), "--data-bin", str(tmp_path), "--raw", str(raw), "--report",
+             "--configs", "baseline,rdrop", "--seeds", "1,2", "--dropouts", "0.1,0.3"])  # fmt: skip
+    assert "8 of 8 runs finished" in p.stdout
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")] for line in (out / "results.md").read_text().splitlines()[2:]
+    ]
+    cells = {(r[0], r[1]): r for r in rows}
+    assert list(cells) == [("0.1", "baseline"), ("0.1", "rdrop"), ("0.3", "baseline"), ("0.3", "rdrop")]
+    # columns: nll mean ± sd, nll vs R-Drop, BLEU mean ± sd, per seed, BLEU vs R-Drop, chrF
+    assert cells["0.1", "baseline"][3:9] == ["4.450 ± 0.071", "0.350 ± 0.212", "9.50 ± 0.71", "9.00, 10.00",
+                                             "-1.50 ± 0.71", "19.00 ± 1.41"]  # fmt: skip
+    assert cells["0.3", "baseline"][3:9] == ["3.450 ± 0.354", "0.400 ± 0.283", "19.50 ± 2.12", "18.00, 21.00",
+                                             "-1.00 ± 1.41", "39.00 ± 4.24"]  # fmt: skip
+    assert cells["0.3", "rdrop"][4] == cells["0.3", "rdrop"][7] == ""  # no difference of R-Drop from itself
+    assert curve_panels(out / "curves-d0.1.png") == curve_panels(out / "curves-d0.3.png") == 2
