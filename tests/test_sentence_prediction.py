@@ -582,6 +582,11 @@ def test_shrunken_classification_demo_end_to_end(tmp_path):
         assert len(pred) == len(gold) == 40 and set(pred) <= set(gold)  # label names, not indices
         assert r["accuracy"] == pytest.approx(100 * sum(p == g for p, g in zip(pred, gold)) / 40)
         assert r["macro_f1"] == pytest.approx(100 * f1_score(gold, pred, average="macro"))
+        # and fairseq's own accuracy on the binarized test set agrees: the names map back right
+        best = str(out / name / "checkpoints" / "checkpoint_best.pt")
+        plugin = ["--user-dir", os.path.join(ROOT, "lrdrop_fairseq")]
+        validated = _json_tail(_validate(str(out / "data-bin"), best, plugin, "sentence_prediction"), "test")
+        assert r["accuracy"] == pytest.approx(float(validated["test_accuracy"]), abs=0.01)
     # another seed later: the earlier runs stay in the table and in result.json, untrained again
     p = run([tool("lrdrop-demo-classification"), "--out", str(out), "--modes", "baseline,lrdrop", "--seeds", "1,2",
              "--updates", "6", "--warmup", "2", "--max-tokens", "500", "--train-args", small])  # fmt: skip
