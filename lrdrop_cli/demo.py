@@ -109,7 +109,7 @@ def corpus(args, raw):
 
 
 def ding_corpus(args, raw):
-    from lrdrop_cli import build_ding_corpus as ding
+    from lrdrop_cli.corpora import ding
 
     ding.build(
         raw, args.ding, args.valid_size, args.test_size, args.seed, args.max_words, args.phrases, args.train_max_words
@@ -117,7 +117,7 @@ def ding_corpus(args, raw):
 
 
 def libreoffice_corpus(args, raw):
-    from lrdrop_cli import build_libreoffice_corpus as libreoffice
+    from lrdrop_cli.corpora import libreoffice
 
     libreoffice.build(raw, None, args.valid_size, args.test_size, args.seed)
 
@@ -140,7 +140,7 @@ def join_corpora(raw, parts, langs):
 def user_corpus(raw, paths, flags, langs, unit, args):
     """Split the user's two aligned files ``paths`` (given as the options ``flags``) into
     train/valid/test under ``raw``, as OUT/corpus/{split}.{lang}; empty pairs are dropped."""
-    from lrdrop_cli.build_ding_corpus import split, write
+    from lrdrop_cli.corpora.common import shuffled_split, write
 
     if not all(paths):
         raise StepFailed(f"corpus: give both {flags[0]} and {flags[1]} (one {unit} per line, aligned)")
@@ -150,7 +150,7 @@ def user_corpus(raw, paths, flags, langs, unit, args):
             f"corpus: {flags[0]} has {len(sides[0])} lines but {flags[1]} has {len(sides[1])}; they must be aligned"
         )
     try:
-        splits = split([(a, b) for a, b in zip(*sides) if a and b], args.valid_size, args.test_size, args.seed)
+        splits = shuffled_split([(a, b) for a, b in zip(*sides) if a and b], args.valid_size, args.test_size, args.seed)
     except ValueError as e:
         raise StepFailed(f"corpus: {e}")
     write(raw, splits, f"user corpus: {paths[0]} / {paths[1]} (seed {args.seed})\n", langs)

@@ -64,7 +64,7 @@ def corpus(args, raw):
         split_args = argparse.Namespace(**{**vars(args), "seed": args.data_seed})
         user_corpus(raw, (args.input, args.labels), ("--input", "--labels"), COLUMNS, "text / label", split_args)
     else:
-        from lrdrop_cli import build_debian_sections as deb
+        from lrdrop_cli.corpora import debian_sections as deb
 
         try:
             deb.build(raw, n_valid=args.valid_size, n_test=args.test_size, seed=args.data_seed)

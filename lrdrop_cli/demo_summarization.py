@@ -73,7 +73,7 @@ def corpus(args, raw):
     if os.path.isfile(os.path.join(raw, "test.target")):
         print(f"(done already: {raw})")
         return
-    from lrdrop_cli import build_debian_summaries as deb
+    from lrdrop_cli.corpora import debian_summaries as deb
 
     if args.source or args.target:
         user_corpus(raw, (args.source, args.target), ("--source", "--target"), LANGS, "document / summary", args)

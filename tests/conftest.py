@@ -42,7 +42,7 @@ def curve_panels(png):
 
 
 def _binarized_toy_corpus(d, joined: bool):
-    from lrdrop_cli.make_toy_corpus import write_corpus
+    from lrdrop_cli.corpora.toy import write_corpus
 
     raw = write_corpus(str(d / "raw"), (("train", 600), ("valid", 60), ("test", 40)))
     run(
@@ -83,7 +83,7 @@ def toy_data_joined(tmp_path_factory):
 @pytest.fixture(scope="session")
 def toy_sentences(tmp_path_factory):
     """The toy sentence-prediction corpus binarized twice: {"classification": DIR, "regression": DIR}."""
-    from lrdrop_cli.make_toy_corpus import write_classification_corpus
+    from lrdrop_cli.corpora.toy import write_classification_corpus
     from lrdrop_cli.sentence_data import binarize
 
     d = tmp_path_factory.mktemp("toy_sentences")

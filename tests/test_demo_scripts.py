@@ -12,7 +12,8 @@ import sacrebleu
 import torch
 from conftest import ROOT, curve_panels, run, tool
 
-from lrdrop_cli import build_ding_corpus as ding
+from lrdrop_cli.corpora import ding
+from lrdrop_cli.corpora.common import shuffled_split
 from lrdrop_cli.plot_curves import present_panels, read_log
 from lrdrop_cli.score_bleu import bleu
 
@@ -40,14 +41,14 @@ def test_sentence_pairs_alignment_tags_dedup():
 
 def test_split_is_fixed_by_seed_and_disjoint():
     pairs = [(f"Satz Nummer {i}.", f"Sentence number {i}.") for i in range(50)]
-    a = ding.split(pairs, 5, 10, seed=1)
-    b = ding.split(pairs, 5, 10, seed=1)
-    c = ding.split(pairs, 5, 10, seed=2)
+    a = shuffled_split(pairs, 5, 10, seed=1)
+    b = shuffled_split(pairs, 5, 10, seed=1)
+    c = shuffled_split(pairs, 5, 10, seed=2)
     assert a == b and a != c
     assert [len(a[k]) for k in ("train", "valid", "test")] == [35, 5, 10]
     assert set(a["train"]) | set(a["valid"]) | set(a["test"]) == set(pairs)
     with pytest.raises(ValueError, match="cannot hold out"):
-        ding.split(pairs, 30, 30, seed=1)
+        shuffled_split(pairs, 30, 30, seed=1)
 
 
 def test_build_writes_aligned_files(tmp_path):
@@ -198,7 +199,7 @@ def _user_corpus_files(tmp_path, n, seed):
     """TMP/src.txt and TMP/tgt.txt: an aligned toy corpus (lrdrop-make-toy-corpus); returns the pairs."""
     import random
 
-    from lrdrop_cli.make_toy_corpus import make_pair
+    from lrdrop_cli.corpora.toy import make_pair
 
     rng = random.Random(seed)
     pairs = [make_pair(rng, 20, 3, 8) for _ in range(n)]

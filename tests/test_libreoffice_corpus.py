@@ -7,7 +7,8 @@ import struct
 import pytest
 import sacrebleu
 
-from lrdrop_cli import build_libreoffice_corpus as L
+from lrdrop_cli.bin import build_libreoffice_corpus
+from lrdrop_cli.corpora import libreoffice as L
 
 
 def write_mo(path, entries):
@@ -165,17 +166,16 @@ def synthetic(n):
 
 def test_split_keeps_groups_whole_and_seed_changes_it():
     pairs = synthetic(60) + [("Seite 1", "Page 1", "ui"), ("Seite 2", "Page 2", "ui")]
-    ids = L.groups(pairs)
-    splits = {seed: L.split_by_group(pairs, ids, n_valid=10, n_test=10, seed=seed) for seed in (1, 2)}
+    splits = {seed: L.grouped_split(pairs, n_valid=10, n_test=10, seed=seed) for seed in (1, 2)}
     for s in splits.values():
         assert sum(len(v) for v in s.values()) == len(pairs)
         where = {en: name for name, part in s.items() for _, en in part}
         assert where["Page 1"] == where["Page 2"]
         assert 10 <= len(s["test"]) <= 11 and 10 <= len(s["valid"]) <= 11
     assert set(splits[1]["test"]) != set(splits[2]["test"])
-    assert L.split_by_group(pairs, ids, 10, 10, 1) == splits[1]  # the same seed, the same split
+    assert L.grouped_split(pairs, 10, 10, 1) == splits[1]  # the same seed, the same split
     with pytest.raises(ValueError, match="cannot hold out"):
-        L.split_by_group(pairs, ids, n_valid=40, n_test=40, seed=1)
+        L.grouped_split(pairs, n_valid=40, n_test=40, seed=1)
 
 
 def test_translation_memory_finds_the_nearest_line_and_its_bleu():
@@ -216,7 +216,7 @@ def test_build_end_to_end_writes_splits_symbols_and_report(tmp_path):
 
 def test_command_reports_a_missing_package_folder(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no libreoffice-l10n-de_"):
-        L.main([str(tmp_path / "out"), "--debs", str(tmp_path)])
+        build_libreoffice_corpus.main([str(tmp_path / "out"), "--debs", str(tmp_path)])
 
 
 def test_demo_joins_corpora_split_by_split(tmp_path):
@@ -257,3 +257,25 @@ def test_protected_symbols_stay_one_sentencepiece_token(tmp_path):
     pieces = spm.SentencePieceProcessor(model_file=model).encode("print %PRODUCTNAME now $(ERR)", out_type=str)
     assert "%PRODUCTNAME" in pieces and "$(ERR)" in pieces
     assert (spm_dir / "test.en").read_text().split("\n")[0].split().count("%PRODUCTNAME") == 1
+
+
+def test_common_split_by_group_fills_test_then_valid_with_whole_groups():
+    """keys a a b c c c d e f g: every group in one split, test then valid filled to at least
+    their sizes, the rest in train, each index once; 'c' (3 items, over max_group 2) is never
+    held out, whatever the seed; indices in order within a group."""
+    from lrdrop_cli.corpora.common import split_by_group
+
+    keys = list("aabcccdefg")
+    seen_tests = set()
+    for seed in range(1, 9):
+        s = split_by_group(keys, n_valid=2, n_test=2, seed=seed, max_group=2)
+        assert sorted(s["test"] + s["valid"] + s["train"]) == list(range(10))
+        assert {keys[i] for i in s["test"]}.isdisjoint({keys[i] for i in s["valid"] + s["train"]})
+        assert {keys[i] for i in s["valid"]}.isdisjoint({keys[i] for i in s["train"]})
+        assert 2 <= len(s["test"]) <= 3 and 2 <= len(s["valid"]) <= 3  # one group of 1 or 2 too many at most
+        assert {3, 4, 5} <= set(s["train"]) and s["train"][s["train"].index(3) : s["train"].index(3) + 3] == [3, 4, 5]
+        seen_tests.add(tuple(s["test"]))
+    assert len(seen_tests) > 1  # the seed decides
+    assert split_by_group(keys, 2, 2, seed=3, max_group=2) == split_by_group(keys, 2, 2, seed=3, max_group=2)
+    with pytest.raises(ValueError, match="whole groups"):
+        split_by_group(keys, n_valid=4, n_test=4, seed=1, max_group=1)  # 5 single items cannot fill 8

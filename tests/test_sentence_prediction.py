@@ -511,7 +511,7 @@ Description-en: tiny
 
 
 def test_debian_sections_join_dedup_and_grouped_split(tmp_path):
-    from lrdrop_cli import build_debian_sections as deb
+    from lrdrop_cli.corpora import debian_sections as deb
 
     descriptions = deb.long_descriptions(TRANSLATIONS.splitlines(True))
     examples = deb.section_examples(PACKAGES.splitlines(True), descriptions, ("games", "mail", "net"))
@@ -538,7 +538,7 @@ def test_debian_sections_join_dedup_and_grouped_split(tmp_path):
 def test_shrunken_classification_demo_end_to_end(tmp_path):
     """lrdrop-demo-classification on your own files: corpus -> spm -> binarize -> baseline and
     LR-Drop training -> test accuracy, macro-F1, predictions; a tiny model, a few updates."""
-    from lrdrop_cli.make_toy_corpus import write_classification_corpus
+    from lrdrop_cli.corpora.toy import write_classification_corpus
 
     raw = write_classification_corpus(str(tmp_path / "raw"), (("train", 200),))
     out = tmp_path / "demo"

@@ -7,7 +7,7 @@ import random
 import pytest
 from conftest import ROOT, curve_panels, run, tool
 
-from lrdrop_cli import build_debian_summaries as deb
+from lrdrop_cli.corpora import debian_summaries as deb
 from lrdrop_cli.score_rouge import rouge, split_sentences
 
 INDEX = """\
@@ -93,12 +93,12 @@ def test_debian_index_parsing_dedup_and_grouped_split():
         "library for frobbing widgets - development files",
         "Bar game",
     ]
-    splits = deb.split_by_group(pairs, n_valid=0, n_test=1, seed=1)
+    splits = deb.grouped_split(pairs, n_valid=0, n_test=1, seed=1)
     # the two libfoo packages share their first paragraph: never split across train/test
     foo_splits = {name for name, ps in splits.items() for d, s in ps if d.startswith("Foo")}
     assert len(foo_splits) == 1
     assert sum(len(v) for v in splits.values()) == 3 and splits["test"] and not splits["valid"]
-    assert splits == deb.split_by_group(pairs, n_valid=0, n_test=1, seed=1)  # fixed by the seed
+    assert splits == deb.grouped_split(pairs, n_valid=0, n_test=1, seed=1)  # fixed by the seed
 
 
 def test_gpt2_bpe_encoding_matches_fairseq_encoder(tmp_path):
@@ -244,3 +244,24 @@ def test_cnndm_fetch_needs_nothing_when_the_raw_files_exist(tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     cnndm_text.main(["fetch", str(tmp_path)])
     assert "already has every split" in capsys.readouterr().out
+
+
+def test_debian_builder_seed_changes_the_split_and_keeps_siblings_together(tmp_path):
+    """lrdrop-build-debian-summaries with seeds 1 and 2: other test descriptions, the same seed the
+    same files; a library and its -dev sibling (one first paragraph) always share a split."""
+    _index_fixture(tmp_path / "Translation-en", n=60)
+    with open(tmp_path / "Translation-en", "a", encoding="utf-8") as f:
+        for name, synopsis in (("libsib1", "sibling library"), ("libsib-dev", "sibling library - development")):
+            f.write(f"Package: {name}\nDescription-md5: {name}\nDescription-en: {synopsis}\n"
+                    " Sib frobs widgets of every kind, quickly and safely, for the other tools here.\n .\n"
+                    f" This package is {name}.\n\n")  # fmt: skip
+    tests = {}
+    for seed in (1, 2, 1):
+        out = tmp_path / f"out{seed}"
+        deb.build(str(out), str(tmp_path / "Translation-en"), n_valid=5, n_test=5, seed=seed, min_words=10)
+        parts = {s: (out / f"{s}.target").read_text().splitlines() for s in ("train", "valid", "test")}
+        where = {line: s for s, lines in parts.items() for line in lines}
+        assert where["sibling library"] == where["sibling library - development"]
+        assert sum(map(len, parts.values())) == 62 and len(set(where)) == len(where)
+        tests.setdefault(seed, []).append(parts["test"])
+    assert tests[1][0] == tests[1][1] and set(tests[1][0]) != set(tests[2][0])

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Build a German-English corpus from LibreOffice's own translations (Debian's LibreOffice 7.4).
 
 Source and licence: LibreOffice 7.4 (The Document Foundation, https://www.libreoffice.org/),
@@ -38,23 +37,18 @@ OUT_DIR/download. Writes OUT_DIR/{train,valid,test}.{de,en}, OUT_DIR/protected_s
 OUT_DIR/SOURCE.txt (licence, counts, leakage, TM baseline) and OUT_DIR/report.json.
 """
 
-import argparse
 import collections
 import difflib
 import gettext
 import glob
-import hashlib
 import html.parser
 import json
 import math
 import os
 import re
-import shutil
-import subprocess
-import sys
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from lrdrop_cli.build_ding_corpus import write
+from lrdrop_cli.corpora.common import apt_download, split_by_group, unpack, write
 
 PACKAGES = ("libreoffice-l10n-de", "libreoffice-help-de", "libreoffice-help-en-us")
 MO_DIR = "usr/lib/libreoffice/program/resource/de/LC_MESSAGES"
@@ -180,8 +174,9 @@ def normalise(text: str) -> str:
 
 
 def groups(pairs: Sequence[Pair]) -> List[int]:
-    """A group id per pair: pairs sharing a normalised English or German string or a help file
-    are linked (union-find), so that a whole group lands in one split."""
+    """A group id per pair, the index of the group's first pair: pairs sharing a normalised
+    English or German string or a help file are linked (union-find), so that a whole group
+    lands in one split."""
     parent: Dict[str, str] = {}
 
     def find(x):
@@ -202,37 +197,17 @@ def groups(pairs: Sequence[Pair]) -> List[int]:
         union(node, "de:" + normalise(de))
         if g != "ui":
             union(node, g)
-    roots, ids = {}, []
-    for i in range(len(pairs)):
-        ids.append(roots.setdefault(find(f"pair:{i}"), len(roots)))
-    return ids
+    first: Dict[str, int] = {}
+    return [first.setdefault(find(f"pair:{i}"), i) for i in range(len(pairs))]
 
 
-def split_by_group(pairs: Sequence[Pair], group_ids: Sequence[int], n_valid: int, n_test: int, seed: int):
-    """Whole groups to test, then valid, then train, in an order fixed by ``seed``; a group larger
-    than half the smaller held-out split always goes to train (it would fill that split alone)."""
-    members: Dict[int, List[int]] = collections.defaultdict(list)
-    for i, g in enumerate(group_ids):
-        members[g].append(i)
-    too_big = max(1, min(n_valid, n_test) // 2)
-
-    def rank(g):
-        return hashlib.sha1(f"{seed}:{min(members[g])}".encode()).hexdigest()
-
-    order = sorted((g for g in members if len(members[g]) <= too_big), key=rank)
-    out = {"test": [], "valid": [], "train": []}
-    it = iter(order)
-    for name, size in (("test", n_test), ("valid", n_valid)):
-        while len(out[name]) < size:
-            g = next(it, None)
-            if g is None:
-                raise ValueError(f"only {len(pairs)} pairs: cannot hold out {n_valid} valid + {n_test} test")
-            out[name].extend(members[g])
-    held = set(out["test"]) | set(out["valid"])
-    out["train"] = [i for i in range(len(pairs)) if i not in held]
-    if not out["train"]:
-        raise ValueError(f"only {len(pairs)} pairs: cannot hold out {n_valid} valid + {n_test} test")
-    return {k: [pairs[i][:2] for i in sorted(v)] for k, v in out.items()}
+def grouped_split(pairs: Sequence[Pair], n_valid: int, n_test: int, seed: int):
+    """{split: [(de, en)]}: whole :func:`groups` per split, in an order fixed by ``seed``
+    (:func:`common.split_by_group`); a group larger than half the smaller held-out split always
+    goes to train (it would fill that split alone). Pairs keep their order within a split."""
+    max_group = max(1, min(n_valid, n_test) // 2)
+    splits = split_by_group(groups(pairs), n_valid, n_test, seed, max_group)
+    return {name: [pairs[i][:2] for i in sorted(indices)] for name, indices in splits.items()}
 
 
 def protected_symbols(pairs: Sequence[Tuple[str, str]], min_count: int = 5) -> List[str]:
@@ -306,38 +281,22 @@ def fetch_packages(download_dir: str) -> str:
     root = os.path.join(download_dir, "x")
     if os.path.isdir(os.path.join(root, MO_DIR)) and os.path.isdir(os.path.join(root, HELP_DIR, "en-US")):
         return root
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise RuntimeError(
-            "apt-get/dpkg-deb not found (not a Debian/Ubuntu system). Download "
-            + ", ".join(PACKAGES)
-            + " (.deb files) by hand and pass --debs DIR, or use your own parallel corpus with "
-            "lrdrop-demo --source FILE --target FILE."
-        )
-    os.makedirs(download_dir, exist_ok=True)
-    missing = [p for p in PACKAGES if not glob.glob(os.path.join(download_dir, f"{p}_*.deb"))]
-    if missing:
-        p = subprocess.run(
-            ["apt-get", "download", *missing],
-            cwd=download_dir,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        if p.returncode != 0:
-            raise RuntimeError(
-                f"'apt-get download {' '.join(missing)}' failed:\n{p.stdout[-1500:]}\n"
-                "Run 'apt-get update' first, or pass --debs DIR holding the three .deb files."
-            )
-    return unpack(download_dir, root)
+    instead = (
+        f"Or download {', '.join(PACKAGES)} (.deb files) by hand and pass --debs DIR, or use your own "
+        "parallel corpus with lrdrop-demo --source FILE --target FILE."
+    )
+    return unpack(list(apt_download(PACKAGES, download_dir, instead).values()), root)
 
 
-def unpack(deb_dir: str, root: str) -> str:
+def unpack_folder(deb_dir: str, root: str) -> str:
+    """Unpack the three packages' newest .deb files found in ``deb_dir`` into ``root``."""
+    debs = []
     for package in PACKAGES:
-        debs = sorted(glob.glob(os.path.join(deb_dir, f"{package}_*.deb")))
-        if not debs:
+        found = sorted(glob.glob(os.path.join(deb_dir, f"{package}_*.deb")))
+        if not found:
             raise RuntimeError(f"no {package}_*.deb in {deb_dir}")
-        subprocess.run(["dpkg-deb", "-x", debs[-1], root], check=True)
-    return root
+        debs.append(found[-1])
+    return unpack(debs, root)
 
 
 # ------------------------------------------------------------------ the command
@@ -359,7 +318,7 @@ def build(
     if not raw:
         raise RuntimeError(f"no LibreOffice catalogs or help pages under {root}")
     pairs, counts = clean_pairs(raw, max_words)
-    splits = split_by_group(pairs, groups(pairs), n_valid, n_test, seed)
+    splits = grouped_split(pairs, n_valid, n_test, seed)
     symbols = protected_symbols(splits["train"])
     report = {
         "seed": seed,
@@ -396,26 +355,3 @@ def format_report(report) -> str:
             f"chrF {leak['tm_chrf']}"
         )
     return "\n".join(lines) + "\n"
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out_dir")
-    ap.add_argument("--debs", help="folder with the three .deb files (default: apt-get download them)")
-    ap.add_argument("--root", help="folder where the packages are already unpacked (for tests and reruns)")
-    ap.add_argument("--valid", type=int, default=1000)
-    ap.add_argument("--test", type=int, default=1500)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--max-words", type=int, default=60, help="drop pairs with more words on either side")
-    ap.add_argument("--no-leakage", action="store_true", help="skip the fuzzy-match and TM-baseline report")
-    a = ap.parse_args(argv)
-    try:
-        root = a.root or (unpack(a.debs, os.path.join(a.out_dir, "download", "x")) if a.debs else None)
-        report = build(a.out_dir, root, a.valid, a.test, a.seed, a.max_words, not a.no_leakage)
-    except (RuntimeError, ValueError, OSError, subprocess.CalledProcessError) as e:
-        sys.exit(f"build_libreoffice_corpus: {e}")
-    print(f"wrote {a.out_dir}\n" + format_report(report), end="")
-
-
-if __name__ == "__main__":
-    main()

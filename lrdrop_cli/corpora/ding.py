@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Build a German-English sentence corpus from the Ding dictionary (Debian ``trans-de-en``).
 
 Source and licence: the Ding German-English dictionary by Frank Richter,
@@ -20,15 +19,12 @@ With no ``--dict`` the Debian package is fetched with ``apt-get download``
 Writes OUT_DIR/{train,valid,test}.{de,en} and OUT_DIR/SOURCE.txt.
 """
 
-import argparse
-import glob
 import os
 import random
 import re
-import shutil
-import subprocess
-import sys
 from typing import Iterable, List, Optional, Tuple
+
+from lrdrop_cli.corpora.common import apt_download, shuffled_split, unpack, write
 
 TAG = re.compile(r"\{[^}]*\}|\[[^\]]*\]|<[^>]*>")
 SPACE = re.compile(r"\s+")
@@ -92,60 +88,18 @@ def phrase_pairs(lines: Iterable[str], max_words: int = 6) -> List[Tuple[str, st
     return pairs
 
 
-def split(pairs, n_valid: int, n_test: int, seed: int):
-    if n_valid + n_test >= len(pairs):
-        raise ValueError(f"only {len(pairs)} pairs: cannot hold out {n_valid} valid + {n_test} test")
-    order = list(range(len(pairs)))
-    random.Random(seed).shuffle(order)
-    shuffled = [pairs[i] for i in order]
-    return {
-        "test": shuffled[:n_test],
-        "valid": shuffled[n_test : n_test + n_valid],
-        "train": shuffled[n_test + n_valid :],
-    }
-
-
 def fetch_ding(download_dir: str) -> str:
     """apt-get download trans-de-en and unpack it; returns the dictionary path."""
-    os.makedirs(download_dir, exist_ok=True)
     extracted = os.path.join(download_dir, "x", DING_IN_DEB)
     if os.path.isfile(extracted):
         return extracted
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise RuntimeError(
-            "apt-get/dpkg-deb not found (not a Debian/Ubuntu system). Download the Ding dictionary "
-            "(https://dict.tu-chemnitz.de/, file de-en.txt) and pass --dict PATH, or use your own "
-            "parallel corpus with the demo's --src FILE --tgt FILE."
-        )
-    debs = glob.glob(os.path.join(download_dir, "trans-de-en_*.deb"))
-    if not debs:
-        p = subprocess.run(
-            ["apt-get", "download", "trans-de-en"],
-            cwd=download_dir,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        debs = glob.glob(os.path.join(download_dir, "trans-de-en_*.deb"))
-        if p.returncode != 0 or not debs:
-            raise RuntimeError(
-                "'apt-get download trans-de-en' failed:\n"
-                + p.stdout[-1500:]
-                + "\nRun 'apt-get update' first, or pass --dict PATH to a copy of the Ding dictionary."
-            )
-    subprocess.run(["dpkg-deb", "-x", debs[0], os.path.join(download_dir, "x")], check=True)
+    instead = (
+        "Download the Ding dictionary (https://dict.tu-chemnitz.de/, file de-en.txt) and pass --dict PATH, "
+        "or use your own parallel corpus with the demo's --source FILE --target FILE."
+    )
+    debs = apt_download(["trans-de-en"], download_dir, instead)
+    unpack(list(debs.values()), os.path.join(download_dir, "x"))
     return extracted
-
-
-def write(out_dir: str, splits: dict, source_note: str, langs=("de", "en")):
-    """OUT_DIR/{split}.{lang} for each side of the pairs, and SOURCE.txt."""
-    os.makedirs(out_dir, exist_ok=True)
-    for name, pairs in splits.items():
-        for idx, lang in enumerate(langs):
-            with open(os.path.join(out_dir, f"{name}.{lang}"), "w", encoding="utf-8") as f:
-                f.writelines(p[idx] + "\n" for p in pairs)
-    with open(os.path.join(out_dir, "SOURCE.txt"), "w", encoding="utf-8") as f:
-        f.write(source_note)
 
 
 def build(
@@ -166,7 +120,7 @@ def build(
         dict_path = fetch_ding(os.path.join(out_dir, "download"))
     with open(dict_path, encoding="utf-8") as f:
         lines = f.readlines()
-    splits = split(sentence_pairs(lines, max_words), n_valid, n_test, seed)
+    splits = shuffled_split(sentence_pairs(lines, max_words), n_valid, n_test, seed)
     if train_max_words and max_words and train_max_words > max_words:
         held_out = {de.lower() for part in ("valid", "test") for de, _ in splits[part]}
         splits["train"] = splits["train"] + [
@@ -191,29 +145,3 @@ def build(
     )
     write(out_dir, splits, note)
     return {k: len(v) for k, v in splits.items()}
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out_dir")
-    ap.add_argument("--dict", help="path to the Ding de-en file (default: fetch Debian's trans-de-en)")
-    ap.add_argument("--valid", type=int, default=500)
-    ap.add_argument("--test", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--max-words", type=int, help="keep pairs with at most this many words per side")
-    ap.add_argument("--phrases", type=int, default=0, help="add this many dictionary word/phrase pairs to train")
-    ap.add_argument(
-        "--train-max-words",
-        type=int,
-        help="train also on sentences of up to this many words (valid/test keep --max-words)",
-    )
-    a = ap.parse_args()
-    try:
-        sizes = build(a.out_dir, a.dict, a.valid, a.test, a.seed, a.max_words, a.phrases, a.train_max_words)
-    except (RuntimeError, ValueError, OSError) as e:
-        sys.exit(f"build_ding_corpus: {e}")
-    print(f"wrote {a.out_dir}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Write a tiny synthetic parallel corpus (for smoke runs and tests).
 
 The "translation" maps each source word ``sN`` to ``tN`` and reverses the
@@ -14,7 +13,6 @@ in the lower half of the vocabulary, else 0: integer labels, as fairseq's --repo
 needs) and {split}.score (regression: the share of words in the lower half).
 """
 
-import argparse
 import os
 import random
 
@@ -53,22 +51,3 @@ def write_classification_corpus(
             with open(os.path.join(out_dir, f"{split}.{name}"), "w", encoding="utf-8") as f:
                 f.writelines(line + "\n" for line in lines)
     return out_dir
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out_dir")
-    ap.add_argument("--train", type=int, default=2000)
-    ap.add_argument("--valid", type=int, default=100)
-    ap.add_argument("--test", type=int, default=100)
-    ap.add_argument("--vocab", type=int, default=40)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--classification", action="store_true", help="a sentence-prediction corpus (see above)")
-    a = ap.parse_args()
-    write = write_classification_corpus if a.classification else write_corpus
-    write(a.out_dir, (("train", a.train), ("valid", a.valid), ("test", a.test)), a.vocab, seed=a.seed)
-    print(f"wrote toy corpus to {a.out_dir}")
-
-
-if __name__ == "__main__":
-    main()

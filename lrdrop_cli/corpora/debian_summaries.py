@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Build a small English summarisation corpus from Debian's package descriptions.
 
 Each Debian package has a one-line synopsis and a long description written by
@@ -20,16 +19,13 @@ are not near-copies of training ones.
 Writes OUT_DIR/{train,valid,test}.{source,target} and OUT_DIR/SOURCE.txt.
 """
 
-import argparse
 import glob
-import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from typing import Dict, Iterable, Iterator, List, Tuple
 
-from lrdrop_cli.build_ding_corpus import write
+from lrdrop_cli.corpora.common import split_by_group, write
 
 LANGS = ("source", "target")
 
@@ -90,27 +86,6 @@ def summary_pairs(records, min_words: int = 15) -> List[Tuple[str, str, str]]:
     return pairs
 
 
-def split_by_group(pairs, n_valid: int, n_test: int, seed: int):
-    """Whole groups to test, then valid, then train, in an order fixed by ``seed``."""
-
-    def rank(group):
-        return hashlib.sha1(f"{seed}:{group}".encode()).hexdigest()
-
-    ordered = sorted(pairs, key=lambda p: (rank(p[2]), p[0]))
-    out = {"test": [], "valid": [], "train": []}
-    i = 0
-    for name, size in (("test", n_test), ("valid", n_valid)):
-        while len(out[name]) < size and i < len(ordered):
-            group = ordered[i][2]
-            while i < len(ordered) and ordered[i][2] == group:
-                out[name].append(ordered[i][:2])
-                i += 1
-    out["train"] = [p[:2] for p in ordered[i:]]
-    if not out["train"]:
-        raise ValueError(f"only {len(pairs)} pairs: cannot hold out {n_valid} valid + {n_test} test")
-    return out
-
-
 # index -> the apt list file holding it (the largest match: bookworm main, not its updates)
 INDEX_FILES = {"Translation-en": "*_main_i18n_Translation-en*", "Packages": "*_main_binary-*_Packages*"}
 
@@ -155,11 +130,19 @@ def fetch_index(download_dir: str, index: str = "Translation-en") -> str:
     return text
 
 
+def grouped_split(examples, n_valid: int, n_test: int, seed: int):
+    """(text, label, group) examples -> {split: [(text, label)]}: whole groups per split
+    (:func:`common.split_by_group`), a group's examples in text order."""
+    examples = sorted(examples, key=lambda e: e[0])
+    splits = split_by_group([e[2] for e in examples], n_valid, n_test, seed)
+    return {name: [examples[i][:2] for i in indices] for name, indices in splits.items()}
+
+
 def build(out_dir: str, index_path=None, n_valid=500, n_test=500, seed=1, min_words=15):
     if index_path is None:
         index_path = fetch_index(os.path.join(out_dir, "download"))
     with open(index_path, encoding="utf-8") as f:
-        splits = split_by_group(summary_pairs(parse_index(f), min_words), n_valid, n_test, seed)
+        splits = grouped_split(summary_pairs(parse_index(f), min_words), n_valid, n_test, seed)
     note = (
         "English document -> summary pairs: Debian package long descriptions -> synopses\n"
         "(Debian archive, Translation-en index; text by each package's maintainers under its licence);\n"
@@ -169,23 +152,3 @@ def build(out_dir: str, index_path=None, n_valid=500, n_test=500, seed=1, min_wo
     )
     write(out_dir, splits, note, LANGS)
     return {k: len(v) for k, v in splits.items()}
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out_dir")
-    ap.add_argument("--index", help="an uncompressed Debian Translation-en file (default: fetch with apt-get)")
-    ap.add_argument("--valid", type=int, default=500)
-    ap.add_argument("--test", type=int, default=500)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--min-words", type=int, default=15, help="drop shorter descriptions")
-    a = ap.parse_args()
-    try:
-        sizes = build(a.out_dir, a.index, a.valid, a.test, a.seed, a.min_words)
-    except (RuntimeError, ValueError, OSError) as e:
-        sys.exit(f"build_debian_summaries: {e}")
-    print(f"wrote {a.out_dir}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
-
-
-if __name__ == "__main__":
-    main()

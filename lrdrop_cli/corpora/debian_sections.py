@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Build an English text-classification corpus: Debian package descriptions -> archive section.
 
 Each Debian package has a synopsis and a long description written by its
@@ -21,14 +20,12 @@ to the same split.
 Writes OUT_DIR/{train,valid,test}.{input0,label} and OUT_DIR/SOURCE.txt.
 """
 
-import argparse
 import collections
 import os
-import sys
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-from lrdrop_cli.build_debian_summaries import description_paragraphs, fetch_index, split_by_group, stanzas
-from lrdrop_cli.build_ding_corpus import write
+from lrdrop_cli.corpora.common import write
+from lrdrop_cli.corpora.debian_summaries import description_paragraphs, fetch_index, grouped_split, stanzas
 
 SECTIONS = (
     "admin",
@@ -87,7 +84,7 @@ def build(out_dir, sections=SECTIONS, n_valid=600, n_test=1200, seed=1, packages
     missing = set(sections) - {e[1] for e in examples}
     if missing:
         raise ValueError(f"--sections: no packages with a long description in {', '.join(sorted(missing))}")
-    splits = split_by_group(examples, n_valid, n_test, seed)
+    splits = grouped_split(examples, n_valid, n_test, seed)
     counts = collections.Counter(label for _text, label in splits["train"])
     note = (
         "English text classification: Debian package descriptions (synopsis + long description) -> archive\n"
@@ -101,25 +98,3 @@ def build(out_dir, sections=SECTIONS, n_valid=600, n_test=1200, seed=1, packages
     )
     write(out_dir, splits, note, COLUMNS)
     return {k: len(v) for k, v in splits.items()}
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out_dir")
-    ap.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated archive sections (the classes)")
-    ap.add_argument("--valid", type=int, default=600)
-    ap.add_argument("--test", type=int, default=1200)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--packages", help="an uncompressed Debian Packages file (default: fetch with apt-get)")
-    ap.add_argument("--translations", help="an uncompressed Translation-en file (default: fetch with apt-get)")
-    a = ap.parse_args()
-    sections = [s.strip() for s in a.sections.split(",") if s.strip()]
-    try:
-        sizes = build(a.out_dir, sections, a.valid, a.test, a.seed, a.packages, a.translations)
-    except (RuntimeError, ValueError, OSError) as e:
-        sys.exit(f"build_debian_sections: {e}")
-    print(f"wrote {a.out_dir}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
-
-
-if __name__ == "__main__":
-    main()
