@@ -51,7 +51,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from lrdrop_cli import demo, modes
+from lrdrop_cli import curves, demo, modes
 from lrdrop_cli.fairseq_io import StepFailed, read_log, run
 
 
@@ -124,7 +124,7 @@ def run_one(a, name, dropout, seed, crit, threads):
     )
     langs = (a.source_lang, a.target_lang)
     hyps, refs, _ = demo.collect_hypotheses(gen_log, a.raw, langs, os.path.join(d, f"test.hyp.{langs[1]}"), name)
-    from lrdrop_cli.score_bleu import bleu, chrf
+    from lrdrop_cli.metrics import bleu, chrf
 
     score, signature = bleu(hyps, refs)
     chrf_score, chrf_signature = chrf(hyps, refs)
@@ -358,23 +358,9 @@ def main():
         f.write(md + "\n")
     first_seed = int(a.seeds.split(",")[0])
     for dropout in sorted({r[2] for r in runs}):
-        logs = [
-            f"{cfg}={os.path.join(a.out, name, 'train.log')}"
-            for name, cfg, d, seed, _ in runs
-            if seed == first_seed and d == dropout
-        ]
-        run(
-            [
-                sys.executable,
-                "-m",
-                "lrdrop_cli.plot_curves",
-                *logs,
-                "--out",
-                os.path.join(a.out, f"curves-d{dropout:g}.png"),
-            ],
-            name="plot",
-            quiet=True,
-        )
+        logs = [(cfg, os.path.join(a.out, name, "train.log")) for name, cfg, d, seed, _ in runs
+                if seed == first_seed and d == dropout]  # fmt: skip
+        curves.plot(logs, os.path.join(a.out, f"curves-d{dropout:g}.png"))
     print(f"[compare] wrote {a.out}/results.md, results.json, curves-d*.png")
 
 

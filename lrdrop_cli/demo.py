@@ -455,7 +455,7 @@ def translate(args, data_bin, best, raw, out):
     gen_log = os.path.join(out, "generate.log")
     run(generate_command(args, data_bin, best), log=gen_log, name="translate")
     ordered, refs, srcs = collect_hypotheses(gen_log, raw, langs, hyp_file, "translate")
-    from lrdrop_cli.score_bleu import bleu
+    from lrdrop_cli.metrics import bleu
 
     score, signature = bleu(ordered, refs)
     print("\nExample translations (test set):")
@@ -479,8 +479,12 @@ def translate(args, data_bin, best, raw, out):
 
 def plot(log, out):
     """The plot step: OUT/curves.png from the training log."""
-    run([sys.executable, "-m", "lrdrop_cli.plot_curves", f"lr_drop={log}", "--out", os.path.join(out, "curves.png")],
-        name="plot")  # fmt: skip
+    from lrdrop_cli import curves
+
+    try:
+        curves.plot([("lr_drop", log)], os.path.join(out, "curves.png"))
+    except ValueError as e:
+        raise StepFailed(f"plot: {e}")
 
 
 def collect_hypotheses(gen_log, raw, langs, hyp_file, name):

@@ -101,7 +101,7 @@ def train(args, data_bin, ckpt_dir, log):
 
 
 def summarize(args, data_bin, best, raw, out):
-    from lrdrop_cli.score_rouge import format_scores, rouge
+    from lrdrop_cli.metrics import format_scores, rouge
 
     gen_log = os.path.join(out, "generate.log")
     run(

@@ -9,7 +9,6 @@
   GENERATE_LOG``, which the recipes' shell scripts call).
 """
 
-import argparse
 import importlib.util
 import json
 import os
@@ -159,20 +158,3 @@ def read_hypotheses(gen_log, expected: Optional[int] = None) -> List[str]:
     if len(hyps) != n or (hyps and max(hyps) != n - 1):
         raise ValueError(f"{gen_log}: {len(hyps)} hypotheses for {n} sentences")
     return [hyps[i] for i in range(n)]
-
-
-def main(argv=None):
-    """``lrdrop-hypotheses GENERATE_LOG [--expect N]``: the hypotheses, one a line, in corpus order."""
-    ap = argparse.ArgumentParser(prog="lrdrop-hypotheses", description=main.__doc__)
-    ap.add_argument("generate_log")
-    ap.add_argument("--expect", type=int, help="fail unless there are exactly this many sentences")
-    a = ap.parse_args(argv)
-    try:
-        hyps = read_hypotheses(a.generate_log, a.expect)
-    except (OSError, ValueError) as e:
-        sys.exit(f"lrdrop-hypotheses: {e}")
-    sys.stdout.writelines(h + "\n" for h in hyps)
-
-
-if __name__ == "__main__":
-    main()

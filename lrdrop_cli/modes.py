@@ -19,8 +19,6 @@ and lr_drop_sentence_prediction; with --regression the output term is the square
 difference of the two predictions (--prediction-mse-weight) instead of the KL.
 """
 
-import argparse
-import sys
 from typing import List, Optional
 
 # mode -> which lr_drop terms are on (None: the baseline criterion)
@@ -95,30 +93,3 @@ def criterion_flags(
         "--attn-weight",
         f"{w['attn_weight']:g}",
     ]
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode")
-    ap.add_argument("--kl-weight", type=float, default=5.0)
-    ap.add_argument(
-        "--hidden-weight", type=float, help=f"when the mode has the term (default {DEFAULT_WEIGHTS['hidden']:g})"
-    )
-    ap.add_argument(
-        "--attn-weight", type=float, help=f"when the mode has the term (default {DEFAULT_WEIGHTS['attn']:g})"
-    )
-    ap.add_argument("--label-smoothing", type=float, default=0.1)
-    ap.add_argument("--task", default="translation", help=f"one of {', '.join(TASKS)} (default translation)")
-    ap.add_argument("--regression", action="store_true", help="sentence_prediction with a regression head")
-    a = ap.parse_args(argv)
-    try:
-        flags = criterion_flags(
-            a.mode, a.kl_weight, a.hidden_weight, a.attn_weight, a.label_smoothing, a.task, a.regression
-        )
-        print(" ".join(flags))
-    except ValueError as e:
-        sys.exit(f"lrdrop-modes: {e}")
-
-
-if __name__ == "__main__":
-    main()

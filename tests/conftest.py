@@ -29,7 +29,7 @@ def tool(name):
 def curve_panels(png):
     """How many panels lrdrop-plot drew into ``png``, from the width in its PNG header: a wrong
     log, or a run's terms missing, changes the count."""
-    from lrdrop_cli.plot_curves import DPI, HEIGHT_INCHES, PANEL_INCHES
+    from lrdrop_cli.curves import DPI, HEIGHT_INCHES, PANEL_INCHES
 
     with open(png, "rb") as f:
         head = f.read(24)

@@ -14,8 +14,8 @@ from conftest import ROOT, curve_panels, run, tool
 
 from lrdrop_cli.corpora import ding
 from lrdrop_cli.corpora.common import shuffled_split
-from lrdrop_cli.plot_curves import present_panels, read_log
-from lrdrop_cli.score_bleu import bleu
+from lrdrop_cli.curves import present_panels, read_log
+from lrdrop_cli.metrics import bleu
 
 DING = """\
 # Version :: devel 2023-01-30
@@ -160,7 +160,7 @@ def _lines(fig):
 def test_plot_draws_each_runs_values_in_its_panel(tmp_path):
     """Two runs: each record's value at its update, in the panel of its quantity, under its run's
     name; a quantity only one run logs (kl_loss) gets that run's line only."""
-    from lrdrop_cli.plot_curves import figure
+    from lrdrop_cli.curves import figure
 
     def log(name, records):
         path = tmp_path / name
@@ -335,7 +335,7 @@ def test_plot_reads_bare_log_file_records(tmp_path):
 
 
 def test_compound_split_as_fairseq_does():
-    from lrdrop_cli.score_bleu import compound_split
+    from lrdrop_cli.metrics import compound_split
 
     assert (
         compound_split("a well-known state-of-the-art x - y")
@@ -621,7 +621,7 @@ def test_dictionary_phrases_never_bring_a_held_out_sentence_into_train(tmp_path)
 
 def score_bleu_cli(tmp_path, capsys, hyps, refs, *flags):
     """lrdrop-score-bleu in-process on two written files: (BLEU, signature) as it prints them."""
-    from lrdrop_cli import score_bleu
+    from lrdrop_cli.bin import score_bleu
 
     (tmp_path / "hyp").write_text("\n".join(hyps) + "\n", encoding="utf-8")
     (tmp_path / "ref").write_text("\n".join(refs) + "\n", encoding="utf-8")

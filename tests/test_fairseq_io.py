@@ -126,7 +126,7 @@ def test_best_checkpoint_direction_follows_the_metric():
 
 
 def test_hypotheses_command_prints_corpus_order(tmp_path, capsys):
-    from lrdrop_cli.fairseq_io import main
+    from lrdrop_cli.bin.hypotheses import main
 
     log = tmp_path / "gen.log"
     log.write_text("D-1\t-1\tsecond\nS-0\tsrc\nD-0\t-1\tfirst\n", encoding="utf-8")

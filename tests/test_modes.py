@@ -3,6 +3,7 @@
 import pytest
 
 from lrdrop_cli import modes
+from lrdrop_cli.bin import modes as modes_command
 
 LS = ["--label-smoothing", "0.1"]
 
@@ -58,7 +59,7 @@ def test_given_weights_apply_only_to_terms_the_mode_has():
 
 
 def test_command_prints_the_same_flags(capsys):
-    modes.main(["hidden", "--kl-weight", "0.7"])
+    modes_command.main(["hidden", "--kl-weight", "0.7"])
     assert capsys.readouterr().out.split() == lr_drop("0.7", "1", "0")
     with pytest.raises(SystemExit, match="unknown mode 'hiden'"):
-        modes.main(["hiden"])
+        modes_command.main(["hiden"])

@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT, curve_panels, run, tool
 
 from lrdrop_cli.corpora import debian_summaries as deb
-from lrdrop_cli.score_rouge import rouge, split_sentences
+from lrdrop_cli.metrics import rouge, split_sentences
 
 INDEX = """\
 Package: libfoo1

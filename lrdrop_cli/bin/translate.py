@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Translate sentences with a demo (or any sentencepiece) model, in the direction it was trained.
 
     lrdrop-translate [--run runs/demo] [--beam 5] ["Ein Satz." ...]
@@ -35,7 +34,7 @@ def load(checkpoint, data_bin, spm_model, cpu=True):
     return model if cpu else model.cuda()
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sentences", nargs="*")
     ap.add_argument("--run", default=os.path.join("runs", "demo"), help="a demo output folder")
@@ -44,7 +43,7 @@ def main():
     ap.add_argument("--spm", help="default RUN/spm/spm.model")
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--cuda", action="store_true")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     try:
         model = load(
             a.checkpoint or os.path.join(a.run, "checkpoints", "checkpoint_best.pt"),

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Export a checkpoint trained with a ``*_lrdrop`` architecture to plain fairseq.
 
     lrdrop-export checkpoints/checkpoint_best.pt exported.pt
@@ -15,7 +14,7 @@ import os
 import sys
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", help="checkpoint of an *_lrdrop architecture")
     ap.add_argument("output", help="where to write the plain-fairseq checkpoint")
@@ -24,7 +23,7 @@ def main():
         action="store_true",
         help="keep the optimizer state (to continue training with plain fairseq)",
     )
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
 
     import torch
 

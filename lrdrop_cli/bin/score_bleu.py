@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """sacreBLEU of detokenised hypotheses against references, one sentence per line.
 
     lrdrop-score-bleu HYPOTHESES REFERENCES [--tokenize 13a]
@@ -13,39 +12,9 @@ different line counts.
 """
 
 import argparse
-import re
 import sys
 
-COMPOUND = re.compile(r"(\S)-(\S)")
-
-
-def compound_split(line: str) -> str:
-    # one pass, with the same non-overlapping semantics as the perl s{...}{...}g it mirrors
-    return COMPOUND.sub(r"\1 ##AT##-##AT## \2", line)
-
-
-def bleu(hyps, refs, tokenize="13a"):
-    """(sacrebleu BLEUScore, signature string) for parallel lists of strings."""
-    from sacrebleu.metrics import BLEU
-
-    if len(hyps) != len(refs):
-        raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references: the files must be line-aligned")
-    metric = BLEU(tokenize=tokenize)
-    score = metric.corpus_score(hyps, [refs])
-    return score, str(metric.get_signature())
-
-
-def chrf(hyps, refs):
-    """sacreBLEU's corpus chrF (character 6-grams, beta 2) and its signature."""
-    import sacrebleu
-
-    metric = sacrebleu.CHRF()
-    return metric.corpus_score(hyps, [refs]), str(metric.get_signature())
-
-
-def read_lines(path):
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
+from lrdrop_cli.metrics import bleu, compound_split, read_lines
 
 
 def main(argv=None):
