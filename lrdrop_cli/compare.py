@@ -51,7 +51,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from lrdrop_cli import curves, demo, modes
+from lrdrop_cli import curves, modes, runs, steps
 from lrdrop_cli.fairseq_io import StepFailed, read_log, run
 
 
@@ -94,36 +94,29 @@ def run_one(a, name, dropout, seed, crit, threads):
         return json.load(open(result_file))
     os.makedirs(d, exist_ok=True)
     env = {"OMP_NUM_THREADS": str(threads)}
-    targs = argparse.Namespace(
-        **{**vars(a), "seed": seed, "dropout": dropout, "minutes": None, "updates": a.max_update}
-    )
     ckpt_dir, log = os.path.join(d, "checkpoints"), os.path.join(d, "train.log")
     seconds_file = os.path.join(d, "train_seconds")
-    if not demo.finished_training(ckpt_dir, log):
+    if not steps.finished_training(ckpt_dir, log):
+        schedule = runs.Schedule(
+            lr=a.lr, warmup=a.warmup, max_tokens=a.max_tokens, updates=a.max_update, patience=a.patience,
+            keep_checkpoints=a.keep_checkpoints, save_every=a.save_every,
+        )  # fmt: skip
+        train_run = runs.TrainRun(
+            a.data_bin, ckpt_dir, crit, schedule, seed=seed, dropout=dropout, device=a.device,
+            model=steps.translation_model(a), train_args=a.train_args,
+        )  # fmt: skip
         t0 = time.time()
         try:  # a resumed run continues its log
-            run(
-                demo.train_command(targs, a.data_bin, ckpt_dir, crit),
-                log=log,
-                name=f"{name}: train",
-                append=True,
-                quiet=True,
-                env=env,
-            )
+            run(runs.train_command(train_run), log=log, name=f"{name}: train", append=True, quiet=True, env=env)
         finally:
             with open(seconds_file, "a") as f:
                 f.write(f"{time.time() - t0:.1f}\n")
     train_minutes = sum(float(x) for x in open(seconds_file)) / 60 if os.path.isfile(seconds_file) else 0.0
     gen_log = os.path.join(d, "generate.log")
-    run(
-        demo.generate_command(targs, a.data_bin, os.path.join(ckpt_dir, "checkpoint_best.pt")),
-        log=gen_log,
-        name=f"{name}: generate",
-        quiet=True,
-        env=env,
-    )
+    best = os.path.join(ckpt_dir, "checkpoint_best.pt")
+    run(runs.generate_command(a.data_bin, best, a.device), log=gen_log, name=f"{name}: generate", quiet=True, env=env)
     langs = (a.source_lang, a.target_lang)
-    hyps, refs, _ = demo.collect_hypotheses(gen_log, a.raw, langs, os.path.join(d, f"test.hyp.{langs[1]}"), name)
+    hyps, refs, _ = steps.collect_hypotheses(gen_log, a.raw, langs, os.path.join(d, f"test.hyp.{langs[1]}"), name)
     from lrdrop_cli.metrics import bleu, chrf
 
     score, signature = bleu(hyps, refs)
@@ -264,7 +257,7 @@ def main():
         help="runs at a time; each gets cores/parallel "
         "threads (on 2 cores, 2 one-thread runs beat one two-thread run by ~1.2x)",
     )
-    demo.add_training_args(ap)
+    steps.add_training_args(ap)
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument(
         "--model",
@@ -273,7 +266,7 @@ def main():
         "(default: --device's); --device cuda --model cpu runs the CPU demo's model on a GPU",
     )
     ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last")
-    a = demo.parse_args(ap)
+    a = steps.parse_args(ap)
     a.out = os.path.abspath(a.out)
     a.dropouts = a.dropouts or str(a.dropout)
     a.variants = parse_variants(a.variant)

@@ -25,31 +25,21 @@ import statistics
 import sys
 import time
 
-from lrdrop_cli import modes
-from lrdrop_cli.demo import (
+from lrdrop_cli import modes, presets, runs
+from lrdrop_cli.fairseq_io import StepFailed, run
+from lrdrop_cli.sentence_data import binarize, load_classifier, predict
+from lrdrop_cli.steps import (
     add_training_args,
     finished_training,
+    fixed_schedule,
     parse_args,
     read_text_lines,
     sentencepiece,
-    train_command,
     user_corpus,
 )
-from lrdrop_cli.demo import step as demo_step
-from lrdrop_cli.fairseq_io import StepFailed, run
-from lrdrop_cli.sentence_data import binarize, load_classifier, predict
+from lrdrop_cli.steps import step as demo_step
 
 COLUMNS = ("input0", "label")
-MODEL = [
-    "--encoder-layers",
-    "2",
-    "--encoder-embed-dim",
-    "128",
-    "--encoder-ffn-embed-dim",
-    "512",
-    "--encoder-attention-heads",
-    "4",
-]
 
 
 def step(n, name, what):
@@ -61,8 +51,8 @@ def corpus(args, raw):
         print(f"(done already: {raw})")
         return
     if args.input or args.labels:
-        split_args = argparse.Namespace(**{**vars(args), "seed": args.data_seed})
-        user_corpus(raw, (args.input, args.labels), ("--input", "--labels"), COLUMNS, "text / label", split_args)
+        user_corpus(raw, (args.input, args.labels), ("--input", "--labels"), COLUMNS, "text / label",
+                    args.valid_size, args.test_size, args.data_seed)  # fmt: skip
     else:
         from lrdrop_cli.corpora import debian_sections as deb
 
@@ -90,9 +80,11 @@ def train(args, mode, seed, data_bin, run_dir):
     criterion = modes.criterion_flags(
         mode, args.kl_weight, args.hidden_weight, args.attn_weight, task="sentence_prediction"
     )
-    run_args = argparse.Namespace(**{**vars(args), "seed": seed})
-    cmd = train_command(run_args, data_bin, ckpt_dir, criterion, arch="roberta_lrdrop", model=MODEL, extra=task,
-                        weight_decay=0.01, best_metric="accuracy", share_embeddings=False)  # fmt: skip
+    cmd = runs.train_command(
+        runs.TrainRun(data_bin, ckpt_dir, criterion, fixed_schedule(args), seed=seed, dropout=args.dropout,
+                      device=args.device, arch="roberta_lrdrop", model=presets.CLASSIFICATION, task=task,
+                      weight_decay=0.01, best_metric="accuracy", share_embeddings=False, train_args=args.train_args)
+    )  # fmt: skip
     os.makedirs(run_dir, exist_ok=True)
     run(cmd, log=log, name=f"train {os.path.basename(run_dir)}", append=True)
     return os.path.join(ckpt_dir, "checkpoint_best.pt"), True
@@ -155,7 +147,7 @@ def main():
         step(1, "corpus", raw)
         corpus(args, raw)
         step(2, "spm", spm_dir)
-        sentencepiece(args, raw, spm_dir, ("input0",))
+        sentencepiece(args.vocab, raw, spm_dir, ("input0",))
         step(3, "binarize", data_bin)
         if not os.path.isfile(os.path.join(data_bin, "label", "test.bin")):
             binarize(spm_dir, data_bin, labels_dir=raw, log=os.path.join(out, "preprocess.log"))

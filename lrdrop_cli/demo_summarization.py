@@ -27,42 +27,22 @@ import os
 import sys
 import time
 
-from lrdrop_cli import modes
-from lrdrop_cli.demo import CPU_MODEL as DEMO_CPU_MODEL
-from lrdrop_cli.demo import (
+from lrdrop_cli import modes, presets, runs
+from lrdrop_cli.fairseq_io import StepFailed, run
+from lrdrop_cli.steps import (
     add_training_args,
     binarize,
     collect_hypotheses,
     finished_training,
+    fixed_schedule,
     parse_args,
     plot,
     sentencepiece,
-    train_command,
     user_corpus,
 )
-from lrdrop_cli.demo import step as demo_step
-from lrdrop_cli.fairseq_io import USER_DIR, StepFailed, fairseq_command, run
+from lrdrop_cli.steps import step as demo_step
 
 LANGS = ("source", "target")
-# bart_base's layout (post-norm, learned positions, layernorm on embeddings, GELU,
-# shared embeddings) at a size that trains on 2 CPU cores
-CPU_MODEL = DEMO_CPU_MODEL  # the translation demo's shapes: 2+2 layers of 128, FFN 512, 4 heads
-GPU_MODEL = []  # bart_base as it is (6+6 layers, 768-dim), still from scratch
-# decoding: CNN/DM's recipe (beam 4, lenpen 2.0, no-repeat-ngram 3) with lengths for one-line synopses
-GENERATE = [
-    "--beam",
-    "4",
-    "--lenpen",
-    "2.0",
-    "--no-repeat-ngram-size",
-    "3",
-    "--min-len",
-    "3",
-    "--max-len-a",
-    "0",
-    "--max-len-b",
-    "30",
-]
 
 
 def step(n, name, what):
@@ -76,7 +56,8 @@ def corpus(args, raw):
     from lrdrop_cli.corpora import debian_summaries as deb
 
     if args.source or args.target:
-        user_corpus(raw, (args.source, args.target), ("--source", "--target"), LANGS, "document / summary", args)
+        user_corpus(raw, (args.source, args.target), ("--source", "--target"), LANGS, "document / summary",
+                    args.valid_size, args.test_size, args.seed)  # fmt: skip
     else:
         try:
             deb.build(raw, args.index, args.valid_size, args.test_size, args.seed)
@@ -93,9 +74,12 @@ def train(args, data_bin, ckpt_dir, log):
             "--max-source-positions", str(args.max_source_tokens), "--max-target-positions", "64",
             "--skip-invalid-size-inputs-valid-test", "--clip-norm", "1.0"]  # fmt: skip
     criterion = modes.criterion_flags("lrdrop", args.kl_weight, args.hidden_weight, args.attn_weight)
-    model = GPU_MODEL if args.device == "cuda" else CPU_MODEL
-    cmd = train_command(args, data_bin, ckpt_dir, criterion, arch="bart_lrdrop_base", model=model, extra=task,
-                        weight_decay=0.01)  # fmt: skip
+    model = presets.SUMMARIZATION_GPU if args.device == "cuda" else presets.SUMMARIZATION_CPU
+    cmd = runs.train_command(
+        runs.TrainRun(data_bin, ckpt_dir, criterion, fixed_schedule(args), seed=args.seed, dropout=args.dropout,
+                      device=args.device, arch="bart_lrdrop_base", model=model, task=task, weight_decay=0.01,
+                      train_args=args.train_args)
+    )  # fmt: skip
     run(cmd, log=log, name="train", append=True)
     return os.path.join(ckpt_dir, "checkpoint_best.pt")
 
@@ -104,33 +88,10 @@ def summarize(args, data_bin, best, raw, out):
     from lrdrop_cli.metrics import format_scores, rouge
 
     gen_log = os.path.join(out, "generate.log")
-    run(
-        [
-            *fairseq_command("generate"),
-            data_bin,
-            "--user-dir",
-            USER_DIR,
-            "--path",
-            best,
-            "--gen-subset",
-            "test",
-            "--source-lang",
-            LANGS[0],
-            "--target-lang",
-            LANGS[1],
-            "--truncate-source",
-            "--max-source-positions",
-            str(args.max_source_tokens),
-            *GENERATE,
-            "--max-tokens",
-            "8000",
-            "--remove-bpe",
-            "sentencepiece",
-            *(["--cpu"] if args.device == "cpu" else []),
-        ],
-        log=gen_log,
-        name="summarize",
-    )
+    task = ["--source-lang", LANGS[0], "--target-lang", LANGS[1], "--truncate-source",
+            "--max-source-positions", str(args.max_source_tokens)]  # fmt: skip
+    cmd = runs.generate_command(data_bin, best, args.device, presets.SUMMARIZATION_DECODING, task, max_tokens=8000)
+    run(cmd, log=gen_log, name="summarize")
     hyps, refs, docs = collect_hypotheses(gen_log, raw, LANGS, os.path.join(out, "test.hyp.target"), "summarize")
     scores = rouge(hyps, refs)
     print("\nExample summaries (test set):")
@@ -204,7 +165,7 @@ def main():
         step(1, "corpus", raw)
         corpus(args, raw)
         step(2, "spm", spm_dir)
-        sentencepiece(args, raw, spm_dir, LANGS)
+        sentencepiece(args.vocab, raw, spm_dir, LANGS)
         step(3, "binarize", data_bin)
         binarize(spm_dir, data_bin, LANGS)
         step(

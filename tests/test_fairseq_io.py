@@ -110,15 +110,11 @@ def test_compare_summary_of_a_hand_written_log(tmp_path):
 
 
 def test_best_checkpoint_direction_follows_the_metric():
-    import argparse
+    from lrdrop_cli import runs
 
-    from lrdrop_cli import demo
-
-    args = argparse.Namespace(
-        dropout=0.1, lr=1e-3, max_tokens=100, seed=1, updates=10, minutes=None, device="cpu", train_args="", warmup=1
-    )
-    nll = demo.train_command(args, "d", "c", [])
-    acc = demo.train_command(args, "d", "c", [], best_metric="accuracy")
+    schedule = runs.Schedule(lr=1e-3, warmup=1, max_tokens=100, updates=10)
+    nll = runs.train_command(runs.TrainRun("d", "c", [], schedule))
+    acc = runs.train_command(runs.TrainRun("d", "c", [], schedule, best_metric="accuracy"))
     assert (
         nll[nll.index("--best-checkpoint-metric") + 1] == "nll_loss" and "--maximize-best-checkpoint-metric" not in nll
     )

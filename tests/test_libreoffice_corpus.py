@@ -239,11 +239,9 @@ def test_demo_joins_corpora_split_by_split(tmp_path):
 
 
 def test_protected_symbols_stay_one_sentencepiece_token(tmp_path):
-    import argparse
-
     import sentencepiece as spm
 
-    from lrdrop_cli import demo
+    from lrdrop_cli import steps
 
     raw, spm_dir = tmp_path / "raw", tmp_path / "spm"
     raw.mkdir()
@@ -252,8 +250,8 @@ def test_protected_symbols_stay_one_sentencepiece_token(tmp_path):
         for lang in ("de", "en"):
             lines = [f"{words[i % 8]} %PRODUCTNAME {words[(i * 3) % 8]} $(ERR)" for i in range(200)]
             (raw / f"{split}.{lang}").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (raw / demo.PROTECTED_SYMBOLS).write_text("%PRODUCTNAME\n$(ERR)\n")
-    model = demo.sentencepiece(argparse.Namespace(vocab=60), str(raw), str(spm_dir))
+    (raw / steps.PROTECTED_SYMBOLS).write_text("%PRODUCTNAME\n$(ERR)\n")
+    model = steps.sentencepiece(60, str(raw), str(spm_dir))
     pieces = spm.SentencePieceProcessor(model_file=model).encode("print %PRODUCTNAME now $(ERR)", out_type=str)
     assert "%PRODUCTNAME" in pieces and "$(ERR)" in pieces
     assert (spm_dir / "test.en").read_text().split("\n")[0].split().count("%PRODUCTNAME") == 1
