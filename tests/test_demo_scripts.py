@@ -702,7 +702,7 @@ def test_compare_over_two_dropouts_plans_pairs_and_reports_each(tmp_path):
     """--dropouts 0.1,0.3: dropout by dropout, seed by seed, baseline last in a seed; --report's
     table has one block per dropout, and the difference from R-Drop pairs runs of the same
     seed and the same dropout (hand-made results, nothing trained)."""
-    from lrdrop_cli import compare
+    from lrdrop_cli.pipelines import comparison as compare
 
     a = argparse.Namespace(seeds="1,2", dropouts="0.1,0.3", configs="baseline,rdrop", variants={},
                            kl_weight=1.0, hidden_weight=None, attn_weight=None)  # fmt: skip

@@ -90,7 +90,7 @@ def test_benchmark_counts_what_autograd_keeps_once_per_storage():
 def test_compare_summary_of_a_hand_written_log(tmp_path):
     """best valid nll, where, and the train/valid gap from the train records between the previous
     validation and the best one; a resumed run's repeated validation counts once."""
-    from lrdrop_cli.compare import training_summary
+    from lrdrop_cli.pipelines.comparison import training_summary
 
     def v(update, nll):
         rec = {"valid_loss": str(nll + 1), "valid_nll_loss": str(nll), "valid_num_updates": str(update)}

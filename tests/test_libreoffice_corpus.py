@@ -220,7 +220,7 @@ def test_command_reports_a_missing_package_folder(tmp_path, capsys):
 
 
 def test_demo_joins_corpora_split_by_split(tmp_path):
-    from lrdrop_cli import demo
+    from lrdrop_cli.pipelines import translation as demo
 
     for part, symbol in (("ding", None), ("libreoffice", "%1")):
         d = tmp_path / part

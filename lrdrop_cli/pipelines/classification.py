@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """The offline sentence-classification demo: a small RoBERTa-shaped model trained from scratch
 on CPU, fairseq's sentence_prediction baseline against LR-Drop (``make demo-classification``).
 
@@ -18,7 +17,6 @@ Steps (each skips work already done under OUT, and names itself on failure):
 Sizes were chosen for 2 CPU cores (README: "Sentence classification").
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -29,10 +27,8 @@ from lrdrop_cli import modes, presets, runs
 from lrdrop_cli.fairseq_io import StepFailed, run
 from lrdrop_cli.sentence_data import binarize, load_classifier, predict
 from lrdrop_cli.steps import (
-    add_training_args,
     finished_training,
     fixed_schedule,
-    parse_args,
     read_text_lines,
     sentencepiece,
     user_corpus,
@@ -108,27 +104,8 @@ def summary(values):
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=os.path.join("runs", "demo-classification"))
-    ap.add_argument("--modes", default="baseline,lrdrop", help=f"comma-separated, from {', '.join(modes.MODES)}")
-    ap.add_argument("--seeds", default="1", help="comma-separated training seeds (default 1)")
-    ap.add_argument("--updates", type=int, default=1200, help="training updates per run (default 1200)")
-    ap.add_argument("--minutes", type=float, default=None, help="stop each run after this many minutes")
-    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    ap.add_argument("--input", help="your own texts, one per line (untokenised)")
-    ap.add_argument("--labels", help="their labels, one per line, aligned with --input")
-    ap.add_argument("--vocab", type=int, default=4000, help="sentencepiece vocabulary size")
-    ap.add_argument("--valid-size", type=int, default=600)
-    ap.add_argument("--test-size", type=int, default=1200)
-    ap.add_argument("--max-positions", type=int, default=128, help="inputs are truncated to this many tokens")
-    ap.add_argument("--data-seed", type=int, default=1, help="seed of the train/valid/test split")
-    ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last")
-    add_training_args(ap)
-    # the product's defaults: class KL + attention, no hidden-state term (docs/results.md)
-    ap.set_defaults(kl_weight=1.0, hidden_weight=0.0, attn_weight=1.0, dropout=0.1, lr=1e-3, warmup=100,
-                    max_tokens=4096)  # fmt: skip
-    args = parse_args(ap)
+def run_demo(args):
+    """Every step of the pipeline for the parsed command line ``args``; exits with the failed step."""
     run_modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     seeds = [int(s) for s in args.seeds.split(",")]
     unknown = [m for m in run_modes if m not in modes.MODES]
@@ -182,7 +159,3 @@ def main():
     with open(result_file, "w") as f:
         json.dump({"runs": results, "majority_class_accuracy": majority, "updates": args.updates}, f, indent=1)
     print(f"\n[demo-classification] done in {(time.time() - t0) / 60:.1f} min; everything is under {out}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Baseline vs R-Drop vs LR-Drop (and its ablations and variants): seeds x dropouts, one command.
 
     lrdrop-compare [--out runs/compare] [--configs baseline,rdrop,lrdrop,hidden,attn]
@@ -42,7 +41,6 @@ examples/iwslt/prepare-iwslt14.sh:
 3+3 layers of 256 in fp16, here with transformer_iwslt_de_en's 6+6 of 512.)
 """
 
-import argparse
 import json
 import os
 import shlex
@@ -209,77 +207,16 @@ def table(results, order):
     return "\n".join(lines)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=os.path.join("runs", "compare"))
-    ap.add_argument("--data-bin", help="binarized data (default: the demo's, built if missing)")
-    ap.add_argument("--raw", help="folder with test.SRC / test.TGT references (default: next to --data-bin)")
-    ap.add_argument("--corpus-name", help="name of the corpus in the results (default: the --raw folder's parent)")
-    ap.add_argument("--source-lang", default="de")
-    ap.add_argument("--target-lang", default="en")
-    ap.add_argument("--configs", default=",".join(modes.MODES), help=f"modes to run, from {', '.join(modes.MODES)}")
-    ap.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        metavar="NAME=FLAGS",
-        help="an extra configuration: R-Drop plus these lr_drop flags (repeatable)",
-    )
-    ap.add_argument("--seeds", default="1,2")
-    ap.add_argument("--dropouts", help="comma-separated dropout values, each a full set of runs (default: --dropout)")
-    ap.add_argument(
-        "--max-update",
-        type=int,
-        default=2800,
-        help="updates per run; with --patience, a cap "
-        "(without: the learning rate decays linearly to 0 over them, as in the demo)",
-    )
-    ap.add_argument(
-        "--patience",
-        type=int,
-        help="train each run until validation perplexity has not improved for this many validations in a row",
-    )
-    ap.add_argument(
-        "--keep-checkpoints",
-        type=int,
-        default=1,
-        help="with --patience: epoch checkpoints kept per run (for lrdrop-diagnose over training)",
-    )
-    ap.add_argument(
-        "--report",
-        action="store_true",
-        help="write the table of the runs finished so far and train nothing (e.g. while they run elsewhere)",
-    )
-    ap.add_argument(
-        "--parallel",
-        type=int,
-        default=2,
-        help="runs at a time; each gets cores/parallel "
-        "threads (on 2 cores, 2 one-thread runs beat one two-thread run by ~1.2x)",
-    )
-    steps.add_training_args(ap)
-    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    ap.add_argument(
-        "--model",
-        choices=("cpu", "cuda"),
-        help="train the CPU or the GPU demo's model and defaults "
-        "(default: --device's); --device cuda --model cpu runs the CPU demo's model on a GPU",
-    )
-    ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last")
-    a = steps.parse_args(ap)
-    a.out = os.path.abspath(a.out)
-    a.dropouts = a.dropouts or str(a.dropout)
-    a.variants = parse_variants(a.variant)
-    unknown = [c for c in a.configs.split(",") if c and c not in modes.MODES]
-    if unknown:
-        sys.exit(f"compare: unknown --configs {','.join(unknown)}; choose from {', '.join(modes.MODES)}")
+def resolve_data(a):
+    """``a.data_bin`` and ``a.raw`` as absolute paths (the demo's data, built with its steps 1-3,
+    if no --data-bin); exits naming the flag when the references are missing."""
     if a.data_bin is None:
         demo_out = os.path.abspath(os.path.join("runs", "demo"))
         a.data_bin = os.path.join(demo_out, "data-bin")
         if not os.path.isfile(os.path.join(a.data_bin, f"test.{a.source_lang}-{a.target_lang}.{a.target_lang}.bin")):
             print("[compare] building the demo's data (lrdrop-demo steps 1-3)", flush=True)
             try:
-                run([sys.executable, "-m", "lrdrop_cli.demo", "--out", demo_out, "--data-only"], name="demo data")
+                run([sys.executable, "-m", "lrdrop_cli.bin.demo", "--out", demo_out, "--data-only"], name="demo data")
             except StepFailed as e:
                 sys.exit(f"compare: building the demo data failed: {e}")
     a.data_bin = os.path.abspath(a.data_bin)
@@ -289,17 +226,11 @@ def main():
             f"compare: no references {a.raw}/test.{a.target_lang}; give --raw DIR with "
             f"test.{a.source_lang} and test.{a.target_lang}"
         )
-
     a.corpus_name = a.corpus_name or os.path.basename(os.path.dirname(a.raw))
-    runs = plan(a)
-    threads = max(1, (os.cpu_count() or 1) // a.parallel) if a.device == "cpu" else 1
-    budget = (
-        f"until valid nll stops improving for {a.patience} validations (cap {a.max_update})"
-        if a.patience
-        else f"{a.max_update} updates each"
-    )
-    print(f"[compare] {len(runs)} runs, {budget}, {a.parallel} at a time x {threads} threads", flush=True)
-    t0 = time.time()
+
+
+def train_all(a, planned, threads, t0):
+    """Every planned run (resumed or skipped where done), ``a.parallel`` at a time: their results."""
 
     def job(r):
         name, cfg, dropout, seed, crit = r
@@ -312,50 +243,71 @@ def main():
         )
         return res
 
-    if a.report:  # the table of the runs finished so far; nothing is trained
-        results = []
-        for name, cfg, *_ in runs:
-            result_file = os.path.join(a.out, name, "result.json")
-            if os.path.isfile(result_file):
-                results.append({**json.load(open(result_file)), "config": cfg})
-        print(f"[compare] --report: {len(results)} of {len(runs)} runs finished")
-        if not results:
-            sys.exit(1)
-        runs = [r for r in runs if any(res["name"] == r[0] for res in results)]
-    else:
-        try:
-            with ThreadPoolExecutor(a.parallel) as pool:
-                results = list(pool.map(job, runs))
-        except StepFailed as e:
-            sys.exit(f"[compare] FAILED: {e}\n(finished runs are kept; the same command resumes)")
-    order = list(dict.fromkeys(r[1] for r in sorted(runs, key=lambda r: r[0])))
+    try:
+        with ThreadPoolExecutor(a.parallel) as pool:
+            return list(pool.map(job, planned))
+    except StepFailed as e:
+        sys.exit(f"[compare] FAILED: {e}\n(finished runs are kept; the same command resumes)")
+
+
+def finished_results(a, planned):
+    """The results of the planned runs that have finished (--report); nothing is trained."""
+    results = []
+    for name, cfg, *_ in planned:
+        result_file = os.path.join(a.out, name, "result.json")
+        if os.path.isfile(result_file):
+            results.append({**json.load(open(result_file)), "config": cfg})
+    print(f"[compare] --report: {len(results)} of {len(planned)} runs finished")
+    if not results:
+        sys.exit(1)
+    return results
+
+
+def write_report(a, planned, results, threads, t0):
+    """OUT/results.md (also printed), OUT/results.json and OUT/curves-dDROPOUT.png (first seed)."""
+    order = list(dict.fromkeys(r[1] for r in sorted(planned, key=lambda r: r[0])))
     order = [c for c in modes.MODES if c in order] + [c for c in order if c not in modes.MODES]
     md = table(results, order)
     print("\n" + md)
-    json.dump(
-        {
-            "corpus": a.corpus_name,
-            "runs": results,
-            "max_update": a.max_update,
-            "patience": a.patience,
-            "seeds": a.seeds,
-            "dropouts": a.dropouts,
-            "threads_per_run": threads,
-            "parallel": a.parallel,
-            "wall_minutes": round((time.time() - t0) / 60, 1),
-        },
-        open(os.path.join(a.out, "results.json"), "w"),
-        indent=1,
-    )
+    summary = {
+        "corpus": a.corpus_name, "runs": results, "max_update": a.max_update, "patience": a.patience,
+        "seeds": a.seeds, "dropouts": a.dropouts, "threads_per_run": threads, "parallel": a.parallel,
+        "wall_minutes": round((time.time() - t0) / 60, 1),
+    }  # fmt: skip
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(summary, f, indent=1)
     with open(os.path.join(a.out, "results.md"), "w") as f:
         f.write(md + "\n")
     first_seed = int(a.seeds.split(",")[0])
-    for dropout in sorted({r[2] for r in runs}):
-        logs = [(cfg, os.path.join(a.out, name, "train.log")) for name, cfg, d, seed, _ in runs
+    for dropout in sorted({r[2] for r in planned}):
+        logs = [(cfg, os.path.join(a.out, name, "train.log")) for name, cfg, d, seed, _ in planned
                 if seed == first_seed and d == dropout]  # fmt: skip
         curves.plot(logs, os.path.join(a.out, f"curves-d{dropout:g}.png"))
     print(f"[compare] wrote {a.out}/results.md, results.json, curves-d*.png")
 
 
-if __name__ == "__main__":
-    main()
+def run_comparison(a):
+    """The comparison for the parsed command line ``a``: train what is missing (or, with
+    --report, only tabulate what finished), then the table, the JSON and the curves."""
+    a.out = os.path.abspath(a.out)
+    a.dropouts = a.dropouts or str(a.dropout)
+    a.variants = parse_variants(a.variant)
+    unknown = [c for c in a.configs.split(",") if c and c not in modes.MODES]
+    if unknown:
+        sys.exit(f"compare: unknown --configs {','.join(unknown)}; choose from {', '.join(modes.MODES)}")
+    resolve_data(a)
+    planned = plan(a)
+    threads = max(1, (os.cpu_count() or 1) // a.parallel) if a.device == "cpu" else 1
+    budget = (
+        f"until valid nll stops improving for {a.patience} validations (cap {a.max_update})"
+        if a.patience
+        else f"{a.max_update} updates each"
+    )
+    print(f"[compare] {len(planned)} runs, {budget}, {a.parallel} at a time x {threads} threads", flush=True)
+    t0 = time.time()
+    if a.report:
+        results = finished_results(a, planned)
+        planned = [r for r in planned if any(res["name"] == r[0] for res in results)]
+    else:
+        results = train_all(a, planned, threads, t0)
+    write_report(a, planned, results, threads, t0)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """The built-in German-English LR-Drop demo (``make demo``), on CPU, offline.
 
 Steps (each skips work already done under OUT, and names itself on failure):
@@ -16,7 +15,6 @@ Steps (each skips work already done under OUT, and names itself on failure):
 Sizes were chosen for 2 CPU cores (docs in README: "The built-in demo").
 """
 
-import argparse
 import json
 import os
 import sys
@@ -26,12 +24,10 @@ from lrdrop_cli import modes, runs
 from lrdrop_cli.fairseq_io import StepFailed, TrainingProgress, run
 from lrdrop_cli.steps import (
     PROTECTED_SYMBOLS,
-    add_training_args,
     binarize,
     collect_hypotheses,
     finished_training,
     fixed_schedule,
-    parse_args,
     plot,
     sentencepiece,
     step,
@@ -151,71 +147,8 @@ def translate(args, data_bin, best, raw, out):
     return score.score
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=os.path.join("runs", "demo"), help="output folder (default runs/demo)")
-    ap.add_argument(
-        "--updates",
-        type=int,
-        default=2800,
-        help="training updates; the learning rate decays "
-        "linearly to 0 over them (default 2800: about 16 minutes on 2 CPU cores)",
-    )
-    ap.add_argument(
-        "--minutes",
-        type=float,
-        default=25.0,
-        help="stop training after this many minutes even if --updates are not done, on a slower machine (default 25)",
-    )
-    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    ap.add_argument("--source", help="your own source-language corpus, one sentence per line (UTF-8)")
-    ap.add_argument("--target", help="your own target-language corpus, aligned with --source")
-    # the spellings before both demos shared --source/--target
-    ap.add_argument("--src", dest="source", help=argparse.SUPPRESS)
-    ap.add_argument("--tgt", dest="target", help=argparse.SUPPRESS)
-    ap.add_argument("--source-lang", default="de", help="language code of --source (default de)")
-    ap.add_argument("--target-lang", default="en", help="language code of --target (default en)")
-    ap.add_argument(
-        "--corpus",
-        choices=CORPORA,
-        default="ding",
-        help="the built-in German-English corpus: ding (dictionary sentences), libreoffice (LibreOffice's "
-        "interface and help, lrdrop-build-libreoffice-corpus) or both (each split the union of the two)",
-    )
-    ap.add_argument("--ding", help="path to a Ding de-en dictionary file instead of Debian's package")
-    ap.add_argument(
-        "--max-words",
-        type=int,
-        default=10,
-        help="Ding corpus: keep sentences of at most this many words per side (short sentences learn faster on CPU)",
-    )
-    ap.add_argument(
-        "--train-max-words",
-        type=int,
-        help="Ding corpus: train also on sentences of up to this many words (valid/test keep --max-words)",
-    )
-    ap.add_argument(
-        "--phrases",
-        type=int,
-        default=0,
-        help="Ding corpus: add this many dictionary "
-        "word/phrase pairs to train (lexical data; valid/test stay sentences)",
-    )
-    ap.add_argument("--vocab", type=int, default=4000, help="joint sentencepiece vocabulary size")
-    ap.add_argument("--valid-size", type=int, default=500)
-    ap.add_argument("--test-size", type=int, default=1000)
-    add_training_args(ap)
-    # The hidden-state term slowed fitting at this budget: on CPU at 2,000 updates, output KL +
-    # attention scored 5.21 / 4.53 BLEU, all three terms 3.36 / 1.90 (docs/results.md)
-    ap.set_defaults(hidden_weight=0.0)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--data-only", action="store_true", help="stop after step 3 (corpus, spm, binarize)")
-    ap.add_argument(
-        "--train-args",
-        default="",
-        help='extra fairseq-train arguments, appended last (e.g. "--encoder-layers 1 --decoder-layers 1")',
-    )
-    args = parse_args(ap)
+def run_demo(args):
+    """Every step of the pipeline for the parsed command line ``args``; exits with the failed step."""
 
     out = os.path.abspath(args.out)
     raw, spm_dir, data_bin = (os.path.join(out, d) for d in ("corpus", "spm", "data-bin"))
@@ -246,7 +179,3 @@ def main():
     except StepFailed as e:
         sys.exit(f"\n[demo] FAILED: {e}")
     print(f"\n[demo] done in {(time.time() - t0) / 60:.1f} min; everything is under {out}")
-
-
-if __name__ == "__main__":
-    main()

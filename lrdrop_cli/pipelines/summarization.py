@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """The built-in summarisation demo (``make demo-summarization``): a small
 ``bart_lrdrop``-shaped model trained from scratch with ``lr_drop``, on CPU, offline
 apart from Debian's package index.
@@ -21,7 +20,6 @@ lr_drop, decoding constraints, ROUGE) at toy scale: a model trained from
 scratch for minutes on CPU is not expected to summarise well.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -30,12 +28,10 @@ import time
 from lrdrop_cli import modes, presets, runs
 from lrdrop_cli.fairseq_io import StepFailed, run
 from lrdrop_cli.steps import (
-    add_training_args,
     binarize,
     collect_hypotheses,
     finished_training,
     fixed_schedule,
-    parse_args,
     plot,
     sentencepiece,
     user_corpus,
@@ -117,43 +113,8 @@ def summarize(args, data_bin, best, raw, out):
     return scores
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "--out",
-        default=os.path.join("runs", "demo-summarization"),
-        help="output folder (default runs/demo-summarization)",
-    )
-    ap.add_argument(
-        "--updates",
-        type=int,
-        default=1000,
-        help="training updates; the learning rate decays linearly to 0 over them (default 1000)",
-    )
-    ap.add_argument(
-        "--minutes",
-        type=float,
-        default=20.0,
-        help="stop training after this many minutes even if --updates are not done (default 20)",
-    )
-    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    ap.add_argument("--source", help="your own documents, one per line")
-    ap.add_argument("--target", help="your own summaries, one per line, aligned with --source")
-    ap.add_argument("--index", help="an uncompressed Debian Translation-en file instead of fetching it")
-    ap.add_argument("--vocab", type=int, default=4000, help="joint sentencepiece vocabulary size")
-    ap.add_argument("--valid-size", type=int, default=500)
-    ap.add_argument("--test-size", type=int, default=500)
-    ap.add_argument(
-        "--max-source-tokens",
-        type=int,
-        default=96,
-        help="--truncate-source keeps this many source BPE tokens (default 96)",
-    )
-    add_training_args(ap)
-    ap.set_defaults(dropout=0.1, lr=1e-3, warmup=200, max_tokens=3072)  # on either device
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last")
-    args = parse_args(ap)
+def run_demo(args):
+    """Every step of the pipeline for the parsed command line ``args``; exits with the failed step."""
 
     out = os.path.abspath(args.out)
     raw, spm_dir, data_bin = (os.path.join(out, d) for d in ("corpus", "spm", "data-bin"))
@@ -181,7 +142,3 @@ def main():
     except StepFailed as e:
         sys.exit(f"\n[demo-summarization] FAILED: {e}")
     print(f"\n[demo-summarization] done in {(time.time() - t0) / 60:.1f} min; everything is under {out}")
-
-
-if __name__ == "__main__":
-    main()
