@@ -24,7 +24,7 @@ setup(
     packages=find_packages(include=["lrdrop_fairseq", "lrdrop_fairseq.*", "lrdrop_cli", "lrdrop_cli.*"]),
     entry_points={
         "console_scripts": [
-            "lrdrop-benchmark = lrdrop_cli.benchmark:main",
+            "lrdrop-benchmark = lrdrop_cli.bin.benchmark:main",
             "lrdrop-build-debian-sections = lrdrop_cli.bin.build_debian_sections:main",
             "lrdrop-build-debian-summaries = lrdrop_cli.bin.build_debian_summaries:main",
             "lrdrop-build-ding-corpus = lrdrop_cli.bin.build_ding_corpus:main",
@@ -33,7 +33,7 @@ setup(
             "lrdrop-demo = lrdrop_cli.bin.demo:main",
             "lrdrop-demo-classification = lrdrop_cli.bin.demo_classification:main",
             "lrdrop-demo-summarization = lrdrop_cli.bin.demo_summarization:main",
-            "lrdrop-diagnose = lrdrop_cli.diagnose:main",
+            "lrdrop-diagnose = lrdrop_cli.bin.diagnose:main",
             "lrdrop-export = lrdrop_cli.bin.export_checkpoint:main",
             "lrdrop-hypotheses = lrdrop_cli.bin.hypotheses:main",
             "lrdrop-make-toy-corpus = lrdrop_cli.bin.make_toy_corpus:main",

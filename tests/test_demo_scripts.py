@@ -587,7 +587,7 @@ def test_compare_until_convergence_resumes_after_interruption(tmp_path):
     row = json.loads(rows.read_text())[0]
     assert row["update"] == res["best_update"]
     # the command's row is what the library computes on that checkpoint and those batches
-    from lrdrop_cli import diagnose
+    from lrdrop_cli.measure import diagnose
 
     model, _, task, _ = diagnose.load(str(run_dir / "checkpoints" / "checkpoint_best.pt"), str(data / "data-bin"))
     expected = diagnose.diagnose(model, task, diagnose.batches(task, 2, 300))

@@ -66,7 +66,7 @@ def test_read_log_separates_validation_from_training(tmp_path):
 def test_benchmark_counts_what_autograd_keeps_once_per_storage():
     import torch
 
-    from lrdrop_cli.benchmark import saved_for_backward_mb
+    from lrdrop_cli.measure.benchmark import saved_for_backward_mb
 
     x = torch.randn(1024, requires_grad=True)
     # exp keeps its output (4 KiB); the sum keeps nothing; x itself is not saved

@@ -164,7 +164,7 @@ def test_layer_reduction_sum_is_mean_times_layers(toy_data):
 def test_diagnose_measures_the_criterions_own_terms(toy_data):
     """Each candidate's value is what lr_drop logs when configured with it; each gradient ratio
     and cosine comes from the criterion's loss: d(CE + term)/dθ - d(CE)/dθ is the term's gradient."""
-    from lrdrop_cli import diagnose
+    from lrdrop_cli.measure import diagnose
 
     task, model, crit = build(toy_data, extra=["--kl-weight", "1", "--hidden-weight", "1", "--attn-weight", "1"])
     # without layer terms fairseq takes torch's fused attention, whose dropout draws other masks
@@ -204,7 +204,7 @@ def test_diagnose_measures_the_criterions_own_terms(toy_data):
 def test_diagnose_groups_the_compared_layer_norms(toy_data):
     """The compared gains are each layer's final_layer_norm (whose output the hidden term
     compares in a post-norm layer); the attention sublayers' norms are the others."""
-    from lrdrop_cli import diagnose
+    from lrdrop_cli.measure import diagnose
 
     _, model, _ = build(toy_data)
     with torch.no_grad():

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """What the hidden-state term does to a trained model: state scale, LayerNorm gains, gradient shares.
 
     lrdrop-diagnose CHECKPOINT [CHECKPOINT ...] --data-bin DIR [--batches 8] [--json FILE]
@@ -20,7 +19,6 @@ Prints one table row per checkpoint (update from the checkpoint) and writes them
 all to --json.
 """
 
-import argparse
 import json
 import math
 import os
@@ -128,14 +126,8 @@ def _rms(states):
     return math.sqrt(sum(s.float().pow(2).mean().item() for s in states) / len(states))
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoints", nargs="+")
-    ap.add_argument("--data-bin", required=True)
-    ap.add_argument("--batches", type=int, default=8)
-    ap.add_argument("--max-tokens", type=int, default=1536)
-    ap.add_argument("--json", help="write the rows here")
-    a = ap.parse_args()
+def run_diagnose(a):
+    """One row per checkpoint of the parsed command line ``a``: printed, and written to --json."""
     rows = []
     cols = [
         "update",
@@ -174,7 +166,3 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)
-
-
-if __name__ == "__main__":
-    main()

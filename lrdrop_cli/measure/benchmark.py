@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Cost of LR-Drop against R-Drop and the baseline: training step time, peak memory, beam search.
 
     lrdrop-benchmark [--arch transformer_lrdrop_iwslt_de_en] [--shapes 64x32,16x128]
@@ -27,7 +26,6 @@ architecture and with plain fairseq's, same weights.
 Prints a markdown table and writes JSON (``--json``).
 """
 
-import argparse
 import json
 import os
 import resource
@@ -256,8 +254,7 @@ def spawn(a, extra):
         [
             sys.executable,
             "-m",
-            "lrdrop_cli.benchmark",
-            "--worker",
+            "lrdrop_cli.bin.benchmark_worker",
             *extra,
             "--arch",
             a.arch,
@@ -286,48 +283,15 @@ def spawn(a, extra):
             return json.loads(f.read().strip().splitlines()[-1])  # the worker's last line
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", default="transformer_lrdrop_iwslt_de_en")
-    ap.add_argument("--vocab", type=int, default=10000)
-    ap.add_argument(
-        "--shapes",
-        default="64x32,16x128",
-        help="comma list of SENTENCESxTOKENS per copy, or SENTENCESxSOURCE:TARGET (e.g. 1x1024:120)",
-    )
-    ap.add_argument("--modes", default="baseline,rdrop,hidden,attn,lrdrop", help=f"comma list of {', '.join(MODES)}")
-    ap.add_argument("--dropout", type=float, default=0.3)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--gen-shape", default="64x24", help="sentences x source tokens for beam search ('' skips)")
-    ap.add_argument("--gen-reps", type=int, default=4, help="timed beam-search runs per model")
-    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    ap.add_argument(
-        "--fp16",
-        action="store_true",
-        help="model and batch in half precision with torch's Adam: the kernels' cost, NOT fairseq-train --fp16 "
-        "(no FP16Optimizer, fp32 master weights or loss scaling); time fairseq-train --fp16 itself for that",
-    )
-    ap.add_argument("--bf16", action="store_true")
-    ap.add_argument("--json", help="write all results here")
-    ap.add_argument("--worker", choices=("train", "generate"), help=argparse.SUPPRESS)
-    ap.add_argument("--mode", help=argparse.SUPPRESS)
-    ap.add_argument("--shape", help=argparse.SUPPRESS)
-    a = ap.parse_args()
-
-    if a.worker == "train":
-        print(json.dumps(train_worker(a)))
-        return
-    if a.worker == "generate":
-        print(json.dumps(generate_worker(a)))
-        return
-
+def run_benchmark(a):
+    """Every chosen mode at every shape, each in a fresh worker process, then beam search:
+    prints the tables and writes --json."""
     import platform
 
     import torch
 
-    modes = a.modes.split(",")
-    unknown = [m for m in modes if m not in MODES]
+    chosen = a.modes.split(",")
+    unknown = [m for m in chosen if m not in MODES]
     if unknown:
         sys.exit(f"benchmark: unknown --modes {','.join(unknown)}; choose from {', '.join(MODES)}")
     try:
@@ -356,7 +320,7 @@ def main():
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for shape in [x for x in a.shapes.split(",") if x]:
-        rows = {m: spawn(a, ["train", "--mode", m, "--shape", shape]) for m in modes}
+        rows = {m: spawn(a, ["train", "--mode", m, "--shape", shape]) for m in chosen}
         results["train"] += list(rows.values())
         base, rd = rows.get("baseline"), rows.get("rdrop")
         for m, r in rows.items():
@@ -387,7 +351,3 @@ def main():
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)
         print(f"\nwrote {a.json}")
-
-
-if __name__ == "__main__":
-    main()
