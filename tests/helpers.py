@@ -1,5 +1,8 @@
 """Build fairseq objects in-process from command-line style arguments."""
 
+import argparse
+import json
+
 import torch
 from fairseq import options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
@@ -131,3 +134,59 @@ def masked_mse_sum(h, pad_tb):
     h1, h2 = h.float().chunk(2, dim=1)
     per_tok = (h1 - h2).pow(2).mean(-1)
     return per_tok.masked_fill(pad_tb, 0.0).sum(), per_tok.sum()
+
+
+# ------------------------------------------------------------------ shared by the sentence-prediction tests
+HEAD = {"features_only": True, "classification_head_name": "sentence_classification_head"}
+REGRESSION = ["--regression-target", "--num-classes", "1"]
+
+
+def random_official_roberta(data, path):
+    """A random roberta-shaped checkpoint laid out like the official roberta.base/model.pt:
+    the masked-LM model's state (LM head, no classification head) with an argparse config."""
+    args = options.parse_args_and_arch(
+        options.get_training_parser(), input_args=sentence_args(data, arch="roberta", criterion="sentence_prediction")
+    )
+    cfg = convert_namespace_to_omegaconf(args)
+    torch.manual_seed(0)
+    plain = tasks.setup_task(cfg.task).build_model(cfg.model)
+    state = plain.state_dict()
+    official = {k: v for k, v in state.items() if "classification_heads" not in k}
+    assert any(k.startswith("encoder.lm_head.") for k in official)
+    history = [
+        {
+            "criterion_name": "MaskedLmLoss",
+            "optimizer_name": "FairseqAdam",
+            "lr_scheduler_state": {"best": None},
+            "num_updates": 500000,
+        }
+    ]
+    torch.save(
+        {
+            "args": argparse.Namespace(**{**vars(args), "task": "masked_lm", "criterion": "masked_lm"}),
+            "model": official,
+            "extra_state": {},
+            "last_optimizer_state": None,
+            "optimizer_history": history,
+        },
+        path,
+    )
+    return official, plain
+
+
+def fairseq_validate(data, checkpoint, user_dir, criterion):
+    """fairseq-validate's output on the test split of a sentence_prediction checkpoint."""
+    from conftest import run, tool
+
+    return run(
+        [
+            tool("fairseq-validate"), data, *user_dir, "--path", checkpoint,
+            "--task", "sentence_prediction",  # fairseq-validate wants both, though it builds them from the checkpoint
+            "--criterion", criterion, "--valid-subset", "test", "--cpu", "--max-tokens", "400", "--log-format", "json",
+        ]
+    ).stdout  # fmt: skip
+
+
+def json_tail(out, tag):
+    """The last JSON record that fairseq logged under ``tag`` in ``out``."""
+    return json.loads(out.split(f"| {tag} | ")[-1].splitlines()[0])

@@ -1,0 +1,203 @@
+"""lrdrop-compare: configurations, seeds, variants, dropouts, convergence, resume and the report."""
+
+import argparse
+import json
+
+import pytest
+import sacrebleu
+from conftest import curve_panels, run, tool
+from toy_pipelines import interrupt_when, log_says, toy_data
+
+from lrdrop_cli.fairseq_io import read_log
+
+
+def test_compare_script_runs_configs_seeds_and_sweep(tmp_path):
+    """lrdrop-compare on a toy corpus: same updates for every run, table with mean ± sd, resumes."""
+    data = toy_data(tmp_path)
+    assert not (data / "checkpoints").exists()
+    small = (
+        "--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
+        "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64 --log-interval 2"  # train records for the curves
+    )
+    cmd = [
+        tool("lrdrop-compare"),
+        "--out",
+        str(tmp_path / "cmp"),
+        "--data-bin",
+        str(data / "data-bin"),
+        "--configs",
+        "baseline,lrdrop",
+        "--seeds",
+        "1,2",
+        "--max-update",
+        "6",
+        "--variant",
+        "attn2=--attn-weight 2",
+        "--warmup",
+        "2",
+        "--max-tokens",
+        "500",
+        "--train-args",
+        small,
+    ]
+    p = run(cmd)
+    res = json.loads((tmp_path / "cmp" / "results.json").read_text())
+    names = sorted(r["name"] for r in res["runs"])
+    assert names == [
+        "attn2-d0.1-s1",
+        "attn2-d0.1-s2",
+        "baseline-d0.1-s1",
+        "baseline-d0.1-s2",
+        "lrdrop-d0.1-s1",
+        "lrdrop-d0.1-s2",
+    ]
+    assert all(r["updates"] == 6 for r in res["runs"])
+    by_name = {r["name"]: r for r in res["runs"]}
+    # a variant is R-Drop plus its flags, appended last so they win
+    assert by_name["attn2-d0.1-s1"]["flags"].endswith("--hidden-weight 0 --attn-weight 0 --attn-weight 2")
+    assert "label_smoothed_cross_entropy" in by_name["baseline-d0.1-s1"]["flags"]
+    md = (tmp_path / "cmp" / "results.md").read_text()
+    assert "| 0.1 | baseline | 2 |" in md and "| 0.1 | lrdrop | 2 |" in md and "| 0.1 | attn2 | 2 |" in md
+    assert curve_panels(tmp_path / "cmp" / "curves-d0.1.png") == 5  # loss, nll_loss and lrdrop's three terms
+    # --report: the table of what finished, nothing trained
+    rep = run(cmd + ["--report"]).stdout
+    assert "6 of 6 runs finished" in rep and "| 0.1 | attn2 | 2 |" in rep and "fairseq" not in rep
+    # a rerun trains nothing again
+    logs = sorted((tmp_path / "cmp").glob("*/train.log"))
+    sizes = [f.stat().st_size for f in logs]
+    again = run(cmd)
+    assert again.stdout.count("BLEU") >= 5 and [f.stat().st_size for f in logs] == sizes
+    # each run's scores recomputed with sacreBLEU from its hypotheses and the test references
+    refs = (data / "corpus" / "test.en").read_text().splitlines()
+    for r in res["runs"]:
+        hyps = (tmp_path / "cmp" / r["name"] / "test.hyp.en").read_text().splitlines()
+        assert r["bleu"] == pytest.approx(round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2))
+        assert r["chrf"] == pytest.approx(round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2))
+        assert r["corpus"] == res["corpus"] == "data"  # the --raw folder's parent
+    p = run(cmd[:1] + ["--configs", "nonsense"], check=False)
+    assert p.returncode != 0 and "unknown --configs nonsense" in p.stdout
+    p = run(cmd + ["--variant", "rdrop=--attn-weight 2"], check=False)  # a variant named like a mode
+    assert p.returncode != 0 and "--variant 'rdrop=--attn-weight 2'" in p.stdout
+
+
+def test_compare_until_convergence_resumes_after_interruption(tmp_path):
+    """compare.py --patience: stops on validation perplexity; killed mid-run, the same command
+    goes on from the run's last checkpoint instead of update 0."""
+    data = toy_data(tmp_path)
+    small = (
+        "--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 16 --decoder-embed-dim 16 "
+        "--encoder-ffn-embed-dim 32 --decoder-ffn-embed-dim 32"
+    )
+    out = tmp_path / "cmp"
+    cmd = [
+        tool("lrdrop-compare"),
+        "--out",
+        str(out),
+        "--data-bin",
+        str(data / "data-bin"),
+        "--configs",
+        "rdrop",
+        "--seeds",
+        "1",
+        "--dropouts",
+        "0.3",
+        "--patience",
+        "2",
+        "--max-update",
+        "600",
+        "--warmup",
+        "2",
+        "--max-tokens",
+        "300",
+        "--lr",
+        "0.05",
+        "--train-args",
+        small,
+    ]
+    run_dir = out / "rdrop-d0.3-s1"
+    # fairseq logs "Saved checkpoint" after writing every copy (checkpoint_last.pt is a copy)
+    interrupt_when(cmd, log_says(run_dir / "train.log", "Saved checkpoint"))
+    assert not (run_dir / "result.json").exists(), "the run finished before it could be interrupted"
+    run(cmd)
+    log = (run_dir / "train.log").read_text()
+    assert "Loaded checkpoint" in log and "@ 0 updates" not in log.split("Loaded checkpoint")[-1].splitlines()[0]
+    res = json.loads((out / "results.json").read_text())["runs"][0]
+    # stopped (patience or the 4th lr halving) before the cap, at least 2 validations (epochs) after its best
+    # (fairseq's patience counter starts again on resume)
+    records = read_log(run_dir / "train.log")["valid"]
+    stopped = "early stop" in log or "stopping training because current learning rate" in log
+    assert stopped and res["updates"] < 600
+    assert len({int(r["valid_num_updates"]) for r in records if int(r["valid_num_updates"]) > res["best_update"]}) >= 2
+    assert res["best_valid_nll"] == min(float(r["valid_nll_loss"]) for r in records)
+    assert "reduce_lr_on_plateau" in log
+    md = (out / "results.md").read_text()
+    assert "| 0.3 | rdrop | 1 |" in md
+    # diagnose.py reads the same checkpoints
+    rows = tmp_path / "diag.json"
+    run(
+        [
+            tool("lrdrop-diagnose"),
+            str(run_dir / "checkpoints" / "checkpoint_best.pt"),
+            "--data-bin",
+            str(data / "data-bin"),
+            "--batches",
+            "2",
+            "--max-tokens",
+            "300",
+            "--json",
+            str(rows),
+        ]
+    )
+    row = json.loads(rows.read_text())[0]
+    assert row["update"] == res["best_update"]
+    # the command's row is what the library computes on that checkpoint and those batches
+    from lrdrop_cli.measure import diagnose
+
+    model, _, task, _ = diagnose.load(str(run_dir / "checkpoints" / "checkpoint_best.pt"), str(data / "data-bin"))
+    expected = diagnose.diagnose(model, task, diagnose.batches(task, 2, 300))
+    assert {k: row[k] for k in expected} == pytest.approx(expected, rel=1e-4)
+
+
+def test_compare_over_two_dropouts_plans_pairs_and_reports_each(tmp_path):
+    """--dropouts 0.1,0.3: dropout by dropout, seed by seed, baseline last in a seed; --report's
+    table has one block per dropout, and the difference from R-Drop pairs runs of the same
+    seed and the same dropout (hand-made results, nothing trained)."""
+    from lrdrop_cli.pipelines import comparison as compare
+
+    a = argparse.Namespace(seeds="1,2", dropouts="0.1,0.3", configs="baseline,rdrop", variants={},
+                           kl_weight=1.0, hidden_weight=None, attn_weight=None)  # fmt: skip
+    assert [r[0] for r in compare.plan(a)] == [
+        "rdrop-d0.1-s1", "baseline-d0.1-s1", "rdrop-d0.1-s2", "baseline-d0.1-s2",
+        "rdrop-d0.3-s1", "baseline-d0.3-s1", "rdrop-d0.3-s2", "baseline-d0.3-s2",
+    ]  # fmt: skip
+    out, raw = tmp_path / "cmp", tmp_path / "corpus"
+    raw.mkdir()
+    (raw / "test.en").write_text("a\n")
+    bleu = {("rdrop", 0.1): (10, 12), ("baseline", 0.1): (9, 10), ("rdrop", 0.3): (20, 21), ("baseline", 0.3): (18, 21)}
+    nll = {("rdrop", 0.1): (4.0, 4.2), ("baseline", 0.1): (4.5, 4.4),
+           ("rdrop", 0.3): (3.0, 3.1), ("baseline", 0.3): (3.2, 3.7)}  # fmt: skip
+    for (cfg, dropout), scores in bleu.items():
+        for seed, score in zip((1, 2), scores):
+            d = out / f"{cfg}-d{dropout:g}-s{seed}"
+            d.mkdir(parents=True)
+            result = {"name": d.name, "seed": seed, "dropout": dropout, "bleu": score, "chrf": 2.0 * score,
+                      "best_valid_nll": nll[cfg, dropout][seed - 1], "best_update": 100 * seed,
+                      "train_minutes": 1.0}  # fmt: skip
+            (d / "result.json").write_text(json.dumps(result))
+            record = {"valid_loss": "5", "valid_nll_loss": "4", "valid_num_updates": "100"}
+            (d / "train.log").write_text("x | INFO | valid | " + json.dumps(record) + "\n")
+    p = run([tool("lrdrop-compare"), "--out", str(out), "--data-bin", str(tmp_path), "--raw", str(raw), "--report",
+             "--configs", "baseline,rdrop", "--seeds", "1,2", "--dropouts", "0.1,0.3"])  # fmt: skip
+    assert "8 of 8 runs finished" in p.stdout
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")] for line in (out / "results.md").read_text().splitlines()[2:]
+    ]
+    cells = {(r[0], r[1]): r for r in rows}
+    assert list(cells) == [("0.1", "baseline"), ("0.1", "rdrop"), ("0.3", "baseline"), ("0.3", "rdrop")]
+    # columns: nll mean ± sd, nll vs R-Drop, BLEU mean ± sd, per seed, BLEU vs R-Drop, chrF
+    assert cells["0.1", "baseline"][3:9] == ["4.450 ± 0.071", "0.350 ± 0.212", "9.50 ± 0.71", "9.00, 10.00",
+                                             "-1.50 ± 0.71", "19.00 ± 1.41"]  # fmt: skip
+    assert cells["0.3", "baseline"][3:9] == ["3.450 ± 0.354", "0.400 ± 0.283", "19.50 ± 2.12", "18.00, 21.00",
+                                             "-1.00 ± 1.41", "39.00 ± 4.24"]  # fmt: skip
+    assert cells["0.3", "rdrop"][4] == cells["0.3", "rdrop"][7] == ""  # no difference of R-Drop from itself
+    assert curve_panels(out / "curves-d0.1.png") == curve_panels(out / "curves-d0.3.png") == 2

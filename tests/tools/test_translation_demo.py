@@ -1,0 +1,209 @@
+"""lrdrop-demo end to end on a user corpus, its resume, its options, and the typed train command."""
+
+import argparse
+import json
+import os
+import subprocess
+
+import pytest
+import sacrebleu
+import torch
+from conftest import curve_panels, run, tool
+from toy_pipelines import interrupt_when, log_says, user_corpus_files
+
+from lrdrop_cli.curves import read_log
+
+
+def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
+    """lrdrop-demo with --src/--tgt (the path for users without Debian), tiny model, seconds of training."""
+    pairs = user_corpus_files(tmp_path, n=400, seed=3)
+    out = tmp_path / "demo"
+    small = (
+        "--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 32 --decoder-embed-dim 32 "
+        "--encoder-ffn-embed-dim 64 --decoder-ffn-embed-dim 64"
+    )
+    cmd = [
+        tool("lrdrop-demo"),
+        "--out",
+        str(out),
+        "--source",
+        str(tmp_path / "src.txt"),
+        "--target",
+        str(tmp_path / "tgt.txt"),
+        "--vocab",
+        "26",
+        "--source-lang",
+        "fr",
+        "--target-lang",
+        "xx",
+        "--valid-size",
+        "20",
+        "--test-size",
+        "30",
+        "--updates",
+        "30",
+        "--warmup",
+        "10",
+        "--max-tokens",
+        "1000",
+        "--train-args",
+        small,
+    ]
+    p = run(cmd)
+    assert "sacreBLEU on test (30 sentences)" in p.stdout and "nrefs:1|" in p.stdout
+    result = json.loads((out / "result.json").read_text())
+    assert result["test_sentences"] == 30
+    # the BLEU recomputed with sacreBLEU from the files the demo wrote: its hypotheses against the
+    # test references, in the same order (not the references against themselves)
+    hyps = (out / "test.hyp.xx").read_text().splitlines()
+    refs = (out / "corpus" / "test.xx").read_text().splitlines()
+    assert len(hyps) == len(refs) == 30 and hyps != refs
+    assert result["bleu"] == pytest.approx(round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2))
+    assert curve_panels(out / "curves.png") == 4  # loss, nll_loss, kl_loss, attn_loss (the default mode)
+    assert (out / "data-bin" / "test.fr-xx.xx.bin").is_file()
+    # checkpoint_best is the epoch of lowest validation perplexity (nll), not of label-smoothed loss
+    valid = read_log(str(out / "train.log"))["valid"]
+    assert len(valid) >= 2
+    best = torch.load(out / "checkpoints" / "checkpoint_best.pt", map_location="cpu", weights_only=False)
+    assert best["extra_state"]["val_loss"] == pytest.approx(min(float(v["valid_nll_loss"]) for v in valid), abs=1e-3)
+    tr = run([tool("lrdrop-translate"), "--run", str(out), pairs[0][0]])
+    assert len(tr.stdout.strip().splitlines()) == 1 and tr.stdout.strip().startswith("t")
+    # sentences on stdin translate as they do as arguments, one line each, in order
+    two = [pairs[1][0], pairs[0][0]]
+    by_args = run([tool("lrdrop-translate"), "--run", str(out), *two]).stdout.splitlines()
+    piped = subprocess.run([tool("lrdrop-translate"), "--run", str(out)], input="\n".join(two) + "\n\n",
+                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert piped.returncode == 0 and piped.stdout.splitlines() == by_args and len(by_args) == 2
+    assert by_args[1] == tr.stdout.strip()
+    # a missing file is named with its flag, without a traceback
+    p = run([tool("lrdrop-translate"), "--run", str(out), "--spm", str(tmp_path / "none.model"), "x"], check=False)
+    assert p.returncode != 0 and f"--spm: {tmp_path / 'none.model'} does not exist" in p.stdout
+    assert "Traceback" not in p.stdout
+    # a second run skips the finished steps
+    again = run(cmd).stdout
+    assert again.count("(done already") == 4
+
+    p = run(cmd[:1] + ["--out", str(tmp_path / "bad"), "--source", str(tmp_path / "src.txt")], check=False)
+    assert p.returncode != 0 and "give both --source and --target" in p.stdout
+    # a corpus that is not UTF-8: one line naming the file and the line, no traceback
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes(
+        "eins\nzwei\nGr\xfc\xdfe\n".encode("utf-8").replace(
+            "Gr\xfc\xdfe".encode("utf-8"), "Gr\xfc\xdfe".encode("latin-1")
+        )
+    )
+    p = run(cmd[:1] + ["--out", str(tmp_path / "bad2"), "--source", str(latin1), "--target", str(latin1)], check=False)
+    assert p.returncode != 0 and f"--source {latin1}: line 3 is not valid UTF-8" in p.stdout
+    assert "Traceback" not in p.stdout
+    # the built-in corpus is German-English only
+    p = run(cmd[:1] + ["--out", str(tmp_path / "bad3"), "--source-lang", "fr"], check=False)
+    assert p.returncode != 0 and "give your own aligned files with --source FILE --target FILE" in p.stdout
+
+
+def test_demo_options_device_defaults_and_single_flag_train_args():
+
+    from lrdrop_cli import runs, steps
+
+    ap = argparse.ArgumentParser()
+    steps.add_training_args(ap)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--train-args", default="")
+    cpu = steps.parse_args(ap, ["--train-args", "--fp16"])
+    assert cpu.train_args == "--fp16"  # argparse alone: "expected one argument"
+    assert (cpu.lr, cpu.dropout, cpu.warmup, cpu.max_tokens) == (3e-3, 0.1, 150, 1536)
+    gpu = steps.parse_args(ap, ["--device", "cuda", "--lr", "5e-4"])
+    assert (gpu.lr, gpu.dropout, gpu.max_tokens) == (5e-4, 0.3, 4096)  # the user's value wins
+
+    def command(args):
+        schedule = runs.Schedule(lr=args.lr, warmup=args.warmup, max_tokens=args.max_tokens, updates=10)
+        train_run = runs.TrainRun("data", "ckpt", ["--criterion", "lr_drop"], schedule, device=args.device,
+                                  model=steps.translation_model(args))  # fmt: skip
+        return runs.train_command(train_run)
+
+    cmd = command(gpu)
+    assert "--fp16" in cmd and "--cpu" not in cmd and cmd[cmd.index("--encoder-embed-dim") + 1] == "256"
+    # compare.py's --device cuda --model cpu: the CPU demo's model and defaults, in fp32, on a GPU
+    ap.add_argument("--model", choices=("cpu", "cuda"))
+    small = steps.parse_args(ap, ["--device", "cuda", "--model", "cpu"])
+    cmd = command(small)
+    assert small.lr == 3e-3 and "--fp16" not in cmd and "--cpu" not in cmd
+    assert cmd[cmd.index("--encoder-embed-dim") + 1] == "128"
+
+
+def test_train_command_from_a_typed_run():
+    """Every flag of a run to convergence and of a fixed budget, in order, the user's last."""
+    from lrdrop_cli import runs
+    from lrdrop_cli.fairseq_io import USER_DIR
+
+    schedule = runs.Schedule(lr=0.003, warmup=150, max_tokens=1536, updates=15000, patience=5, keep_checkpoints=2)
+    train_run = runs.TrainRun("bin", "ckpt", ["--criterion", "lr_drop", "--kl-weight", "1"], schedule, seed=3,
+                              dropout=0.3, model=["--encoder-layers", "2"], task=["--truncate-source"],
+                              train_args="--max-epoch 7")  # fmt: skip
+    cmd = runs.train_command(train_run)
+    assert cmd[cmd.index("bin") :] == [
+        "bin", "--user-dir", USER_DIR, "--arch", "transformer_lrdrop", "--encoder-layers", "2", "--truncate-source",
+        "--share-all-embeddings", "--criterion", "lr_drop", "--kl-weight", "1", "--dropout", "0.3",
+        "--attention-dropout", "0.1", "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "0.003",
+        "--weight-decay", "0.0001", "--max-tokens", "1536", "--max-epoch", "1000", "--save-dir", "ckpt",
+        "--best-checkpoint-metric", "nll_loss", "--seed", "3", "--num-workers", "0", "--log-format", "json",
+        "--log-interval", "25", "--lr-scheduler", "reduce_lr_on_plateau", "--lr-shrink", "0.5", "--lr-patience", "1",
+        "--lr-threshold", "0.001", "--warmup-updates", "150", "--warmup-init-lr", "0.00030000000000000003",
+        "--stop-min-lr", "0.0002", "--max-update", "15000", "--patience", "5", "--keep-last-epochs", "2",
+        "--cpu", "--max-epoch", "7",
+    ]  # fmt: skip
+    fixed = runs.Schedule(lr=0.001, warmup=10, max_tokens=500, updates=100, save_every=20, minutes=6)
+    cmd = runs.train_command(runs.TrainRun("bin", "ckpt", [], fixed, device="cuda"))
+    assert cmd[cmd.index("--lr-scheduler") :] == [
+        "--lr-scheduler", "polynomial_decay", "--warmup-updates", "10", "--total-num-update", "100",
+        "--max-update", "100", "--end-learning-rate", "0", "--no-epoch-checkpoints", "--save-interval-updates", "20",
+        "--keep-interval-updates", "1", "--stop-time-hours", "0.1000",
+    ]  # fmt: skip
+    generate = runs.generate_command("bin", "best.pt", "cpu", ["--beam", "4"], ["--truncate-source"], max_tokens=80)
+    assert generate[generate.index("bin") :] == [
+        "bin", "--user-dir", USER_DIR, "--path", "best.pt", "--gen-subset", "test", "--truncate-source", "--beam", "4",
+        "--max-tokens", "80", "--remove-bpe", "sentencepiece", "--cpu",
+    ]  # fmt: skip
+
+
+def test_interrupted_demo_resumes_from_its_last_checkpoint(tmp_path):
+    """Killed mid-epoch, the same lrdrop-demo command goes on from the --save-every checkpoint."""
+    user_corpus_files(tmp_path, n=400, seed=4)
+    out = tmp_path / "demo"
+    small = (
+        "--encoder-layers 1 --decoder-layers 1 --encoder-embed-dim 16 --decoder-embed-dim 16 "
+        "--encoder-ffn-embed-dim 32 --decoder-ffn-embed-dim 32"
+    )
+    cmd = [
+        tool("lrdrop-demo"),
+        "--out",
+        str(out),
+        "--source",
+        str(tmp_path / "src.txt"),
+        "--target",
+        str(tmp_path / "tgt.txt"),
+        "--vocab",
+        "26",
+        "--valid-size",
+        "20",
+        "--test-size",
+        "20",
+        "--updates",
+        "400",
+        "--warmup",
+        "5",
+        "--max-tokens",
+        "100",
+        "--save-every",
+        "4",
+        "--train-args",
+        small,
+    ]
+    # any mid-epoch checkpoint, once fairseq has written all its copies and said so
+    interrupt_when(cmd, log_says(out / "train.log", "Saved checkpoint"))
+    log = (out / "train.log").read_text()
+    assert "done training" not in log, "the run ended before it could be interrupted"
+    p = run(cmd + ["--updates", "12"])  # the same run, shortened so the test ends soon
+    resumed = (out / "train.log").read_text()[len(log) :]
+    loaded = [line for line in resumed.splitlines() if "Loaded checkpoint" in line]
+    assert loaded and "@ 0 updates" not in loaded[0], loaded
+    assert "sacreBLEU on test" in p.stdout
