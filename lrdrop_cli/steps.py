@@ -4,6 +4,7 @@ failure names its step (StepFailed). The folder layout: OUT/corpus (raw text), O
 
 import os
 import sys
+from typing import NamedTuple
 
 from lrdrop_cli import presets
 from lrdrop_cli.corpora.common import shuffled_split, write
@@ -13,6 +14,37 @@ from lrdrop_cli.runs import Schedule
 
 def step(n, name, what, total=6, demo="demo"):
     print(f"\n=== [{demo}] step {n}/{total} {name}: {what}", flush=True)
+
+
+class Folders(NamedTuple):
+    """A pipeline's output folder and what it holds."""
+
+    out: str
+    raw: str  # the corpus, raw text
+    spm: str  # sentencepiece pieces
+    data_bin: str
+    checkpoints: str
+    log: str  # fairseq-train's JSON log
+
+
+def folders(out) -> Folders:
+    """The layout under ``out`` (created); training threads default to the cores, at most 8."""
+    out = os.path.abspath(out)
+    os.makedirs(out, exist_ok=True)
+    os.environ.setdefault("OMP_NUM_THREADS", str(min(os.cpu_count() or 1, 8)))
+    paths = (os.path.join(out, d) for d in ("corpus", "spm", "data-bin", "checkpoints", "train.log"))
+    return Folders(out, *paths)
+
+
+def prepare(demo, where: Folders, corpus_step, vocab, langs):
+    """Steps 1-3 of a translation-shaped pipeline: corpus (``corpus_step(raw)``), a joint
+    sentencepiece model applied to every split, fairseq-preprocess."""
+    step(1, "corpus", where.raw, demo=demo)
+    corpus_step(where.raw)
+    step(2, "spm", where.spm, demo=demo)
+    sentencepiece(vocab, where.raw, where.spm, langs)
+    step(3, "binarize", where.data_bin, demo=demo)
+    binarize(where.spm, where.data_bin, langs)
 
 
 def user_corpus(raw, paths, flags, langs, unit, n_valid, n_test, seed):

@@ -29,6 +29,7 @@ from lrdrop_cli.sentence_data import binarize, load_classifier, predict
 from lrdrop_cli.steps import (
     finished_training,
     fixed_schedule,
+    folders,
     read_text_lines,
     sentencepiece,
     user_corpus,
@@ -112,10 +113,7 @@ def run_demo(args):
     if unknown:
         sys.exit(f"--modes: unknown {', '.join(unknown)}; choose from {', '.join(modes.MODES)}")
 
-    out = os.path.abspath(args.out)
-    raw, spm_dir, data_bin = (os.path.join(out, d) for d in ("corpus", "spm", "data-bin"))
-    os.makedirs(out, exist_ok=True)
-    os.environ.setdefault("OMP_NUM_THREADS", str(min(os.cpu_count() or 1, 8)))
+    out, raw, spm_dir, data_bin, _, _ = folders(args.out)  # one run folder (checkpoints, log) per mode and seed
     t0 = time.time()
     result_file = os.path.join(out, "result.json")
     # runs of earlier invocations (other seeds) stay in the table

@@ -28,12 +28,12 @@ import time
 from lrdrop_cli import modes, presets, runs
 from lrdrop_cli.fairseq_io import StepFailed, run
 from lrdrop_cli.steps import (
-    binarize,
     collect_hypotheses,
     finished_training,
     fixed_schedule,
+    folders,
     plot,
-    sentencepiece,
+    prepare,
     user_corpus,
 )
 from lrdrop_cli.steps import step as demo_step
@@ -115,30 +115,17 @@ def summarize(args, data_bin, best, raw, out):
 
 def run_demo(args):
     """Every step of the pipeline for the parsed command line ``args``; exits with the failed step."""
-
-    out = os.path.abspath(args.out)
-    raw, spm_dir, data_bin = (os.path.join(out, d) for d in ("corpus", "spm", "data-bin"))
-    ckpt_dir, log = os.path.join(out, "checkpoints"), os.path.join(out, "train.log")
-    os.makedirs(out, exist_ok=True)
-    os.environ.setdefault("OMP_NUM_THREADS", str(min(os.cpu_count() or 1, 8)))
+    where = folders(args.out)
     t0 = time.time()
     try:
-        step(1, "corpus", raw)
-        corpus(args, raw)
-        step(2, "spm", spm_dir)
-        sentencepiece(args.vocab, raw, spm_dir, LANGS)
-        step(3, "binarize", data_bin)
-        binarize(spm_dir, data_bin, LANGS)
-        step(
-            4,
-            "train",
-            f"bart_lrdrop (small) with lr_drop, {args.updates} updates (at most {args.minutes:g} min) on {args.device}",
-        )
-        best = train(args, data_bin, ckpt_dir, log)
+        prepare("demo-summarization", where, lambda raw: corpus(args, raw), args.vocab, LANGS)
+        budget = f"{args.updates} updates (at most {args.minutes:g} min) on {args.device}"
+        step(4, "train", f"bart_lrdrop (small) with lr_drop, {budget}")
+        best = train(args, where.data_bin, where.checkpoints, where.log)
         step(5, "summarize", "beam 4 on test, ROUGE")
-        summarize(args, data_bin, best, raw, out)
-        step(6, "plot", os.path.join(out, "curves.png"))
-        plot(log, out)
+        summarize(args, where.data_bin, best, where.raw, where.out)
+        step(6, "plot", os.path.join(where.out, "curves.png"))
+        plot(where.log, where.out)
     except StepFailed as e:
         sys.exit(f"\n[demo-summarization] FAILED: {e}")
-    print(f"\n[demo-summarization] done in {(time.time() - t0) / 60:.1f} min; everything is under {out}")
+    print(f"\n[demo-summarization] done in {(time.time() - t0) / 60:.1f} min; everything is under {where.out}")

@@ -24,12 +24,12 @@ from lrdrop_cli import modes, runs
 from lrdrop_cli.fairseq_io import StepFailed, TrainingProgress, run
 from lrdrop_cli.steps import (
     PROTECTED_SYMBOLS,
-    binarize,
     collect_hypotheses,
     finished_training,
     fixed_schedule,
+    folders,
     plot,
-    sentencepiece,
+    prepare,
     step,
     translation_model,
     user_corpus,
@@ -149,33 +149,20 @@ def translate(args, data_bin, best, raw, out):
 
 def run_demo(args):
     """Every step of the pipeline for the parsed command line ``args``; exits with the failed step."""
-
-    out = os.path.abspath(args.out)
-    raw, spm_dir, data_bin = (os.path.join(out, d) for d in ("corpus", "spm", "data-bin"))
-    ckpt_dir, log = os.path.join(out, "checkpoints"), os.path.join(out, "train.log")
-    os.makedirs(out, exist_ok=True)
-    os.environ.setdefault("OMP_NUM_THREADS", str(min(os.cpu_count() or 1, 8)))
+    where = folders(args.out)
     t0 = time.time()
     try:
-        step(1, "corpus", raw)
-        corpus(args, raw)
-        step(2, "spm", spm_dir)
-        sentencepiece(args.vocab, raw, spm_dir, languages(args))
-        step(3, "binarize", data_bin)
-        binarize(spm_dir, data_bin, languages(args))
+        prepare("demo", where, lambda raw: corpus(args, raw), args.vocab, languages(args))
         if args.data_only:
-            print(f"\n[demo] data ready (--data-only): {data_bin}")
+            print(f"\n[demo] data ready (--data-only): {where.data_bin}")
             return
-        step(
-            4,
-            "train",
-            f"transformer_lrdrop with lr_drop, {args.updates} updates (at most {args.minutes:g} min) on {args.device}",
-        )
-        best = train(args, data_bin, ckpt_dir, log)
+        budget = f"{args.updates} updates (at most {args.minutes:g} min) on {args.device}"
+        step(4, "train", f"transformer_lrdrop with lr_drop, {budget}")
+        best = train(args, where.data_bin, where.checkpoints, where.log)
         step(5, "translate", "beam 5 on test, sacreBLEU")
-        translate(args, data_bin, best, raw, out)
-        step(6, "plot", os.path.join(out, "curves.png"))
-        plot(log, out)
+        translate(args, where.data_bin, best, where.raw, where.out)
+        step(6, "plot", os.path.join(where.out, "curves.png"))
+        plot(where.log, where.out)
     except StepFailed as e:
         sys.exit(f"\n[demo] FAILED: {e}")
-    print(f"\n[demo] done in {(time.time() - t0) / 60:.1f} min; everything is under {out}")
+    print(f"\n[demo] done in {(time.time() - t0) / 60:.1f} min; everything is under {where.out}")
