@@ -33,3 +33,27 @@ def test_benchmark_script_runs_every_mode(tmp_path):
     assert all(r["median_s"] > 0 and r["peak_mb"] > 0 for r in res["train"])
     assert res["generate"]["identical_hypotheses"] is True
     assert "| 4x8 | lrdrop |" in p.stdout
+
+
+def test_benchmark_counts_what_autograd_keeps_once_per_storage():
+    import torch
+
+    from lrdrop_cli.measure.benchmark import saved_for_backward_mb
+
+    x = torch.randn(1024, requires_grad=True)
+    # exp keeps its output (4 KiB); the sum keeps nothing; x itself is not saved
+    assert saved_for_backward_mb(lambda: x.exp().sum()) == 4096 / 2**20
+    # mul keeps both operands: x (4 KiB) and y (4 KiB); x twice is one storage
+    y = torch.randn(1024, requires_grad=True)
+    assert saved_for_backward_mb(lambda: (x * y).sum()) == 8192 / 2**20
+    assert saved_for_backward_mb(lambda: (x * x).sum()) == 4096 / 2**20
+    w = torch.nn.Parameter(torch.randn(1024))  # parameters are not activations
+    assert saved_for_backward_mb(lambda: (x * w).sum(), exclude=[w]) == 4096 / 2**20
+
+    def used_up_inside():  # a graph built and differentiated within the forward keeps nothing
+        inner = (x * y).exp().sum()
+        (g,) = torch.autograd.grad(inner, [x])
+        # mul keeps g (x's gradient factor; g needs none, so x is not kept), exp its output
+        return g.detach().mul(x).exp().sum()
+
+    assert saved_for_backward_mb(used_up_inside) == 2 * 4096 / 2**20

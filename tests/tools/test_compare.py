@@ -201,3 +201,25 @@ def test_compare_over_two_dropouts_plans_pairs_and_reports_each(tmp_path):
                                              "-1.00 ± 1.41", "39.00 ± 4.24"]  # fmt: skip
     assert cells["0.3", "rdrop"][4] == cells["0.3", "rdrop"][7] == ""  # no difference of R-Drop from itself
     assert curve_panels(out / "curves-d0.1.png") == curve_panels(out / "curves-d0.3.png") == 2
+
+
+def test_compare_summary_of_a_hand_written_log(tmp_path):
+    """best valid nll, where, and the train/valid gap from the train records between the previous
+    validation and the best one; a resumed run's repeated validation counts once."""
+    from lrdrop_cli.pipelines.comparison import training_summary
+
+    def v(update, nll):
+        rec = {"valid_loss": str(nll + 1), "valid_nll_loss": str(nll), "valid_num_updates": str(update)}
+        return "x | INFO | valid | " + json.dumps(rec)
+
+    def t(update, nll):
+        return "x | INFO | train_inner | " + json.dumps({"num_updates": str(update), "loss": "9", "nll_loss": str(nll)})
+
+    lines = [t(10, 6.0), v(20, 5.5), t(30, 5.0), t(40, 4.0), v(40, 5.2), v(40, 5.2), t(50, 3.0), v(60, 5.3)]
+    log = tmp_path / "train.log"
+    log.write_text("\n".join(lines) + "\n")
+    s = training_summary(str(log))
+    assert (s["best_valid_nll"], s["best_update"], s["updates"], s["final_valid_nll"]) == (5.2, 40, 60, 5.3)
+    assert s["best_valid_loss"] == 6.2
+    assert s["train_nll_at_best"] == 4.5  # updates 30 and 40: after the validation at 20, up to the best at 40
+    assert s["gap"] == 0.7

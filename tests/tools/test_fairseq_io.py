@@ -1,4 +1,4 @@
-"""Reading what fairseq writes: progress lines for people, hypotheses in corpus order."""
+"""Running fairseq and reading what it writes: progress lines, logs, hypotheses in corpus order."""
 
 import json
 
@@ -61,64 +61,6 @@ def test_read_log_separates_validation_from_training(tmp_path):
     rows = read_log(str(log))
     assert [r["num_updates"] for r in rows["train_inner"]] == ["25"]
     assert [r["valid_ppl"] for r in rows["valid"]] == ["8"]
-
-
-def test_benchmark_counts_what_autograd_keeps_once_per_storage():
-    import torch
-
-    from lrdrop_cli.measure.benchmark import saved_for_backward_mb
-
-    x = torch.randn(1024, requires_grad=True)
-    # exp keeps its output (4 KiB); the sum keeps nothing; x itself is not saved
-    assert saved_for_backward_mb(lambda: x.exp().sum()) == 4096 / 2**20
-    # mul keeps both operands: x (4 KiB) and y (4 KiB); x twice is one storage
-    y = torch.randn(1024, requires_grad=True)
-    assert saved_for_backward_mb(lambda: (x * y).sum()) == 8192 / 2**20
-    assert saved_for_backward_mb(lambda: (x * x).sum()) == 4096 / 2**20
-    w = torch.nn.Parameter(torch.randn(1024))  # parameters are not activations
-    assert saved_for_backward_mb(lambda: (x * w).sum(), exclude=[w]) == 4096 / 2**20
-
-    def used_up_inside():  # a graph built and differentiated within the forward keeps nothing
-        inner = (x * y).exp().sum()
-        (g,) = torch.autograd.grad(inner, [x])
-        # mul keeps g (x's gradient factor; g needs none, so x is not kept), exp its output
-        return g.detach().mul(x).exp().sum()
-
-    assert saved_for_backward_mb(used_up_inside) == 2 * 4096 / 2**20
-
-
-def test_compare_summary_of_a_hand_written_log(tmp_path):
-    """best valid nll, where, and the train/valid gap from the train records between the previous
-    validation and the best one; a resumed run's repeated validation counts once."""
-    from lrdrop_cli.pipelines.comparison import training_summary
-
-    def v(update, nll):
-        rec = {"valid_loss": str(nll + 1), "valid_nll_loss": str(nll), "valid_num_updates": str(update)}
-        return "x | INFO | valid | " + json.dumps(rec)
-
-    def t(update, nll):
-        return "x | INFO | train_inner | " + json.dumps({"num_updates": str(update), "loss": "9", "nll_loss": str(nll)})
-
-    lines = [t(10, 6.0), v(20, 5.5), t(30, 5.0), t(40, 4.0), v(40, 5.2), v(40, 5.2), t(50, 3.0), v(60, 5.3)]
-    log = tmp_path / "train.log"
-    log.write_text("\n".join(lines) + "\n")
-    s = training_summary(str(log))
-    assert (s["best_valid_nll"], s["best_update"], s["updates"], s["final_valid_nll"]) == (5.2, 40, 60, 5.3)
-    assert s["best_valid_loss"] == 6.2
-    assert s["train_nll_at_best"] == 4.5  # updates 30 and 40: after the validation at 20, up to the best at 40
-    assert s["gap"] == 0.7
-
-
-def test_best_checkpoint_direction_follows_the_metric():
-    from lrdrop_cli import runs
-
-    schedule = runs.Schedule(lr=1e-3, warmup=1, max_tokens=100, updates=10)
-    nll = runs.train_command(runs.TrainRun("d", "c", [], schedule))
-    acc = runs.train_command(runs.TrainRun("d", "c", [], schedule, best_metric="accuracy"))
-    assert (
-        nll[nll.index("--best-checkpoint-metric") + 1] == "nll_loss" and "--maximize-best-checkpoint-metric" not in nll
-    )
-    assert acc[acc.index("--best-checkpoint-metric") + 1] == "accuracy" and "--maximize-best-checkpoint-metric" in acc
 
 
 def test_hypotheses_command_prints_corpus_order(tmp_path, capsys):

@@ -3,7 +3,11 @@
 The expected lines are derived from fairseq's script by hand: grep -v of <url>/<talkid>/
 <keywords> anywhere in a line; <title>/<description> tags removed; Moses tokenisation with
 escaping; clean-corpus-n (1..175 tokens, ratio 1.5); *then* lowercase; every 23rd line to
-valid; in the XML test sets ’ -> ' before tokenising."""
+valid; in the XML test sets ’ -> ' before tokenising. And the recipe's refusals."""
+
+import os
+
+from conftest import ROOT, run
 
 from lrdrop_cli import iwslt_text
 
@@ -79,3 +83,11 @@ def test_every_23rd_pair_goes_to_valid(tmp_path):
     out = tmp_path / "out"
     assert iwslt_text.main(str(orig), str(out)) == {"train": 44, "valid": 2, "test": 10}
     assert read(out / "tok" / "valid.en") == ["sentence 23 .", "sentence 46 ."]
+
+
+def test_iwslt_recipe_refuses_missing_data_and_bad_mode(tmp_path):
+    train = os.path.join(ROOT, "examples", "iwslt", "train.sh")
+    p = run(["bash", train, "nonsense"], check=False)
+    assert p.returncode == 2 and "usage" in p.stdout
+    p = run(["bash", train, "lrdrop"], env={"DATA": str(tmp_path)}, check=False)
+    assert p.returncode == 1 and "prepare-iwslt14.sh" in p.stdout
