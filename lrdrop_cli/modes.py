@@ -3,16 +3,20 @@
   lrdrop-modes MODE [--kl-weight 5] [--hidden-weight W] [--attn-weight W]   # prints the criterion flags
   lrdrop-modes MODE --task sentence_prediction [--regression]              # ... for classification/regression
 
-baseline  label-smoothed cross-entropy, one copy per batch
-rdrop     lr_drop, output KL only (R-Drop)
-lrdrop    lr_drop, output KL + hidden states + attention: the paper's LR-Drop, all three terms
-hidden    lr_drop, output KL + hidden states (ablation)
-attn      lr_drop, output KL + attention (ablation; lr_drop's own default terms)
+baseline      label-smoothed cross-entropy, one copy per batch
+rdrop         lr_drop, output KL only (R-Drop)
+lrdrop        lr_drop, output KL + hidden states at the FFN sublayer's output + attention: LR-Drop
+              as the paper describes it (its L_HSR compares HS(x) = max(0, x W1 + b1) W2 + b2)
+lrdrop_layer  lr_drop, output KL + hidden states at each layer's output + attention: this
+              project's earlier reading of the paper (before 2026-12-05), kept for comparison
+hidden        lr_drop, output KL + hidden states at the FFN output (ablation)
+attn          lr_drop, output KL + attention (ablation; lr_drop's own default terms)
 
 A mode's name always means the same terms, in every tool and recipe. A term that is on
-takes its weight from the flag, or else from DEFAULT_WEIGHTS (hidden 1 and attention 1, the
-paper's); a term that is off is 0 whatever the flag says. The KL weight has no default here:
-it is the recipe's (R-Drop's alpha: 5 for IWSLT, 0.7 for CNN/DM).
+takes its weight from the flag, or else from DEFAULT_WEIGHTS (hidden 1 and attention 1: our
+choice, the paper's values are not known); a term that is off is 0 whatever the flag says.
+The KL weight has no default here: it is the recipe's (R-Drop's alpha: 5 for IWSLT, 0.7 for
+CNN/DM).
 
 With --task sentence_prediction the criteria are fairseq's sentence_prediction (baseline)
 and lr_drop_sentence_prediction; with --regression the output term is the squared
@@ -21,12 +25,14 @@ difference of the two predictions (--prediction-mse-weight) instead of the KL.
 
 from typing import List, Optional
 
-# mode -> which lr_drop terms are on (None: the baseline criterion)
+# mode -> which lr_drop terms are on and, where the hidden term is, its --hidden-site
+# (None: the baseline criterion)
 MODES = {
     "baseline": None,
     "rdrop": {"kl": True, "hidden": False, "attn": False},
-    "lrdrop": {"kl": True, "hidden": True, "attn": True},
-    "hidden": {"kl": True, "hidden": True, "attn": False},
+    "lrdrop": {"kl": True, "hidden": True, "attn": True, "site": "ffn"},
+    "lrdrop_layer": {"kl": True, "hidden": True, "attn": True, "site": "layer"},
+    "hidden": {"kl": True, "hidden": True, "attn": False, "site": "ffn"},
     "attn": {"kl": True, "hidden": False, "attn": True},
 }
 
@@ -69,27 +75,18 @@ def criterion_flags(
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     w = weights(mode, kl, hidden, attn)
-    if task == "sentence_prediction":
-        if w is None:
-            return ["--criterion", "sentence_prediction"]
-        output_flag = "--prediction-mse-weight" if regression else "--kl-weight"
-        return ["--criterion", "lr_drop_sentence_prediction", output_flag, f"{w['kl_weight']:g}"] + [
-            "--hidden-weight",
-            f"{w['hidden_weight']:g}",
-            "--attn-weight",
-            f"{w['attn_weight']:g}",
-        ]
     if w is None:
+        if task == "sentence_prediction":
+            return ["--criterion", "sentence_prediction"]
         return ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", f"{label_smoothing:g}"]
-    return [
-        "--criterion",
-        "lr_drop",
-        "--label-smoothing",
-        f"{label_smoothing:g}",
-        "--kl-weight",
-        f"{w['kl_weight']:g}",
-        "--hidden-weight",
-        f"{w['hidden_weight']:g}",
-        "--attn-weight",
-        f"{w['attn_weight']:g}",
-    ]
+    if task == "sentence_prediction":
+        output_flag = "--prediction-mse-weight" if regression else "--kl-weight"
+        flags = ["--criterion", "lr_drop_sentence_prediction", output_flag, f"{w['kl_weight']:g}"]
+    else:
+        flags = ["--criterion", "lr_drop", "--label-smoothing", f"{label_smoothing:g}"]
+        flags += ["--kl-weight", f"{w['kl_weight']:g}"]
+    flags += ["--hidden-weight", f"{w['hidden_weight']:g}", "--attn-weight", f"{w['attn_weight']:g}"]
+    site = MODES[mode].get("site")
+    if site is not None and w["hidden_weight"] > 0:  # the site is part of the mode's meaning
+        flags += ["--hidden-site", site]
+    return flags

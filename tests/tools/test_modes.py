@@ -8,31 +8,38 @@ from lrdrop_cli.bin import modes as modes_command
 LS = ["--label-smoothing", "0.1"]
 
 
-def lr_drop(kl, hidden, attn):
-    return ["--criterion", "lr_drop", *LS, "--kl-weight", kl, "--hidden-weight", hidden, "--attn-weight", attn]
+def lr_drop(kl, hidden, attn, site=None):
+    flags = ["--criterion", "lr_drop", *LS, "--kl-weight", kl, "--hidden-weight", hidden, "--attn-weight", attn]
+    return flags + (["--hidden-site", site] if site else [])
 
 
-def sentence(output_flag, out, hidden, attn):
-    return [
-        "--criterion",
-        "lr_drop_sentence_prediction",
-        output_flag,
-        out,
-        "--hidden-weight",
-        hidden,
-        "--attn-weight",
-        attn,
-    ]
+def sentence(output_flag, out, hidden, attn, site=None):
+    flags = ["--criterion", "lr_drop_sentence_prediction", output_flag, out]
+    flags += ["--hidden-weight", hidden, "--attn-weight", attn]
+    return flags + (["--hidden-site", site] if site else [])
 
 
 # mode -> flags with only the KL weight given (5): the layer terms a mode has take weight 1
 TRANSLATION = {
     "baseline": ["--criterion", "label_smoothed_cross_entropy", *LS],
     "rdrop": lr_drop("5", "0", "0"),
-    "lrdrop": lr_drop("5", "1", "1"),  # the paper's three terms
-    "hidden": lr_drop("5", "1", "0"),
+    "lrdrop": lr_drop("5", "1", "1", "ffn"),  # the paper's three terms: HS(x) is the FFN sublayer's output
+    "lrdrop_layer": lr_drop("5", "1", "1", "layer"),  # the earlier reading, each layer's output
+    "hidden": lr_drop("5", "1", "0", "ffn"),
     "attn": lr_drop("5", "0", "1"),
 }
+# mode -> (hidden, attn, site) of the classification criterion
+SENTENCE = {
+    "rdrop": ("0", "0", None),
+    "lrdrop": ("1", "1", "ffn"),
+    "lrdrop_layer": ("1", "1", "layer"),
+    "hidden": ("1", "0", "ffn"),
+    "attn": ("0", "1", None),
+}
+
+
+def test_the_table_has_every_mode_pinned_here():
+    assert set(modes.MODES) == set(TRANSLATION) == set(SENTENCE) | {"baseline"}
 
 
 @pytest.mark.parametrize("mode", list(modes.MODES))
@@ -47,19 +54,21 @@ def test_sentence_prediction_flags_of_every_mode(mode, regression):
     if mode == "baseline":
         assert got == ["--criterion", "sentence_prediction"]
         return
-    on = modes.MODES[mode]
     output_flag = "--prediction-mse-weight" if regression else "--kl-weight"
-    assert got == sentence(output_flag, "0.5", "1" if on["hidden"] else "0", "1" if on["attn"] else "0")
+    assert got == sentence(output_flag, "0.5", *SENTENCE[mode])
 
 
 def test_given_weights_apply_only_to_terms_the_mode_has():
-    assert modes.criterion_flags("hidden", 5.0, hidden=0.3, attn=2.0) == lr_drop("5", "0.3", "0")
+    assert modes.criterion_flags("hidden", 5.0, hidden=0.3, attn=2.0) == lr_drop("5", "0.3", "0", "ffn")
     assert modes.criterion_flags("attn", 5.0, hidden=0.3, attn=2.0) == lr_drop("5", "0", "2")
-    assert modes.criterion_flags("lrdrop", 5.0, hidden=0.0) == lr_drop("5", "0", "1")  # asked for explicitly
+    # asked for explicitly: no hidden term, so no site
+    assert modes.criterion_flags("lrdrop", 5.0, hidden=0.0) == lr_drop("5", "0", "1")
 
 
 def test_command_prints_the_same_flags(capsys):
     modes_command.main(["hidden", "--kl-weight", "0.7"])
-    assert capsys.readouterr().out.split() == lr_drop("0.7", "1", "0")
+    assert capsys.readouterr().out.split() == lr_drop("0.7", "1", "0", "ffn")
+    modes_command.main(["lrdrop"])
+    assert capsys.readouterr().out.split() == lr_drop("5", "1", "1", "ffn")
     with pytest.raises(SystemExit, match="unknown mode 'hiden'"):
         modes_command.main(["hiden"])
