@@ -21,7 +21,9 @@ def build_parser():
         action="append",
         default=[],
         metavar="NAME=FLAGS",
-        help="an extra configuration: R-Drop plus these lr_drop flags (repeatable)",
+        help="an extra configuration: R-Drop plus these lr_drop flags (repeatable); in FLAGS, '--mode MODE' "
+        "extends another mode and '--max-update N' gives it its own budget, e.g. a baseline at R-Drop's "
+        'compute: base_long="--mode baseline --max-update 21000"',
     )
     ap.add_argument("--seeds", default="1,2")
     ap.add_argument("--dropouts", help="comma-separated dropout values, each a full set of runs (default: --dropout)")

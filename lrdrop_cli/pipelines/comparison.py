@@ -11,7 +11,10 @@ with the same batch, schedule and seeds; only the loss (and the dropout, per
 and the ablations hidden (KL + hidden states) and attn (KL + attention); KL at
 --kl-weight, the layer terms at --hidden-weight / --attn-weight.
 ``--variant NAME="FLAGS"`` adds a configuration: R-Drop plus the lr_drop FLAGS, e.g.
-``--variant ffn_cos0.3="--hidden-weight 0.3 --hidden-site ffn --hidden-loss cosine"``.
+``--variant ffn_cos0.3="--hidden-weight 0.3 --hidden-site ffn --hidden-loss cosine"``;
+``--mode MODE`` in FLAGS extends another mode and ``--max-update N`` gives the variant its own
+budget, e.g. the baseline given R-Drop's wall-clock time:
+``--variant base_long="--mode baseline --max-update 21000"``.
 
 Two budgets:
 - fixed (default): --max-update updates, the learning rate decaying linearly to 0;
@@ -48,6 +51,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import List, NamedTuple, Optional
 
 from lrdrop_cli import curves, modes, runs, steps
 from lrdrop_cli.fairseq_io import StepFailed, read_log, run
@@ -57,34 +61,71 @@ def criterion_flags(mode, a):
     return modes.criterion_flags(mode, a.kl_weight, a.hidden_weight, a.attn_weight)
 
 
+class Planned(NamedTuple):
+    """One run of the plan."""
+
+    name: str  # CONFIG-dDROPOUT-sSEED: its folder under --out
+    config: str
+    dropout: float
+    seed: int
+    flags: List[str]  # the criterion's
+    updates: Optional[int] = None  # its own budget (a variant's --max-update); None: --max-update
+
+
 def parse_variants(specs):
-    """``NAME=FLAGS`` strings -> {name: [flags]}; raises SystemExit naming the bad one."""
+    """``NAME=FLAGS`` strings -> {name: (mode, [lr_drop flags], updates or None)}; raises SystemExit
+    naming the bad one. Two flags in FLAGS are compare's own: ``--mode MODE``, the configuration it
+    extends (default rdrop), and ``--max-update N``, its own budget, e.g. a baseline given R-Drop's
+    wall-clock time: ``base_long="--mode baseline --max-update 21000"``."""
     variants = {}
     for spec in specs:
         name, sep, flags = spec.partition("=")
         name = name.strip()
+        usage = (
+            f"compare: --variant {spec!r}: use NAME=\"FLAGS\" with a new NAME without '-' "
+            f'(not one of {", ".join(modes.MODES)}), e.g. ffn_cos="--hidden-weight 0.3 --hidden-site ffn" '
+            '(R-Drop plus these lr_drop flags) or base_long="--mode baseline --max-update 21000"'
+        )
         if not sep or not name or not flags.strip() or "-" in name or name in modes.MODES:
-            sys.exit(
-                f"compare: --variant {spec!r}: use NAME=\"lr_drop flags\" with a new NAME without '-' "
-                f'(not one of {", ".join(modes.MODES)}), e.g. ffn_cos="--hidden-weight 0.3 --hidden-site ffn"'
-            )
-        variants[name] = shlex.split(flags)
+            sys.exit(usage)
+        extra, mode, updates = shlex.split(flags), "rdrop", None
+        for own in ("--mode", "--max-update"):
+            while own in extra:
+                i = extra.index(own)
+                if i + 1 >= len(extra):
+                    sys.exit(f"{usage}\n({own} needs a value)")
+                value = extra[i + 1]
+                del extra[i : i + 2]
+                if own == "--mode":
+                    if value not in modes.MODES:
+                        sys.exit(f"{usage}\n(--mode {value!r}: choose from {', '.join(modes.MODES)})")
+                    mode = value
+                else:
+                    if not value.isdigit() or int(value) < 1:
+                        sys.exit(f"{usage}\n(--max-update {value!r}: a positive number of updates)")
+                    updates = int(value)
+        if mode == "baseline" and extra:
+            sys.exit(f"{usage}\n(a baseline variant takes no lr_drop flags: {' '.join(extra)})")
+        variants[name] = (mode, extra, updates)
     return variants
 
 
 def plan(a):
-    """[(run name, config, dropout, seed, criterion flags)] in the order they run."""
+    """[:class:`Planned`] in the order they run."""
     seeds = [int(s) for s in a.seeds.split(",")]
     dropouts = [float(d) for d in a.dropouts.split(",")]
-    flags = {c: criterion_flags(c, a) for c in a.configs.split(",") if c}
-    for name, extra in a.variants.items():
-        flags[name] = criterion_flags("rdrop", a) + extra  # appended last: they override rdrop's zeros
-    runs = [(f"{c}-d{d:g}-s{s}", c, d, s, f) for d in dropouts for s in seeds for c, f in flags.items()]
+    configs = {c: (criterion_flags(c, a), None) for c in a.configs.split(",") if c}
+    for name, (mode, extra, updates) in a.variants.items():
+        configs[name] = (criterion_flags(mode, a) + extra, updates)  # appended last: they override the mode's
+    runs = [
+        Planned(f"{c}-d{d:g}-s{s}", c, d, s, f, u) for d in dropouts for s in seeds for c, (f, u) in configs.items()
+    ]
     # seed by seed, so that an interrupted comparison has whole seeds; lr_drop (slower) first in each
-    return sorted(runs, key=lambda r: (dropouts.index(r[2]), seeds.index(r[3]), r[1] == "baseline"))
+    baseline = "label_smoothed_cross_entropy"
+    return sorted(runs, key=lambda r: (dropouts.index(r.dropout), seeds.index(r.seed), baseline in r.flags))
 
 
-def run_one(a, name, dropout, seed, crit, threads):
+def run_one(a, name, dropout, seed, crit, threads, updates=None):
     """Train (or resume), translate test, score; returns the run's result (cached in OUT/NAME/result.json)."""
     d = os.path.join(a.out, name)
     result_file = os.path.join(d, "result.json")
@@ -96,7 +137,7 @@ def run_one(a, name, dropout, seed, crit, threads):
     seconds_file = os.path.join(d, "train_seconds")
     if not steps.finished_training(ckpt_dir, log):
         schedule = runs.Schedule(
-            lr=a.lr, warmup=a.warmup, max_tokens=a.max_tokens, updates=a.max_update, patience=a.patience,
+            lr=a.lr, warmup=a.warmup, max_tokens=a.max_tokens, updates=updates or a.max_update, patience=a.patience,
             keep_checkpoints=a.keep_checkpoints, save_every=a.save_every,
         )  # fmt: skip
         train_run = runs.TrainRun(
@@ -131,6 +172,7 @@ def run_one(a, name, dropout, seed, crit, threads):
         **training_summary(log),
         "train_minutes": round(train_minutes, 2),
         "threads": threads,
+        "budget": updates or a.max_update,
         "flags": " ".join(crit),
     }
     json.dump(result, open(result_file, "w"), indent=1)
@@ -233,8 +275,8 @@ def train_all(a, planned, threads, t0):
     """Every planned run (resumed or skipped where done), ``a.parallel`` at a time: their results."""
 
     def job(r):
-        name, cfg, dropout, seed, crit = r
-        res = run_one(a, name, dropout, seed, crit, threads)
+        name, cfg, dropout, seed, crit, updates = r
+        res = run_one(a, name, dropout, seed, crit, threads, updates)
         res["config"] = cfg
         print(
             f"[compare] {name}: BLEU {res['bleu']:.2f}, best valid nll {res['best_valid_nll']:.3f} at update "
@@ -265,7 +307,7 @@ def finished_results(a, planned):
 
 def write_report(a, planned, results, threads, t0):
     """OUT/results.md (also printed), OUT/results.json and OUT/curves-dDROPOUT.png (first seed)."""
-    order = list(dict.fromkeys(r[1] for r in sorted(planned, key=lambda r: r[0])))
+    order = list(dict.fromkeys(r.config for r in sorted(planned, key=lambda r: r.name)))
     order = [c for c in modes.MODES if c in order] + [c for c in order if c not in modes.MODES]
     md = table(results, order)
     print("\n" + md)
@@ -279,9 +321,9 @@ def write_report(a, planned, results, threads, t0):
     with open(os.path.join(a.out, "results.md"), "w") as f:
         f.write(md + "\n")
     first_seed = int(a.seeds.split(",")[0])
-    for dropout in sorted({r[2] for r in planned}):
-        logs = [(cfg, os.path.join(a.out, name, "train.log")) for name, cfg, d, seed, _ in planned
-                if seed == first_seed and d == dropout]  # fmt: skip
+    for dropout in sorted({r.dropout for r in planned}):
+        logs = [(r.config, os.path.join(a.out, r.name, "train.log")) for r in planned
+                if r.seed == first_seed and r.dropout == dropout]  # fmt: skip
         curves.plot(logs, os.path.join(a.out, f"curves-d{dropout:g}.png"))
     print(f"[compare] wrote {a.out}/results.md, results.json, curves-d*.png")
 
@@ -307,7 +349,7 @@ def run_comparison(a):
     t0 = time.time()
     if a.report:
         results = finished_results(a, planned)
-        planned = [r for r in planned if any(res["name"] == r[0] for res in results)]
+        planned = [r for r in planned if any(res["name"] == r.name for res in results)]
     else:
         results = train_all(a, planned, threads, t0)
     write_report(a, planned, results, threads, t0)

@@ -223,3 +223,34 @@ def test_compare_summary_of_a_hand_written_log(tmp_path):
     assert s["best_valid_loss"] == 6.2
     assert s["train_nll_at_best"] == 4.5  # updates 30 and 40: after the validation at 20, up to the best at 40
     assert s["gap"] == 0.7
+
+
+def test_variant_flags_choose_the_mode_and_the_budget():
+    """--variant's own flags: --mode extends another mode, --max-update is that run's budget (the
+    schedule decays over it); the rest are lr_drop flags appended after the mode's."""
+    from lrdrop_cli.pipelines import comparison as compare
+
+    variants = compare.parse_variants(
+        ["long=--mode baseline --max-update 21000", "ffn=--hidden-weight 0.1 --hidden-site ffn", "a2=--mode attn"]
+    )
+    assert variants == {
+        "long": ("baseline", [], 21000),
+        "ffn": ("rdrop", ["--hidden-weight", "0.1", "--hidden-site", "ffn"], None),
+        "a2": ("attn", [], None),
+    }
+    a = argparse.Namespace(seeds="1", dropouts="0.1", configs="rdrop", variants=variants,
+                           kl_weight=1.0, hidden_weight=None, attn_weight=None)  # fmt: skip
+    by_name = {r.name: r for r in compare.plan(a)}
+    assert by_name["long-d0.1-s1"].updates == 21000 and by_name["rdrop-d0.1-s1"].updates is None
+    assert by_name["long-d0.1-s1"].flags == ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1"]
+    assert by_name["ffn-d0.1-s1"].flags[-4:] == ["--hidden-weight", "0.1", "--hidden-site", "ffn"]
+    assert by_name["a2-d0.1-s1"].flags[-2:] == ["--attn-weight", "1"]
+    assert [r.name for r in compare.plan(a)][-1] == "long-d0.1-s1"  # the baseline last in its seed
+    for bad, why in (
+        ("x=--mode nonsense", "--mode 'nonsense'"),
+        ("x=--max-update 0", "--max-update '0'"),
+        ("x=--max-update", "--max-update needs a value"),
+        ("x=--mode baseline --attn-weight 1", "a baseline variant takes no lr_drop flags"),
+    ):
+        with pytest.raises(SystemExit, match=why):
+            compare.parse_variants([bad])
