@@ -89,10 +89,12 @@ class TrainingProgress:
     e.g. ``[train] update 500/2800 (18%) | 3.1 min, ~14.2 min left | train ppl 61.2 | valid ppl
     48.3 at 400``; the JSON itself goes to the log file only. The time left is extrapolated from
     the pace since this invocation's first record, so neither start-up nor a resumed run's earlier
-    updates distort it."""
+    updates distort it. With ``minutes`` (the run's ``--stop-time-hours``, counted from this
+    invocation's start) the time left is the cap's where the cap comes first, and the line says
+    near which update it will stop the run."""
 
-    def __init__(self, total_updates: int, clock: Callable[[], float] = time.time):
-        self.total, self.clock = total_updates, clock
+    def __init__(self, total_updates: int, clock: Callable[[], float] = time.time, minutes: Optional[float] = None):
+        self.total, self.clock, self.minutes = total_updates, clock, minutes
         self.t0 = clock()
         self.first: Optional[tuple] = None  # (update, time) of the first record
         self.valid: Optional[str] = None
@@ -114,7 +116,15 @@ class TrainingProgress:
             self.first = (n, now)
         done_here = n - self.first[0]
         pace = (now - self.first[1]) / done_here if done_here > 0 else None
-        left = f", ~{pace * (self.total - n) / 60:.1f} min left" if pace is not None else ""
+        left = ""
+        if pace is not None:
+            seconds_left = pace * (self.total - n)
+            cap_left = None if self.minutes is None else max(0.0, self.minutes * 60 - elapsed)
+            if cap_left is not None and cap_left < seconds_left:
+                stop = min(self.total, n + int(cap_left / pace))
+                left = f", ~{cap_left / 60:.1f} min left (the {self.minutes:g}-min cap stops it near update {stop})"
+            else:
+                left = f", ~{seconds_left / 60:.1f} min left"
         parts = [
             f"[train] update {n}/{self.total} ({100 * n / self.total:.0f}%)",
             f"{elapsed / 60:.1f} min{left}",

@@ -115,7 +115,7 @@ def train(args, data_bin, ckpt_dir, log):
     # interrupted run resumes from its last checkpoint, and its log goes on. The screen gets one
     # readable line per record; the JSON is in the log.
     print(f"(fairseq's JSON log: {log})", flush=True)
-    run(cmd, log=log, name="train", append=True, show=TrainingProgress(args.updates))
+    run(cmd, log=log, name="train", append=True, show=TrainingProgress(args.updates, minutes=args.minutes))
     return os.path.join(ckpt_dir, "checkpoint_best.pt")
 
 

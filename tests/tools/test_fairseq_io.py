@@ -35,6 +35,26 @@ def test_progress_line_counts_time_left_from_this_runs_own_pace():
     assert progress("2026 | INFO | fairseq_cli.train | done training in 10.0 seconds") == "[train] done"
 
 
+def test_progress_line_says_when_the_minutes_cap_ends_the_run_first():
+    """make demo's 25-minute cap: at 10 updates a minute, 2,800 updates would take 280 minutes; the
+    line gives the cap's time left and the update the cap stops near, not ~280 min."""
+    now = [0.0]
+    progress = TrainingProgress(2800, clock=lambda: now[0], minutes=25)
+    now[0] = 60.0
+    progress(inner(10, 100))
+    now[0] = 120.0  # 10 updates in a minute; 23 minutes of the cap left
+    assert progress(inner(20, 90)) == (
+        "[train] update 20/2800 (1%) | 2.0 min, ~23.0 min left (the 25-min cap stops it near update 250) "
+        "| train ppl 90.0"
+    )
+    # a cap that the updates beat changes nothing
+    fast = TrainingProgress(100, clock=lambda: now[0], minutes=25)
+    now[0] = 180.0
+    fast(inner(10, 100))
+    now[0] = 240.0
+    assert fast(inner(20, 90)).endswith("| 2.0 min, ~8.0 min left | train ppl 90.0")
+
+
 def test_hypotheses_come_back_in_corpus_order(tmp_path):
     """fairseq-generate writes batches sorted by length: sentence ids out of order."""
     log = tmp_path / "generate.log"
