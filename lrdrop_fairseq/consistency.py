@@ -2,11 +2,13 @@
 
 Nothing here knows about fairseq. Every function compares the two halves of a
 batch that went through the model as ``[x; x]`` (two dropout sub-models) and
-returns a *sum over non-pad positions*. The output KL stays a sum over target
-tokens, normalised as fairseq's label-smoothed criterion normalises its loss;
-:func:`layer_terms` turns the per-layer sums into per-token means of each
-layer's own side, so that a weight means the same for any source/target
-length ratio.
+returns a *sum over non-pad positions*, optionally weighted per position. The
+output KL is a sum over target tokens, as the cross-entropy is. In
+:func:`layer_terms` each sentence's distance on each side is averaged over that
+side's own tokens and counted ``units`` times (its target tokens, as its
+cross-entropy counts): a weight means the same at any source/target length
+ratio, and every term is a sum over sentences, so micro-batches
+(``--update-freq``) and data-parallel ranks add up to exactly one larger batch.
 
 All terms are computed in fp32: under ``--fp16``/``--bf16`` the inputs are
 upcast here, because the differences being measured are small and
@@ -62,12 +64,15 @@ def squared_difference(y1: Tensor, y2: Tensor) -> Tensor:
     return (y1.float() - y2.float()).pow(2).sum()
 
 
-def hidden_consistency(h1: Tensor, h2: Tensor, pad_mask: Optional[Tensor] = None, loss: str = "mse") -> Tensor:
+def hidden_consistency(
+    h1: Tensor, h2: Tensor, pad_mask: Optional[Tensor] = None, loss: str = "mse", weights: Optional[Tensor] = None
+) -> Tensor:
     """Distance between the halves' hidden states of one layer, summed over non-pad tokens.
 
     ``h1``, ``h2``: (..., C) with the token positions in the leading dims;
-    ``pad_mask`` (True = pad) has the leading shape. ``mse``: squared
-    difference averaged over C; ``cosine``: ``1 - cos(h1, h2)``.
+    ``pad_mask`` (True = pad) and ``weights`` (each position's factor in the sum; see
+    :func:`token_weights`) have the leading shape. ``mse``: squared difference averaged
+    over C; ``cosine``: ``1 - cos(h1, h2)``.
     """
     h1, h2 = h1.float(), h2.float()
     if loss == "mse":
@@ -76,19 +81,28 @@ def hidden_consistency(h1: Tensor, h2: Tensor, pad_mask: Optional[Tensor] = None
         per_tok = 1.0 - F.cosine_similarity(h1, h2, dim=-1, eps=1e-8)
     else:
         raise ValueError(f"unknown hidden loss {loss!r}; choose from {HIDDEN_LOSSES}")
+    return _weighted_sum(per_tok, pad_mask, weights)
+
+
+def _weighted_sum(per_pos: Tensor, pad_mask: Optional[Tensor], weights: Optional[Tensor]) -> Tensor:
     if pad_mask is not None:
-        per_tok = per_tok.masked_fill(pad_mask, 0.0)
-    return per_tok.sum()
+        per_pos = per_pos.masked_fill(pad_mask, 0.0)  # before weighting: a NaN at a pad stays out
+    if weights is not None:
+        per_pos = per_pos * weights
+    return per_pos.sum()
 
 
-def attention_consistency(a1: Tensor, a2: Tensor, query_pad_mask: Optional[Tensor] = None, loss: str = "kl") -> Tensor:
+def attention_consistency(
+    a1: Tensor, a2: Tensor, query_pad_mask: Optional[Tensor] = None, loss: str = "kl", weights: Optional[Tensor] = None
+) -> Tensor:
     """Distance between the halves' per-head attention rows of one layer.
 
     ``a1``, ``a2``: (H, B, Tq, Tk) softmax probabilities over keys (masked
     keys are exact zeros in both). ``query_pad_mask``: (B, Tq), True = pad
-    query, whose row is ignored. ``kl``: symmetric KL over keys; ``mse``:
-    squared difference summed over keys (a sum, so padded keys, zero in both
-    rows, cannot change it). Averaged over heads, summed over queries.
+    query, whose row is ignored; ``weights``: (B, Tq), each query's factor. ``kl``:
+    symmetric KL over keys; ``mse``: squared difference summed over keys (a sum,
+    so padded keys, zero in both rows, cannot change it). Averaged over heads,
+    summed over queries.
     """
     if loss == "kl":
         per_query = 0.5 * _sym_kl_rows(a1, a2)
@@ -97,9 +111,7 @@ def attention_consistency(a1: Tensor, a2: Tensor, query_pad_mask: Optional[Tenso
     else:
         raise ValueError(f"unknown attention loss {loss!r}; choose from {ATTN_LOSSES}")
     per_query = per_query.mean(0)  # average over heads -> (B, Tq)
-    if query_pad_mask is not None:
-        per_query = per_query.masked_fill(query_pad_mask, 0.0)
-    return per_query.sum()
+    return _weighted_sum(per_query, query_pad_mask, weights)
 
 
 MAP_BLOCK = 2**24  # map entries (64 MB in fp32) computed at once by the attention term
@@ -108,7 +120,11 @@ _KEY_SIDE_FIELDS = ("key", "k_weight", "k_bias")
 
 
 def recomputed_attention_consistency(
-    inputs: AttentionInputs, query_pad_mask: Optional[Tensor] = None, loss: str = "kl", block: Optional[int] = None
+    inputs: AttentionInputs,
+    query_pad_mask: Optional[Tensor] = None,
+    loss: str = "kl",
+    block: Optional[int] = None,
+    weights: Optional[Tensor] = None,
 ) -> Tensor:
     """:func:`attention_consistency` of ``inputs.probs()``, computed a block of queries at a time
     (``block`` queries; default: as many as make :data:`MAP_BLOCK` map entries).
@@ -122,13 +138,15 @@ def recomputed_attention_consistency(
         per_query = inputs.num_heads * inputs.query.shape[1] * inputs.key.shape[0]
         block = max(1, MAP_BLOCK // per_query)
     names = [f for f in _QUERY_SIDE_FIELDS + _KEY_SIDE_FIELDS if getattr(inputs, f) is not None]
-    return _AttentionTerm.apply(inputs, query_pad_mask, loss, block, names, *(getattr(inputs, f) for f in names))
+    return _AttentionTerm.apply(
+        inputs, query_pad_mask, weights, loss, block, names, *(getattr(inputs, f) for f in names)
+    )
 
 
 class _AttentionTerm(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, inputs, query_pad_mask, loss, block, names, *tensors):
-        needs = dict(zip(names, ctx.needs_input_grad[5:]))
+    def forward(ctx, inputs, query_pad_mask, weights, loss, block, names, *tensors):
+        needs = dict(zip(names, ctx.needs_input_grad[6:]))
         with torch.enable_grad():
             leaves = {n: t.detach().requires_grad_(needs[n]) for n, t in zip(names, tensors)}
             rec = dataclasses.replace(inputs, **leaves)
@@ -141,7 +159,8 @@ class _AttentionTerm(torch.autograd.Function):
             for start in range(0, inputs.query.shape[0], block):
                 rows = slice(start, start + block)
                 qpad = None if query_pad_mask is None else query_pad_mask[:, rows]
-                part = attention_consistency(*split_halves(rec.probs(rows, key_leaf), 1), qpad, loss)
+                w = None if weights is None else weights[:, rows]
+                part = attention_consistency(*split_halves(rec.probs(rows, key_leaf), 1), qpad, loss, w)
                 if targets:
                     for g, d in zip(grads, torch.autograd.grad(part, targets, allow_unused=True)):
                         if d is not None:
@@ -164,7 +183,7 @@ class _AttentionTerm(torch.autograd.Function):
             None if name is None else (grad_output * next(saved)).to(dtype)
             for name, dtype in zip(ctx.order, ctx.dtypes)
         ]
-        return (None, None, None, None, None, *grads)
+        return (None, None, None, None, None, None, *grads)
 
 
 def _sym_kl_rows(p: Tensor, q: Tensor) -> Tensor:
@@ -215,67 +234,83 @@ def combine_layers(per_layer: Sequence[Tensor], how: str = "mean") -> Optional[T
     return stacked.mean() if how == "mean" else stacked.sum()
 
 
+def token_weights(pad_mask: Optional[Tensor], units: Tensor, length: int) -> Tensor:
+    """(B, T) factors that turn a side's per-position distances into "each sentence's mean over
+    its own non-pad positions, counted ``units[b]`` times": ``units[b] / n_b`` at the ``n_b``
+    real positions of sentence ``b``, 0 at pads. ``pad_mask``: (B, T), True = pad (None: no
+    padding, ``length`` positions each); ``units``: (B,). An all-pad sentence weighs 0."""
+    if pad_mask is None:
+        real = torch.ones(units.shape[0], length, dtype=torch.float32, device=units.device)
+    else:
+        real = (~pad_mask).float()
+    return real * (units.float() / real.sum(1).clamp_min(1.0)).unsqueeze(1)
+
+
 def layer_terms(
     records: dict,
     pad_masks: Dict[str, Optional[Tensor]],
+    units: Tensor,
     hidden_loss: str = "mse",
     attn_loss: str = "kl",
     layer_reduction: str = "mean",
 ) -> Dict[str, Tensor]:
-    """The per-layer terms of one doubled forward, ``hidden_loss`` and ``attn_loss``, as per-token means.
+    """The per-layer terms of one doubled forward, ``hidden_loss`` and ``attn_loss``, as sums over sentences.
 
-    Each layer's distance is averaged over the non-pad tokens of its own side: the source for
-    encoder layers and encoder self-attention, the target for decoder layers and the two
-    decoder attentions (whose queries are target tokens). A weight therefore means the same
-    whatever the source/target length ratio: with 1,000-token sources and 60-token summaries
-    an encoder layer counts as much as a decoder layer, as in translation. The criteria scale
-    these means by the count their loss is normalised by (``sample_size``).
+    Each sentence's distance in a layer is averaged over the non-pad tokens of the layer's own
+    side (the source for encoder layers and encoder self-attention, the target for decoder
+    layers and the two decoder attentions, whose queries are target tokens) and counted
+    ``units[b]`` times: the sentence's weight in the loss's normaliser, its target tokens for
+    translation (as its cross-entropy counts them), 1 for sentence classification. So:
+
+    - a weight means the same whatever the source/target length ratio: with 1,000-token sources
+      and 60-token summaries an encoder layer counts as much as a decoder layer, as in translation;
+    - every term is a sum over sentences, like the cross-entropy, so that K micro-batches
+      (``--update-freq``) or K data-parallel ranks give exactly the terms of one batch of them all,
+      and the normaliser (``sample_size``: target tokens, or sentences with ``--sentence-avg``)
+      divides every term alike.
+
+    On the decoder side of translation this is the plain token sum.
 
     ``records``: ``encoder_states`` / ``decoder_states`` (lists of (T, 2B, C), either may be
     absent or empty) and ``attn`` ({type: list of :class:`AttentionInputs`, as the ``*_lrdrop``
     models record them, or of (H, 2B, Tq, Tk) probabilities}). ``pad_masks``:
     ``{"encoder": (B, S), "decoder": (B, T)}`` of *one* copy, True = pad (None: no padding).
-    Layers combine by ``layer_reduction``; attention types are averaged.
+    ``units``: (B,). Layers combine by ``layer_reduction``; attention types are averaged.
     A term is present only if its records are.
     """
     terms = {}
+    weights = {}
+
+    def side(name, length):
+        if name not in weights:
+            weights[name] = token_weights(pad_masks.get(name), units, length)
+        return weights[name]
+
     per_layer = []
-    for side in ("encoder", "decoder"):
-        pad_tb = pad_masks.get(side)
-        pad_tb = pad_tb.t() if pad_tb is not None else None  # states are time-major
-        for h in records.get(f"{side}_states") or []:
-            n = _real_tokens(pad_tb, h.shape[0] * (h.shape[1] // 2))
-            per_layer.append(hidden_consistency(*split_halves(h, 1), pad_tb, hidden_loss) / n)
+    for name in ("encoder", "decoder"):
+        pad = pad_masks.get(name)
+        for h in records.get(f"{name}_states") or []:
+            # states are time-major: (T, 2B, C)
+            w = side(name, h.shape[0]).t()
+            per_layer.append(hidden_consistency(*split_halves(h, 1), None if pad is None else pad.t(), hidden_loss, w))
     if per_layer:
         terms["hidden_loss"] = combine_layers(per_layer, layer_reduction)
     per_type = []
     for attn_type, records_of_type in (records.get("attn") or {}).items():
-        query_pad = pad_masks.get(QUERY_SIDE[attn_type])
-        per_layer = [_attention_term(a, query_pad, attn_loss) for a in records_of_type]
+        name = QUERY_SIDE[attn_type]
+        per_layer = [_attention_term(a, pad_masks.get(name), side, name, attn_loss) for a in records_of_type]
         per_type.append(combine_layers(per_layer, layer_reduction))
     if per_type:
         terms["attn_loss"] = torch.stack(per_type).mean()  # every attention type counts alike
     return terms
 
 
-def _attention_term(record: Union[AttentionInputs, Tensor], query_pad: Optional[Tensor], loss: str) -> Tensor:
-    """One layer's attention term, a mean per query token: from the recorded inputs (the models
-    record these) or from (H, 2B, Tq, Tk) probabilities."""
+def _attention_term(record: Union[AttentionInputs, Tensor], query_pad: Optional[Tensor], side, name, loss) -> Tensor:
+    """One layer's attention term, weighted per query by ``side(name, n_queries)``: from the
+    recorded inputs (the models record these) or from (H, 2B, Tq, Tk) probabilities."""
     if isinstance(record, AttentionInputs):
-        n_queries, batch = record.query.shape[0], record.query.shape[1] // 2
+        w = side(name, record.query.shape[0])
         if record.maps is None:  # large maps: recomputed in blocks
-            total = recomputed_attention_consistency(record, query_pad, loss)
-        else:  # small maps, recorded from fairseq's explicit path
-            total = attention_consistency(*split_halves(record.maps, 1), query_pad, loss)
-    else:
-        total = attention_consistency(*split_halves(record, 1), query_pad, loss)
-        n_queries, batch = record.shape[2], record.shape[1] // 2
-    return total / _real_tokens(query_pad, n_queries * batch)
-
-
-def _real_tokens(pad_mask: Optional[Tensor], all_positions: int):
-    """Non-pad positions of one copy, at least 1 (an all-pad side gives 0, not NaN); a tensor,
-    so that no GPU sync is needed."""
-    if pad_mask is None:
-        return all_positions
-    return (~pad_mask).sum().clamp_min(1)
+            return recomputed_attention_consistency(record, query_pad, loss, weights=w)
+        return attention_consistency(*split_halves(record.maps, 1), query_pad, loss, w)  # fairseq's explicit path
+    return attention_consistency(*split_halves(record, 1), query_pad, loss, side(name, record.shape[2]))

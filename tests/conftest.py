@@ -41,10 +41,16 @@ def curve_panels(png):
     return round(panels)
 
 
-def _binarized_toy_corpus(d, joined: bool):
+def _binarized_toy_corpus(d, joined: bool, uneven: bool = False):
     from lrdrop_cli.corpora.toy import write_corpus
 
     raw = write_corpus(str(d / "raw"), (("train", 600), ("valid", 60), ("test", 40)))
+    if uneven:  # target i is its words repeated 1, 2 or 3 times: source/target ratios vary by sentence
+        for split in ("train", "valid", "test"):
+            path = os.path.join(raw, f"{split}.tgt")
+            lines = open(path, encoding="utf-8").read().splitlines()
+            with open(path, "w", encoding="utf-8") as f:
+                f.writelines(" ".join([line] * (i % 3 + 1)) + "\n" for i, line in enumerate(lines))
     run(
         [
             tool("fairseq-preprocess"),
@@ -72,6 +78,12 @@ def _binarized_toy_corpus(d, joined: bool):
 def toy_data(tmp_path_factory):
     """A binarized toy translation corpus (see lrdrop-make-toy-corpus)."""
     return _binarized_toy_corpus(tmp_path_factory.mktemp("toy"), joined=False)
+
+
+@pytest.fixture(scope="session")
+def toy_data_uneven(tmp_path_factory):
+    """The toy corpus with targets 1, 2 or 3 times their source's length, by sentence."""
+    return _binarized_toy_corpus(tmp_path_factory.mktemp("toy_uneven"), joined=False, uneven=True)
 
 
 @pytest.fixture(scope="session")

@@ -128,12 +128,20 @@ def hooked_forward(crit, model, sample, hook_modules, seed=7, **forward_kwargs):
     return outputs, net_output
 
 
-def masked_mse_sum(h, pad_tb):
-    """(sum over non-pad tokens, sum over all tokens) of mean_C (h1 - h2)^2 for a (T, 2B, C)
-    state of a doubled batch; ``pad_tb`` (T, B), True = pad."""
+def per_sentence_sum(per_pos, pad, units):
+    """The layer terms' reduction, written out: (sum over sentences b of ``units[b]`` x the mean of
+    ``per_pos[b]`` over b's real positions, the same with the pads counted as real positions, as a
+    missing mask would). ``per_pos``, ``pad``: (B, T), True = pad; ``units``: (B,)."""
+    real = (~pad).float()
+    masked = (per_pos * real).sum(1) / real.sum(1) * units
+    return masked.sum(), (per_pos.mean(1) * units).sum()
+
+
+def masked_mse(h, pad, units):
+    """:func:`per_sentence_sum` of mean_C (h1 - h2)^2 for a (T, 2B, C) state of a doubled batch;
+    ``pad`` (B, T), True = pad."""
     h1, h2 = h.float().chunk(2, dim=1)
-    per_tok = (h1 - h2).pow(2).mean(-1)
-    return per_tok.masked_fill(pad_tb, 0.0).sum(), per_tok.sum()
+    return per_sentence_sum((h1 - h2).pow(2).mean(-1).t(), pad, units)
 
 
 # ------------------------------------------------------------------ shared by the sentence-prediction tests

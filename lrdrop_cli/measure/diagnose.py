@@ -78,7 +78,6 @@ def _grad(value, params):
 
 
 def diagnose(model, task, samples, seed=1):
-    from lrdrop_fairseq.criterions.consistency_base import LAYER_TERMS
     from lrdrop_fairseq.criterions.lr_drop import LRDropCriterion
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -113,7 +112,7 @@ def diagnose(model, task, samples, seed=1):
             if (site, dist) == CANDIDATES[0]:
                 names.update({"kl_loss": "kl", "attn_loss": "attn"})
             for term, label in names.items():
-                per_token = terms[term] if term in LAYER_TERMS else terms[term] / ntok  # KL is a token sum
+                per_token = terms[term] / ntok  # every term is a sum in target-token units
                 g = _grad(per_token, params)
                 add(label, per_token.item())
                 add(f"{label}_grad_ratio", (g.norm() / g_ce.norm()).item())

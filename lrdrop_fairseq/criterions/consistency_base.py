@@ -30,9 +30,9 @@ class ConsistencyConfig(FairseqDataclass):
     hidden_weight: float = field(
         default=0.0,
         metadata={
-            "help": "weight of the per-layer hidden-state consistency; off (0) by default: trained to "
-            "convergence, the paper's setting (MSE on layer outputs, weight 1) ended at a worse validation "
-            "perplexity than R-Drop, the model meeting it by shrinking its LayerNorm gains (docs/results.md)"
+            "help": "weight of the per-layer hidden-state consistency (the paper's alpha; its value is not "
+            "known); off (0) by default: in the 3,000-pair study, MSE on layer outputs at weight 1 ended at a "
+            "worse validation perplexity than R-Drop, and MSE 0.1 at the FFN site level with it (docs/results.md)"
         },
     )
     attn_weight: float = field(
@@ -47,11 +47,11 @@ class ConsistencyConfig(FairseqDataclass):
         },
     )
     hidden_site: ChoiceEnum(HIDDEN_SITES) = field(
-        default="layer",
+        default="ffn",
         metadata={
-            "help": "which hidden state of each layer the hidden term compares: layer (the "
-            "layer's output) or ffn (the feed-forward sublayer's output, before its "
-            "dropout and the residual)"
+            "help": "which hidden state of each layer the hidden term compares: ffn (the feed-forward "
+            "sublayer's output HS(x) = act(x W1 + b1) W2 + b2, before its dropout and the residual: "
+            "the paper's) or layer (the layer's output, after the residual and LayerNorm)"
         },
     )
     layer_reduction: ChoiceEnum(C.LAYER_REDUCTIONS) = field(
@@ -92,7 +92,7 @@ class ConsistencyConfig(FairseqDataclass):
 
 # the flags above, as setup_consistency's keyword arguments
 CONSISTENCY_FIELDS = tuple(f for f in ConsistencyConfig.__dataclass_fields__ if f != "_name")
-# consistency.layer_terms' outputs: per-token means of each layer's own side
+# consistency.layer_terms' outputs
 LAYER_TERMS = ("hidden_loss", "attn_loss")
 
 
@@ -172,22 +172,21 @@ class ConsistencyCriterionMixin:
         """Every term's weight from its flag (before --consistency-warmup-updates' ramp)."""
         return {**self.output_weights, "hidden_loss": self.hidden_weight, "attn_loss": self.attn_weight}
 
-    def weighted_sum(self, model, loss, terms: Dict[str, torch.Tensor], sample_size):
-        """``loss + sum of weight x term`` over the active terms, the per-token means of the layer
-        terms times ``sample_size``: once fairseq divides the loss by ``sample_size``, weight ``w``
-        adds ``w x`` (mean per token of the term), as the output terms' weights do."""
+    def weighted_sum(self, model, loss, terms: Dict[str, torch.Tensor]):
+        """``loss + sum of weight x term`` over the active terms. Every term is a sum over the batch
+        in the task loss's own units (target tokens, or sentences for classification), so fairseq's
+        division by ``sample_size`` treats them all alike, and their sums over micro-batches and
+        ranks are the terms of the whole update."""
         for name, w in self.current_weights(model).items():
             if w > 0 and name in terms:
-                scale = sample_size if name in LAYER_TERMS else 1.0
-                loss = loss + w * scale * terms[name]
+                loss = loss + w * terms[name]
         return loss
 
     @staticmethod
-    def logged_terms(terms: Dict[str, torch.Tensor], ntokens) -> Dict[str, torch.Tensor]:
-        """The terms for ``logging_output``: output terms as their sums, layer terms' means times
-        ``ntokens``, so that summing over batches and workers and dividing by their ``ntokens``
-        (:meth:`reduce_consistency_metrics`) gives the token-weighted mean."""
-        return {name: (t * ntokens if name in LAYER_TERMS else t).detach() for name, t in terms.items()}
+    def logged_terms(terms: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """The terms for ``logging_output``: sums, which fairseq adds over batches and workers;
+        :meth:`reduce_consistency_metrics` divides them by their unit's count."""
+        return {name: t.detach() for name, t in terms.items()}
 
     # ----------------------------------------------------------------- checks
     def check_model(self, model):

@@ -1,25 +1,31 @@
 """The ``lr_drop`` criterion: R-Drop's output KL plus layer-wise consistency.
 
 Per training batch the model runs once on ``[x; x]``; the halves are two
-dropout sub-models. fairseq divides the loss by ``sample_size`` (the target
-tokens of one copy, or its sentences with ``--sentence-avg``)::
+dropout sub-models. Every term is a sum over the batch's sentences; fairseq
+divides the loss by ``sample_size`` (the target tokens of one copy, or its
+sentences with ``--sentence-avg``)::
 
     loss = CE_ls(copy1) + CE_ls(copy2)                  sums over target tokens
            + kl_weight * sum (KL(p1||p2) + KL(p2||p1)) / 2
-           + sample_size * (hidden_weight * hidden + attn_weight * attn)
+           + hidden_weight * hidden + attn_weight * attn
 
-    hidden = mean over layers of  mean over the layer's non-pad tokens of  mean_C (h1 - h2)^2
-    attn   = mean over attention types of  mean over layers of
-             mean over the layer's non-pad query tokens of  mean over heads of  SymKL(a1 || a2) / 2
+    hidden = sum over sentences of  T_s x  mean over layers of
+             mean over the layer's non-pad tokens of the sentence of  mean_C (h1 - h2)^2
+    attn   = sum over sentences of  T_s x  mean over attention types and layers of
+             mean over the layer's non-pad query tokens of the sentence of  mean over heads of  SymKL(a1 || a2) / 2
 
-So every weight is "per token": ``kl_weight`` per target token, and the layer
-terms per token of each layer's own side (source for encoder layers and
-encoder self-attention, target for the decoder's). A weight means the same in
-translation (source and target of similar length) and in summarization (a
-1,000-token source, a 60-token summary), and at any depth.
+with ``T_s`` the sentence's target tokens. So every weight is "per target token":
+``kl_weight`` of the KL at each target token, and the layer weights of the mean per
+token of each layer's own side (source for encoder layers and encoder
+self-attention, target for the decoder's). A weight means the same in translation
+(source and target of similar length) and in summarization (a 1,000-token source, a
+60-token summary), and at any depth; ``--update-freq`` and data-parallel ranks give
+exactly the terms of one larger batch; ``--sentence-avg`` divides every term by the
+sentence count alike, so the weights keep their meaning relative to the cross-entropy.
 
-``--hidden-loss cosine`` uses ``1 - cos(h1, h2)``; ``--hidden-site ffn`` compares
-the FFN sublayer's output instead of the layer's; ``--layer-reduction sum``
+``--hidden-loss cosine`` uses ``1 - cos(h1, h2)``; ``--hidden-site`` ``ffn`` (the
+default, the paper's ``HS(x)``) compares the FFN sublayer's output, ``layer`` the
+layer's output; ``--layer-reduction sum``
 sums over layers instead of averaging. The hidden-state term is off by default
 (``--hidden-weight 0``; docs/results.md says why).
 
@@ -74,7 +80,7 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
         hidden_weight=0.0,
         attn_weight=1.0,
         hidden_loss="mse",
-        hidden_site="layer",
+        hidden_site="ffn",
         layer_reduction="mean",
         attn_loss="kl",
         attn_types="all",
@@ -108,7 +114,7 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
         ce_loss, nll_loss, terms, net_output, doubled_sample = self.training_terms(model, sample, reduce)
         target = sample["target"]
         sample_size = target.size(0) if self.sentence_avg else sample["ntokens"]
-        loss = self.weighted_sum(model, ce_loss, terms, sample_size)
+        loss = self.weighted_sum(model, ce_loss, terms)
         logging_output = {
             # per copy, so loss/nll_loss/ppl compare with a single-pass baseline
             "loss": ce_loss.data / 2,
@@ -118,7 +124,7 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
             "nsentences": target.size(0),
             "sample_size": sample_size,
         }
-        logging_output.update(self.logged_terms(terms, sample["ntokens"]))
+        logging_output.update(self.logged_terms(terms))
         if self.report_accuracy:
             n_correct, total = self.compute_accuracy(model, net_output, doubled_sample)
             logging_output["n_correct"] = utils.item(n_correct.data) / 2
@@ -145,8 +151,9 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
         return ce_loss, nll_loss, terms, net_output, doubled_sample
 
     def consistency_terms(self, lprobs, doubled_target, records: Optional[dict], target) -> Dict[str, torch.Tensor]:
-        """Every active consistency term, unweighted: the output KL as a sum over target tokens,
-        the layer terms as per-token means (:func:`consistency.layer_terms`)."""
+        """Every active consistency term, unweighted, each a sum over the batch in target-token
+        units: the output KL over target tokens, the layer terms per sentence as the mean over
+        each side's tokens times the sentence's target tokens (:func:`consistency.layer_terms`)."""
         terms = {}
         target_pad = target.eq(self.padding_idx)  # (B, T), True = pad
         if self.kl_weight > 0:
@@ -157,7 +164,8 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
             src_pad = records["encoder_padding_mask"]
             src_pad = C.split_halves(src_pad, 0)[0] if src_pad is not None else None
             pads = {"encoder": src_pad, "decoder": target_pad}
-            terms.update(C.layer_terms(records, pads, self.hidden_loss, self.attn_loss, self.layer_reduction))
+            units = (~target_pad).sum(1)  # each sentence counts as its target tokens, as in its cross-entropy
+            terms.update(C.layer_terms(records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction))
         self.check_finite(terms)
         return terms
 

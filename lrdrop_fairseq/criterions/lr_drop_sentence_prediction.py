@@ -8,11 +8,12 @@ the batch, normalised by fairseq's ``sample_size`` (sentences x outputs)::
     loss = task(copy1) + task(copy2)                      CE, or MSE with --regression-target
            + kl_weight             * sum (KL(p1||p2) + KL(p2||p1)) / 2    classification
            + prediction_mse_weight * sum (y1 - y2)^2                     regression (R-Drop's STS-B)
-           + (hidden_weight * hidden + attn_weight * attn) * sample_size
+           + hidden_weight * hidden + attn_weight * attn
 
-``hidden`` and ``attn`` are ``lr_drop``'s per-layer terms, same flags: per-token means
-over each layer's non-pad tokens, so their weights mean what they mean in ``lr_drop``
-whatever the sentence length. RoBERTa
+``hidden`` and ``attn`` are ``lr_drop``'s per-layer terms, same flags, summed over
+sentences: each sentence's mean over its own non-pad tokens, counted once (a sentence
+is this task's unit, as a target token is translation's), so their weights mean what
+they mean in ``lr_drop`` whatever the sentence length. RoBERTa
 is encoder-only: its terms are the encoder's layer states and self-attention.
 
 Validation runs fairseq's own ``sentence_prediction`` (one pass; GLUE metrics
@@ -83,14 +84,14 @@ class LRDropSentencePredictionCriterion(ConsistencyCriterionMixin, SentencePredi
             return super().forward(model, sample, reduce=reduce)  # fairseq's own single pass
         task_loss, terms, logits, targets = self.training_terms(model, sample)
         sample_size = targets.numel()
-        loss = self.weighted_sum(model, task_loss, terms, sample_size)
+        loss = self.weighted_sum(model, task_loss, terms)
         logging_output = {
             "loss": task_loss.data / 2,  # per copy, so it compares with a sentence_prediction baseline
             "objective": loss.data,
             "ntokens": sample["ntokens"],
             "nsentences": targets.size(0),
             "sample_size": sample_size,
-            **self.logged_terms(terms, sample["ntokens"]),
+            **self.logged_terms(terms),
         }
         if not self.regression_target:
             doubled_targets = double(targets)
@@ -129,12 +130,14 @@ class LRDropSentencePredictionCriterion(ConsistencyCriterionMixin, SentencePredi
         pads = {"encoder": C.split_halves(src_pad, 0)[0] if src_pad is not None else None}
         if "prev_output_tokens" in net_input:  # BART: the decoder reads the input shifted by one
             pads["decoder"] = net_input["prev_output_tokens"].eq(self.padding_idx)
-        return C.layer_terms(records, pads, self.hidden_loss, self.attn_loss, self.layer_reduction)
+        src_tokens = net_input["src_tokens"]
+        units = torch.ones(src_tokens.shape[0], device=src_tokens.device)  # each sentence counts once
+        return C.layer_terms(records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction)
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:
         super().reduce_metrics(logging_outputs)
-        per = {**{name: "nsentences" for name in OUTPUT_TERMS}, **{name: "ntokens" for name in LAYER_TERMS}}
+        per = {name: "nsentences" for name in OUTPUT_TERMS + LAYER_TERMS}
         cls.reduce_consistency_metrics(logging_outputs, per=per)
 
     @staticmethod

@@ -1,5 +1,6 @@
 """The pure loss functions against values computed by hand."""
 
+import dataclasses
 import math
 
 import pytest
@@ -158,24 +159,27 @@ def _unequal_sides():
     return records, pads
 
 
-def test_layer_terms_are_per_token_means_of_each_side():
+def test_layer_terms_are_each_sides_mean_per_sentence_times_its_units():
     records, pads = _unequal_sides()
-    terms = C.layer_terms(records, pads, hidden_loss="mse", attn_loss="mse")
+    terms = C.layer_terms(records, pads, torch.tensor([1]), hidden_loss="mse", attn_loss="mse")
     # hidden: encoder layer (1 + 4) / 2 source tokens, decoder layer 9 / 1 target token; mean over layers.
     # Token sums over one shared count would give (5 + 9) / 2 = 7 instead.
     assert terms["hidden_loss"].item() == pytest.approx((2.5 + 9.0) / 2)
     # attention: encoder self 2 / 2 source queries, encoder-decoder 0.5 / 1 target query; mean over types
     assert terms["attn_loss"].item() == pytest.approx((1.0 + 0.5) / 2)
+    # a sentence counted 3 times (3 target tokens) weighs 3 times
+    tripled = C.layer_terms(records, pads, torch.tensor([3]), hidden_loss="mse", attn_loss="mse")
+    assert tripled["hidden_loss"].item() == pytest.approx(3 * (2.5 + 9.0) / 2)
 
 
 def test_layer_terms_do_not_change_when_a_side_is_repeated():
     """A weight means the same at any length: the same per-token distances over a source three
     times as long give the same terms."""
     records, pads = _unequal_sides()
-    ref = C.layer_terms(records, pads, hidden_loss="mse", attn_loss="mse")
+    ref = C.layer_terms(records, pads, torch.tensor([1]), hidden_loss="mse", attn_loss="mse")
     h_src = records["encoder_states"][0][:2]  # the two real source positions
     longer = {**records, "encoder_states": [h_src.repeat(3, 1, 1)], "attn": {}}
-    got = C.layer_terms(longer, {"encoder": None, "decoder": pads["decoder"]}, hidden_loss="mse")
+    got = C.layer_terms(longer, {"encoder": None, "decoder": pads["decoder"]}, torch.tensor([1]), hidden_loss="mse")
     assert got["hidden_loss"].item() == pytest.approx(ref["hidden_loss"].item())
     assert "attn_loss" not in got
 
@@ -183,8 +187,90 @@ def test_layer_terms_do_not_change_when_a_side_is_repeated():
 def test_layer_terms_all_pad_side_is_zero_not_nan():
     records, _ = _unequal_sides()
     all_pad = {"encoder": torch.tensor([[True, True, True]]), "decoder": torch.tensor([[True]])}
-    terms = C.layer_terms(records, all_pad, hidden_loss="mse", attn_loss="kl")
+    terms = C.layer_terms(records, all_pad, torch.tensor([0]), hidden_loss="mse", attn_loss="kl")
     assert terms["hidden_loss"].item() == 0.0 and terms["attn_loss"].item() == 0.0
+
+
+def _two_sentences():
+    """Sentence 1: source 2 tokens (squared differences 1 and 3), target 1 token (4); sentence 2:
+    source 1 token (6) and a pad (100, must not count), target 3 tokens (1, 1, 4). Encoder
+    self-attention: sentence 1's queries differ by 2 and 0, sentence 2's one query by 4."""
+    h_src = torch.zeros(2, 4, 1)  # (S, 2B, C); copy 1 all zeros
+    h_src[:, 2, 0] = torch.tensor([1.0, 3.0]).sqrt()
+    h_src[:, 3, 0] = torch.tensor([6.0, 100.0]).sqrt()
+    h_tgt = torch.zeros(3, 4, 1)
+    h_tgt[:, 2, 0] = torch.tensor([4.0, 50.0, 50.0]).sqrt()  # positions 1-2 of sentence 1 are pads
+    h_tgt[:, 3, 0] = torch.tensor([1.0, 1.0, 4.0]).sqrt()
+    enc = torch.zeros(1, 4, 2, 2)  # (H, 2B, Sq, Sk)
+    enc[..., 0] = 1.0
+    enc[0, 2, 0] = torch.tensor([0.0, 1.0])  # sentence 1, query 0: squared difference 2
+    enc[0, 3, 0] = torch.tensor([1.0, 2.0])  # sentence 2, query 0: 0 + 4 (mse needs no distribution)
+    enc[0, 3, 1] = torch.tensor([0.0, 1.0])  # sentence 2's pad query: must not count
+    records = {"encoder_states": [h_src], "decoder_states": [h_tgt], "attn": {"encoder_self": [enc]}}
+    pads = {
+        "encoder": torch.tensor([[False, False], [False, True]]),
+        "decoder": torch.tensor([[False, True, True], [False, False, False]]),
+    }
+    return records, pads, torch.tensor([1, 3])  # units: each sentence's target tokens
+
+
+def _one_sentence(records, pads, units, b):
+    """Sentence ``b`` of a doubled batch alone (B=1), as a micro-batch of its own."""
+    B = units.shape[0]
+
+    def pick(x, dim):
+        return torch.cat([x.narrow(dim, b, 1), x.narrow(dim, B + b, 1)], dim)
+
+    return (
+        {
+            "encoder_states": [pick(h, 1) for h in records["encoder_states"]],
+            "decoder_states": [pick(h, 1) for h in records["decoder_states"]],
+            "attn": {t: [pick(a, 1) for a in maps] for t, maps in records["attn"].items()},
+        },
+        {side: m[b : b + 1] for side, m in pads.items()},
+        units[b : b + 1],
+    )
+
+
+def test_layer_terms_of_a_batch_are_the_sum_of_its_micro_batches():
+    """--update-freq and data-parallel ranks: fairseq sums the micro-batches' losses and divides
+    once by the summed sample_size, so the terms must be sums over sentences. Two sentences
+    with opposite source/target ratios (2:1 and 1:3), by hand: encoder per sentence 2 and 6,
+    decoder 4 and 2, counted 1 and 3 times."""
+    records, pads, units = _two_sentences()
+    both = C.layer_terms(records, pads, units, hidden_loss="mse", attn_loss="mse")
+    encoder, decoder = 1 * 2.0 + 3 * 6.0, 1 * 4.0 + 3 * 2.0
+    assert both["hidden_loss"].item() == pytest.approx((encoder + decoder) / 2)  # mean over the two layers
+    assert both["attn_loss"].item() == pytest.approx(1 * (2.0 + 0.0) / 2 + 3 * 4.0)
+    # a per-token mean of the batch's sides times its target tokens (the code before 2026-12-05)
+    # would give 4 * 10/3 for the encoder: not additive over micro-batches
+    parts = [C.layer_terms(*_one_sentence(records, pads, units, b), hidden_loss="mse", attn_loss="mse") for b in (0, 1)]
+    for term in ("hidden_loss", "attn_loss"):
+        assert (parts[0][term] + parts[1][term]).item() == pytest.approx(both[term].item())
+
+
+def test_layer_terms_add_up_over_micro_batches_on_the_recompute_path():
+    """The blockwise recompute path of large maps weighs its queries as the explicit path does."""
+    g = torch.Generator().manual_seed(0)
+    B, S, C_, H = 3, 5, 8, 2
+    query = torch.randn(S, 2 * B, C_, generator=g)
+    w = torch.randn(C_, C_, generator=g)
+    pad = torch.tensor([[False] * 5, [False, False, False, True, True], [False] * 4 + [True]])
+    key_padding = torch.cat([pad, pad])
+    inputs = AttentionInputs(query=query, key=query, q_weight=w, k_weight=w, q_bias=None, k_bias=None,
+                             num_heads=H, scaling=C_**-0.5, key_padding_mask=key_padding)  # fmt: skip
+    units = torch.tensor([2.0, 7.0, 1.0])
+    weights = C.token_weights(pad, units, S)
+    recomputed = C.recomputed_attention_consistency(inputs, pad, "kl", block=2, weights=weights)
+    explicit = C.attention_consistency(*C.split_halves(inputs.probs(), 1), pad, "kl", weights)
+    torch.testing.assert_close(recomputed, explicit, rtol=1e-5, atol=1e-6)
+    per_sentence = []
+    for b in range(B):
+        rows = [b, B + b]
+        one = dataclasses.replace(inputs, query=query[:, rows], key=query[:, rows], key_padding_mask=key_padding[rows])
+        part = C.recomputed_attention_consistency(one, pad[b : b + 1], "kl", block=2, weights=weights[b : b + 1])
+        per_sentence.append(part)
+    torch.testing.assert_close(sum(per_sentence), recomputed, rtol=1e-5, atol=1e-6)
 
 
 def _written_out_sym_kl(p, q):

@@ -227,17 +227,24 @@ def test_layerdrop_is_refused_with_layer_terms(toy_data, flag):
     assert crit(model, first_batch(task))[2]["kl_loss"] > 0
 
 
-def test_layer_terms_scale_with_sample_size_under_sentence_avg(toy_data):
-    """The layer terms are per-token means; the loss carries them times sample_size, which is
-    the sentence count under --sentence-avg (the log keeps them times ntokens)."""
-    extra = ["--kl-weight", "0", "--hidden-weight", "3", "--attn-weight", "0", "--sentence-avg"]
+def test_sentence_avg_divides_every_term_alike(toy_data):
+    """--sentence-avg changes only the normaliser: on the same dropout masks the loss (a sum of
+    the cross-entropy, the KL and the layer terms) is the same as without it, and sample_size is
+    the sentence count instead of the target tokens. So a weight keeps its meaning relative to
+    the cross-entropy (the layer terms used to stay per-token means there, and their weight
+    dropped by the mean target length)."""
+    from lrdrop_fairseq.criterions.lr_drop import LRDropCriterion
+
+    extra = ["--kl-weight", "2", "--hidden-weight", "3", "--attn-weight", "4", "--sentence-avg"]
     task, model, crit = build(toy_data, extra=extra)
+    per_token = LRDropCriterion(task, False, 0.1, kl_weight=2, hidden_weight=3, attn_weight=4)
     sample = first_batch(task)
     model.train()
     torch.manual_seed(3)
     loss, sample_size, log = crit(model, sample)
-    n_sentences = sample["target"].size(0)
-    assert sample_size == n_sentences != sample["ntokens"]
-    hidden_mean = log["hidden_loss"] / sample["ntokens"]
-    expected = 2 * log["loss"] + 3 * hidden_mean * n_sentences
+    torch.manual_seed(3)
+    loss_tokens, sample_size_tokens, _ = per_token(model, sample)
+    assert sample_size == sample["target"].size(0) != sample_size_tokens == sample["ntokens"]
+    torch.testing.assert_close(loss, loss_tokens)
+    expected = 2 * log["loss"] + 2 * log["kl_loss"] + 3 * log["hidden_loss"] + 4 * log["attn_loss"]
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-4)

@@ -15,7 +15,8 @@ from helpers import (
     build_sentence,
     first_batch,
     hooked_forward,
-    masked_mse_sum,
+    masked_mse,
+    per_sentence_sum,
     random_official_roberta,
     sentence_args,
 )
@@ -62,7 +63,7 @@ def test_classification_terms_by_hand_with_padding(toy_sentences):
     h = torch.zeros(3, 4, 2)  # (T, 2B, C); copy 1 is all zeros
     h[0, 2] = torch.tensor([1.0, 1.0])  # sentence 1, token 0: mean square 1
     h[1, 2] = torch.tensor([2.0, 0.0])  # sentence 1, token 1: 2
-    h[0, 3] = torch.tensor([0.0, 2.0])  # sentence 2, token 0: 2
+    h[0, 3] = torch.tensor([0.0, 4.0])  # sentence 2, token 0: 8
     h[2, 3] = torch.tensor([10.0, 10.0])  # sentence 2's pad token: 100, must not count
     a = torch.zeros(1, 4, 3, 3)  # (H, 2B, Tq, Tk)
     a[..., 0] = 1.0
@@ -75,15 +76,17 @@ def test_classification_terms_by_hand_with_padding(toy_sentences):
 
     task_loss = math.log(4 / 3) + 3 * math.log(2)  # -ln .75 - ln .5 (copy 1), -2 ln .5 (copy 2)
     kl = 0.125 * ln3  # sentence 1: (KL(p||q) + KL(q||p)) / 2 for p = (.25, .75), q = (.5, .5)
-    hidden, attn = 5.0, 2.0  # token sums over the 5 real tokens
+    # per sentence, the mean over its own real tokens, each sentence counted once: hidden
+    # (1 + 2 + 0) / 3 + (8 + 0) / 2, attention 2 / 3 + 0 / 2 (token sums over the batch's 5 real
+    # tokens x 2 sentences / 5 tokens, not additive over micro-batches, would give 4.4 and 0.8)
+    hidden, attn = 1.0 + 4.0, 2.0 / 3
     assert sample_size == 2
     assert log["kl_loss"].item() == pytest.approx(kl, rel=1e-6)
     assert log["hidden_loss"].item() == pytest.approx(hidden, rel=1e-6)
     assert log["attn_loss"].item() == pytest.approx(attn, rel=1e-6)
     assert log["loss"].item() == pytest.approx(task_loss / 2, rel=1e-6)
     assert log["ncorrect"] == 1.5  # copy 1 gets both, copy 2 (a tie -> class 0) only the second
-    # layer terms enter as per-token means: x sample_size / tokens = 2 / 5
-    expected = task_loss + 2 * kl + (3 * hidden + 4 * attn) * 2 / 5
+    expected = task_loss + 2 * kl + 3 * hidden + 4 * attn
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     assert log["objective"].item() == pytest.approx(expected, rel=1e-6)
 
@@ -127,7 +130,8 @@ def test_roberta_wiring_hidden_states_and_padding(toy_sentences, site):
     hooked = list(layers) if site == "layer" else [layer.fc2 for layer in layers]
     states, _ = hooked_forward(crit, model, sample, {"enc": hooked}, **HEAD)
     assert len(states["enc"]) == 2
-    sums = [masked_mse_sum(h, pad.t()) for h in states["enc"]]
+    ones = torch.ones(pad.shape[0])  # each sentence counts once
+    sums = [masked_mse(h, pad, ones) for h in states["enc"]]
     expected = torch.stack([s[0] for s in sums]).mean()
     torch.testing.assert_close(log["hidden_loss"], expected, rtol=1e-5, atol=1e-7)
     assert (torch.stack([s[1] for s in sums]).mean() - expected).abs() > 1e-3 * expected
@@ -146,8 +150,8 @@ def test_roberta_wiring_self_attention_ignores_padded_queries(toy_sentences):
     for r in extra["lrdrop"]["attn"]["encoder_self"]:
         p, q = r.probs().chunk(2, dim=1)
         per_query = (0.5 * ((p - q) * (p.clamp_min(1e-30).log() - q.clamp_min(1e-30).log())).sum(-1)).mean(0)
-        per_layer.append(per_query.masked_fill(pad, 0.0).sum())
-        unmasked.append(per_query.sum())
+        masked, total = per_sentence_sum(per_query, pad, torch.ones(pad.shape[0]))
+        per_layer.append(masked), unmasked.append(total)
     expected = torch.stack(per_layer).mean()
     torch.testing.assert_close(log["attn_loss"], expected, rtol=1e-4, atol=1e-7)
     assert (torch.stack(unmasked).mean() - expected).abs() > 1e-3 * expected
@@ -159,7 +163,17 @@ def test_bart_classification_head_wiring(toy_sentences):
     task, model, crit = build_sentence(
         toy_sentences["classification"],
         arch="bart_lrdrop_base",
-        extra=["--add-prev-output-tokens", "--kl-weight", "0", "--attn-weight", "0", "--hidden-weight", "1"],
+        extra=[
+            "--add-prev-output-tokens",
+            "--kl-weight",
+            "0",
+            "--attn-weight",
+            "0",
+            "--hidden-weight",
+            "1",
+            "--hidden-site",
+            "layer",
+        ],  # fmt: skip
     )
     sample = first_batch(task)
     src_pad = sample["net_input"]["src_tokens"].eq(task.source_dictionary.pad())
@@ -171,8 +185,9 @@ def test_bart_classification_head_wiring(toy_sentences):
     states, _ = hooked_forward(
         crit, model, sample, {"enc": list(model.encoder.layers), "dec": list(model.decoder.layers)}, **HEAD
     )
-    sums = [masked_mse_sum(h, src_pad.t()) for h in states["enc"]]
-    sums += [masked_mse_sum(h, dec_pad.t()) for h in states["dec"]]
+    ones = torch.ones(src_pad.shape[0])
+    sums = [masked_mse(h, src_pad, ones) for h in states["enc"]]
+    sums += [masked_mse(h, dec_pad, ones) for h in states["dec"]]
     expected = torch.stack([s[0] for s in sums]).mean()
     torch.testing.assert_close(log["hidden_loss"], expected, rtol=1e-5, atol=1e-7)
     decoder_unmasked = torch.stack([s[0] for s in sums[:2]] + [s[1] for s in sums[2:]]).mean()

@@ -12,21 +12,18 @@ padded positions would change it, so it cannot pass by accident.
 import pytest
 import torch
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
-from helpers import build, first_batch, hooked_forward, masked_mse_sum
+from helpers import build, first_batch, hooked_forward, masked_mse, per_sentence_sum
 
 HIDDEN_ONLY = ["--kl-weight", "0", "--attn-weight", "0", "--hidden-weight", "1"]
 ARCHS = [("transformer_lrdrop_tiny", "toy_data"), ("bart_lrdrop_base", "toy_data_joined")]
 
 
 def _criterion_terms(crit, model, sample, seed=7):
-    """The criterion's logged terms for one training forward with ``seed``'s masks: the KL as a
-    token sum, the layer terms as per-token means (the log holds them times ``ntokens``)."""
+    """The criterion's logged terms for one training forward with ``seed``'s masks: every term
+    a sum over the batch in target-token units, as the loss holds it."""
     model.train()
     torch.manual_seed(seed)
     _, sample_size, log = crit(model, sample)
-    for name in ("hidden_loss", "attn_loss"):
-        if name in log:
-            log[name] = log[name] / sample["ntokens"]
     return log, sample_size
 
 
@@ -57,13 +54,11 @@ def test_hidden_term_uses_layer_states_and_both_padding_masks(request, arch, dat
     states, _ = hooked_forward(crit, model, sample, hooked)
     assert len(states["enc"]) == len(states["dec"]) == 2
     per_layer, unmasked = [], []
-    n_src, n_tgt = int((~src_pad).sum()), int((~tgt_pad).sum())
-    for h in states["enc"]:  # each layer: the mean over its own side's real tokens
-        masked, total = masked_mse_sum(h, src_pad.t())
-        per_layer.append(masked / n_src), unmasked.append(total / n_src)
-    for h in states["dec"]:
-        masked, total = masked_mse_sum(h, tgt_pad.t())
-        per_layer.append(masked / n_tgt), unmasked.append(total / n_tgt)
+    units = (~tgt_pad).sum(1).float()  # each sentence counts as its target tokens
+    # each layer, per sentence: the mean over its own side's real tokens
+    for h, pad in [(h, src_pad) for h in states["enc"]] + [(h, tgt_pad) for h in states["dec"]]:
+        masked, total = masked_mse(h, pad, units)
+        per_layer.append(masked), unmasked.append(total)
     expected = torch.stack(per_layer).mean()
     torch.testing.assert_close(log["hidden_loss"], expected, rtol=1e-5, atol=1e-7)
     # padded positions differ between the halves, so a missing or wrong mask would show
@@ -82,13 +77,12 @@ def test_encoder_self_attention_term_ignores_padded_queries(request, arch, data_
     log, _ = _criterion_terms(crit, model, sample)
     _, net_output = hooked_forward(crit, model, sample, {})
     per_layer, unmasked = [], []
+    units = (~sample["target"].eq(task.tgt_dict.pad())).sum(1).float()
     for r in net_output[1]["lrdrop"]["attn"]["encoder_self"]:
         p, q = r.probs().chunk(2, dim=1)  # (H, B, S, S) probabilities of each copy
         sym_kl = 0.5 * ((p - q) * (p.clamp_min(1e-30).log() - q.clamp_min(1e-30).log())).sum(-1)  # (H, B, S)
-        per_query = sym_kl.mean(0)
-        n_src = (~src_pad).sum()  # queries are source tokens
-        per_layer.append(per_query.masked_fill(src_pad, 0.0).sum() / n_src)
-        unmasked.append(per_query.sum() / n_src)
+        masked, total = per_sentence_sum(sym_kl.mean(0), src_pad, units)  # queries are source tokens
+        per_layer.append(masked), unmasked.append(total)
     expected = torch.stack(per_layer).mean()
     torch.testing.assert_close(log["attn_loss"], expected, rtol=1e-4, atol=1e-7)
     assert (torch.stack(unmasked).mean() - expected).abs() > 1e-3 * expected
@@ -121,7 +115,8 @@ def test_decoder_attention_terms_ignore_padded_target_queries(request, arch, dat
         layers = []
         for r in net_output[1]["lrdrop"]["attn"][t]:
             p, q = r.probs().chunk(2, dim=1)
-            layers.append((p - q).pow(2).sum(-1).mean(0).masked_fill(tgt_pad, 0.0).sum() / (~tgt_pad).sum())
+            # per target query; each sentence's mean over its queries x its target tokens: a token sum
+            layers.append((p - q).pow(2).sum(-1).mean(0).masked_fill(tgt_pad, 0.0).sum())
         per_type.append(torch.stack(layers).mean())
     torch.testing.assert_close(log["attn_loss"], torch.stack(per_type).mean(), rtol=1e-4, atol=1e-8)
 
@@ -177,11 +172,12 @@ def test_diagnose_measures_the_criterions_own_terms(toy_data):
     ntok = sample["ntokens"]
     row = diagnose.diagnose(model, task, [sample], seed=7)
     log, _ = _criterion_terms(crit, model, sample, seed=7)  # same masks
-    assert row["kl"] == pytest.approx(log["kl_loss"].item() / ntok, rel=1e-5)  # a token sum in the log
-    assert row["attn"] == pytest.approx(log["attn_loss"].item(), rel=1e-5)  # a per-token mean
+    # the log holds sums in target-token units; diagnose reports them per target token
+    assert row["kl"] == pytest.approx(log["kl_loss"].item() / ntok, rel=1e-5)
+    assert row["attn"] == pytest.approx(log["attn_loss"].item() / ntok, rel=1e-5)
     for site, dist in diagnose.CANDIDATES:
         _, _, other = build(toy_data, extra=["--hidden-weight", "1", "--hidden-site", site, "--hidden-loss", dist])
-        value = _criterion_terms(other, model, sample, seed=7)[0]["hidden_loss"].item()
+        value = _criterion_terms(other, model, sample, seed=7)[0]["hidden_loss"].item() / ntok
         assert row[f"hidden_{site}_{dist}"] == pytest.approx(value, rel=1e-5), (site, dist)
 
     params = [p for p in model.parameters() if p.requires_grad]
