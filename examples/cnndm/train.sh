@@ -6,9 +6,11 @@
 #
 #   baseline  bart_large, label-smoothed cross-entropy (fairseq's BART recipe)
 #   rdrop     R-Drop: lr_drop with --kl-weight 0.7 only (R-Drop's CNN/DM alpha)
-#   lrdrop    LR-Drop as the paper has it: output KL + hidden states + attention
+#   lrdrop    LR-Drop as the paper has it: output KL + hidden states (the FFN sublayer's
+#             output, HS(x)) + attention
+#   lrdrop_layer  the same with the hidden term at each layer's output (our earlier reading)
 #             (bart_lrdrop_large)
-#   hidden    ablation: R-Drop + hidden-state consistency
+#   hidden    ablation: R-Drop + hidden-state consistency (FFN output)
 #   attn      ablation: R-Drop + attention consistency (lr_drop's own default terms)
 #
 # Environment: DATA (default data/cnndm/data-bin), BART (data/bart.large/model.pt, from

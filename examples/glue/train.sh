@@ -9,7 +9,8 @@
 #   baseline  roberta_large, fairseq's sentence_prediction criterion
 #   rdrop     R-Drop: lr_drop_sentence_prediction with the output term only
 #   lrdrop    LR-Drop as the paper has it: output KL (STS-B: squared prediction
-#             difference) + encoder hidden states + self-attention (roberta_lrdrop_large)
+#             difference) + encoder hidden states (FFN output, HS(x)) + self-attention
+#             (roberta_lrdrop_large); lrdrop_layer: the hidden term at each layer's output
 #   hidden    ablation: R-Drop + hidden-state consistency
 #   attn      ablation: R-Drop + self-attention consistency
 #

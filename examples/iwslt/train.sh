@@ -5,8 +5,10 @@
 #
 #   baseline  transformer_iwslt_de_en, label-smoothed cross-entropy
 #   rdrop     R-Drop: lr_drop with --kl-weight 5 only
-#   lrdrop    LR-Drop as the paper has it: output KL + hidden states + attention
-#   hidden    ablation: R-Drop + hidden-state consistency
+#   lrdrop    LR-Drop as the paper has it: output KL + hidden states (the FFN sublayer's
+#             output, HS(x)) + attention
+#   lrdrop_layer  the same with the hidden term at each layer's output (our earlier reading)
+#   hidden    ablation: R-Drop + hidden-state consistency (FFN output)
 #   attn      ablation: R-Drop + attention consistency (lr_drop's own default terms)
 #
 # Environment: DATA (default data/iwslt14/data-bin), SAVE (checkpoints/iwslt14-MODE),
