@@ -50,6 +50,8 @@ def refuse_unrecordable_layers(model, what: str):
       logged but train nothing.
     - LayerDrop (``--encoder-layerdrop``/``--decoder-layerdrop``) skips layers at random, so the
       recorded layers no longer line up with the layers selected.
+    - Quant-noise (``--quant-noise-pq``) rewrites a projection's weight whenever it is called, and
+      the recording path calls projections that torch's fused path does not.
 
     ``what``: the flags that asked for the terms, for the message. R-Drop's output KL needs
     neither, so it trains with both.
@@ -62,13 +64,22 @@ def refuse_unrecordable_layers(model, what: str):
             "--checkpoint-activations (to fit memory, lower --max-tokens and raise --update-freq), or keep it "
             f"and train R-Drop alone with {RDROP_ONLY}."
         )
+    quant_noise = max(float(getattr(c, "quant_noise_pq", 0) or 0) for c in (getattr(model, "args", None),
+                                                                            getattr(model, "cfg", None)))  # fmt: skip
+    if quant_noise > 0:
+        raise LRDropConfigError(
+            f"{what} with --quant-noise-pq {quant_noise:g}: fairseq's quant-noise hook rewrites a projection's weight "
+            "in place each time the projection is called, and the attention term records fairseq's explicit "
+            "attention path, which calls q_proj where the fused path R-Drop takes does not: the two modes would "
+            f"train different weights. Set --quant-noise-pq 0, or train R-Drop alone with {RDROP_ONLY}."
+        )
     from fairseq.modules import LayerDropModuleList
 
+    # the model's own layer stacks: RoBERTa's layers are at encoder.sentence_encoder, not encoder
     dropping = [
-        flag
-        for flag, stack in (("--encoder-layerdrop", "encoder"), ("--decoder-layerdrop", "decoder"))
-        for m in [getattr(model, stack, None)]
-        if isinstance(getattr(m, "layers", None), LayerDropModuleList) and m.layers.p > 0
+        f"--{side}-layerdrop"
+        for side, stack in model.lrdrop_stacks().items()
+        if isinstance(getattr(stack, "layers", None), LayerDropModuleList) and stack.layers.p > 0
     ]
     if dropping:
         raise LRDropConfigError(

@@ -150,7 +150,9 @@ class LRDropRecordingMixin:
         net_output[1]["lrdrop"] = records
         return net_output
 
-    def _stacks(self) -> Dict[str, torch.nn.Module]:
+    def lrdrop_stacks(self) -> Dict[str, torch.nn.Module]:
+        """{"encoder": the encoder's layer stack, "decoder": the decoder's, where there is one}:
+        the modules whose ``layers`` the terms compare."""
         stacks = {"encoder": self.lrdrop_encoder()}
         if self.lrdrop_decoder() is not None:
             stacks["decoder"] = self.lrdrop_decoder()
@@ -161,7 +163,7 @@ class LRDropRecordingMixin:
         missing = [t for t in spec.attn_types if t not in self.lrdrop_attn_types]
         if missing:
             raise KeyError(f"{type(self).__name__} has no {', '.join(missing)} attention")
-        layers = {side: [s.layers[i] for i in spec.select(len(s.layers))] for side, s in self._stacks().items()}
+        layers = {side: [s.layers[i] for i in spec.select(len(s.layers))] for side, s in self.lrdrop_stacks().items()}
         by_type = {
             "encoder_self": lambda: [layer.self_attn for layer in layers["encoder"]],
             "decoder_self": lambda: [layer.self_attn for layer in layers["decoder"]],
@@ -176,10 +178,10 @@ class LRDropRecordingMixin:
         # The encoder's states are not part of fairseq's model output; a
         # forward hook takes them without copying the encoder's forward.
         hooks = [self.lrdrop_encoder().register_forward_hook(lambda _m, _inp, out: encoder_out.append(out))]
-        ffn_out: Dict[str, List[Tensor]] = {side: [] for side in self._stacks()}
+        ffn_out: Dict[str, List[Tensor]] = {side: [] for side in self.lrdrop_stacks()}
         if spec.hidden and spec.hidden_site == "ffn":
             # fc2's output is the FFN sublayer's, before its dropout and the residual
-            for side, stack in self._stacks().items():
+            for side, stack in self.lrdrop_stacks().items():
                 for i in spec.select(len(stack.layers)):
                     hooks.append(
                         stack.layers[i].fc2.register_forward_hook(
@@ -207,7 +209,7 @@ class LRDropRecordingMixin:
             "encoder_padding_mask": _encoder_padding_mask(enc),
             "attn": {t: [m.recorded for m in mods] for t, mods in modules.items()},
         }
-        stacks = self._stacks()
+        stacks = self.lrdrop_stacks()
         if spec.hidden and spec.hidden_site == "ffn":
             for side, stack in stacks.items():
                 if len(ffn_out[side]) != len(spec.select(len(stack.layers))):

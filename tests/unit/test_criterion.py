@@ -216,13 +216,17 @@ def test_activation_checkpointing_is_refused_with_layer_terms(toy_data, flag):
     assert log["kl_loss"] > 0
 
 
+@pytest.mark.parametrize(
+    "arch, data", [("transformer_lrdrop_tiny", "toy_data"), ("bart_lrdrop_base", "toy_data_joined")]
+)
 @pytest.mark.parametrize("flag", ["--encoder-layerdrop", "--decoder-layerdrop"])
-def test_layerdrop_is_refused_with_layer_terms(toy_data, flag):
-    task, model, crit = build(toy_data, extra=[flag, "0.5"])
+def test_layerdrop_is_refused_with_layer_terms(request, arch, data, flag):
+    toy_data = request.getfixturevalue(data)
+    task, model, crit = build(toy_data, arch=arch, extra=[flag, "0.5"])
     model.train()
     with pytest.raises(LRDropConfigError, match=f"LayerDrop.*Set {flag} 0"):
         crit(model, first_batch(task))
-    task, model, crit = build(toy_data, extra=[flag, "0.5", "--hidden-weight", "0", "--attn-weight", "0"])
+    task, model, crit = build(toy_data, arch=arch, extra=[flag, "0.5", "--hidden-weight", "0", "--attn-weight", "0"])
     model.train()
     assert crit(model, first_batch(task))[2]["kl_loss"] > 0
 
@@ -248,3 +252,16 @@ def test_sentence_avg_divides_every_term_alike(toy_data):
     torch.testing.assert_close(loss, loss_tokens)
     expected = 2 * log["loss"] + 2 * log["kl_loss"] + 3 * log["hidden_loss"] + 4 * log["attn_loss"]
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_quant_noise_is_refused_with_layer_terms(toy_data):
+    """--quant-noise-pq: fairseq's hook on q_proj rewrites its weight in place whenever q_proj is
+    called. The attention term records fairseq's explicit path, which calls q_proj; the fused
+    path R-Drop takes does not, so the two modes would train different weights. Refused."""
+    task, model, crit = build(toy_data, extra=["--quant-noise-pq", "0.1"])
+    model.train()
+    with pytest.raises(LRDropConfigError, match="--quant-noise-pq 0.1.*--hidden-weight 0 --attn-weight 0"):
+        crit(model, first_batch(task))
+    task, model, crit = build(toy_data, extra=["--quant-noise-pq", "0.1", "--hidden-weight", "0", "--attn-weight", "0"])
+    model.train()
+    assert crit(model, first_batch(task))[2]["kl_loss"] > 0

@@ -265,3 +265,18 @@ def test_official_roberta_checkpoint_restores_strictly_and_exports(toy_sentences
     assert exported["cfg"]["model"]["arch"] == "roberta"
     assert exported["cfg"]["criterion"]["_name"] == "sentence_prediction"
     assert not {"kl_weight", "attn_weight", "prediction_mse_weight"} & set(exported["cfg"]["criterion"])
+
+
+def test_roberta_layerdrop_is_refused_with_layer_terms(toy_sentences):
+    """RoBERTa's layers are at encoder.sentence_encoder.layers: the guard reads the model's own
+    stacks, so LayerDrop is refused before a step records fewer layers than it selected (one
+    rank raising at a random step would leave the others hanging)."""
+    task, model, crit = build_sentence(toy_sentences["classification"], extra=["--encoder-layerdrop", "0.5"])
+    model.train()
+    with pytest.raises(LRDropConfigError, match="LayerDrop.*Set --encoder-layerdrop 0"):
+        crit(model, first_batch(task))
+    task, model, crit = build_sentence(
+        toy_sentences["classification"], extra=["--encoder-layerdrop", "0.5", "--attn-weight", "0"]
+    )
+    model.train()
+    assert crit(model, first_batch(task))[2]["kl_loss"] > 0  # the output KL works with LayerDrop
