@@ -53,9 +53,19 @@ def refuse_unrecordable_layers(model, what: str):
     - Quant-noise (``--quant-noise-pq``) rewrites a projection's weight whenever it is called, and
       the recording path calls projections that torch's fused path does not.
 
+    - Fully-sharded data parallel (``--ddp-backend fully_sharded``) may free the parameters the
+      attention term reads after the forward.
+
     ``what``: the flags that asked for the terms, for the message. R-Drop's output KL needs
     neither, so it trains with both.
     """
+    if any("FullyShardedDataParallel" in {c.__name__ for c in type(m).__mro__} for m in model.modules()):
+        raise LRDropConfigError(
+            f"{what} with --ddp-backend fully_sharded: the attention term recomputes large maps from the "
+            "projections' parameters after the forward, which FSDP may already have freed, and FSDP's fp32 "
+            "flat parameters hide the half-precision compute. Use --ddp-backend c10d (or legacy_ddp), or "
+            f"train R-Drop alone with {RDROP_ONLY} (the output KL works with FSDP)."
+        )
     if any(hasattr(m, "precheckpoint_forward") for m in model.modules()):
         raise LRDropConfigError(
             f"{what} with --checkpoint-activations (or --offload-activations): fairseq runs each checkpointed "

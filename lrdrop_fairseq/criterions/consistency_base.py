@@ -208,9 +208,6 @@ class ConsistencyCriterionMixin:
                 f"({self.ARCH_HINT}: same shapes, no new parameters), or set --hidden-weight 0 --attn-weight 0 "
                 f"--consistency-warmup-updates 0 for plain R-Drop with any architecture."
             )
-        # fp16 parameters (--fp16) or autocast (--amp): fairseq scales the loss, and an overflow is
-        # routine; a non-finite term must reach its optimizer, which skips the step and lowers the scale
-        self.loss_scaled = any(p.dtype == torch.float16 for p in model.parameters())
         if self.record_spec is not None:
             refuse_unrecordable_layers(
                 model, f"--hidden-weight {self.hidden_weight:g} / --attn-weight {self.attn_weight:g}"
@@ -236,22 +233,6 @@ class ConsistencyCriterionMixin:
                 "the consistency terms are exactly 0; set --dropout/--attention-dropout > 0 "
                 "(or use fairseq's own criterion).",
                 type(self).__name__,
-            )
-
-    loss_scaled = False  # set by check_model
-
-    def check_finite(self, terms: Dict[str, torch.Tensor]):
-        """In fp32, stop training at a non-finite term, naming it. Under fp16 or AMP pass it on:
-        the inf gradient it makes is how fairseq's FP16/AMP optimizer detects an overflow, skips
-        the step and lowers the loss scale, as it does for its own criteria."""
-        if not terms or self.loss_scaled or torch.is_autocast_enabled():
-            return
-        values = torch.stack([t.detach().float() for t in terms.values()])
-        if not bool(torch.isfinite(values).all()):
-            bad = {k: float(v) for k, v in zip(terms, values.tolist()) if not math.isfinite(v)}
-            raise FloatingPointError(
-                f"non-finite consistency term(s) {bad}; the model's outputs or states "
-                "overflowed (try a lower --lr, --fp16-init-scale, or --bf16 instead of --fp16)"
             )
 
     # ----------------------------------------------------------------- metrics

@@ -166,7 +166,6 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
             pads = {"encoder": src_pad, "decoder": target_pad}
             units = (~target_pad).sum(1)  # each sentence counts as its target tokens, as in its cross-entropy
             terms.update(C.layer_terms(records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction))
-        self.check_finite(terms)
         return terms
 
     # ----------------------------------------------------------------- metrics

@@ -95,7 +95,7 @@ class LRDropSentencePredictionCriterion(ConsistencyCriterionMixin, SentencePredi
         }
         if not self.regression_target:
             doubled_targets = double(targets)
-            logging_output["ncorrect"] = (logits.argmax(dim=1) == doubled_targets).sum().item() / 2
+            logging_output["ncorrect"] = (logits.argmax(dim=1) == doubled_targets).sum() / 2  # no GPU sync
         return loss, sample_size, logging_output
 
     def training_terms(self, model, sample):
@@ -122,7 +122,6 @@ class LRDropSentencePredictionCriterion(ConsistencyCriterionMixin, SentencePredi
                 terms["kl_loss"] = C.symmetric_kl_from_log_probs(*C.split_halves(lprobs, 0))
         if self.record_spec is not None:
             terms.update(self.layer_terms(net_extra["lrdrop"], sample["net_input"]))
-        self.check_finite(terms)
         return task_loss, terms, logits, targets
 
     def layer_terms(self, records: dict, net_input: dict) -> Dict[str, torch.Tensor]:

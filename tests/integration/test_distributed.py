@@ -118,6 +118,23 @@ def test_two_ranks_and_update_freq_equal_one_batch_with_every_term_on(toy_data_u
             torch.testing.assert_close(params[name][k], params["batch16"][k], rtol=1e-4, atol=2e-5, msg=(name, k))
 
 
+def test_a_non_finite_term_on_one_rank_stops_every_rank(toy_data, tmp_path):
+    """fp32, 2 ranks, rank 1's attention term NaN from its third forward (tests/integration/
+    nan_on_rank1): the criterion does not raise on rank 1 alone, which would leave rank 0 waiting
+    in the next all-reduce; fairseq's check of the all-reduced gradients stops both ranks together.
+    A hang fails the test (the run's timeout)."""
+    nan_dir = os.path.join(ROOT, "tests", "integration", "nan_on_rank1")
+    args = [a if a != USER_DIR else nan_dir for a in ARGS]
+    args[args.index("--dropout") + 1] = "0.1"
+    p = run(
+        ["bash", LAUNCH, "--nproc", "2", "--master-port", free_port(), "--", toy_data, *args,
+         "--save-dir", str(tmp_path)],
+        check=False, timeout=240,
+    )  # fmt: skip
+    assert p.returncode != 0
+    assert p.stdout.count("FloatingPointError: gradients are Nan/Inf") == 2, p.stdout[-4000:]
+
+
 def test_distributed_resume_from_checkpoint_last(toy_data, tmp_path):
     save = str(tmp_path / "ckpt")
     run(["bash", LAUNCH, "--nproc", "2", "--master-port", free_port(), "--", toy_data, *ARGS, "--save-dir", save])
