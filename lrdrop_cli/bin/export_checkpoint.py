@@ -1,7 +1,12 @@
 """Export a checkpoint trained with a ``*_lrdrop`` architecture to plain fairseq.
 
     lrdrop-export checkpoints/checkpoint_best.pt exported.pt
-    fairseq-generate DATA --path exported.pt ...        # no --user-dir needed
+    fairseq-generate DATA --path exported.pt --required-batch-size-multiple 1 ...   # no --user-dir
+
+Score with ``--required-batch-size-multiple 1``: without it, fairseq-fixed 0.12.3.1 (what Python
+3.11+ installs) drops the last batch of a test set whose size is not a multiple of 8 (30 test
+sentences gave 24 translations, with no warning); the plugin repairs that, plain fairseq-fixed
+does not. fairseq 0.12.2 keeps every sentence.
 
 The weights are unchanged; the architecture name becomes fairseq's
 (``transformer_lrdrop_iwslt_de_en`` -> ``transformer_iwslt_de_en``), the
@@ -40,7 +45,9 @@ def main(argv=None):
     torch.save(plain, a.output)
     print(
         f"exported {a.checkpoint} ({state['cfg']['model'].arch if hasattr(state['cfg']['model'], 'arch') else '?'}) "
-        f"-> {a.output} ({plain['cfg']['model']['arch']})"
+        f"-> {a.output} ({plain['cfg']['model']['arch']})\n"
+        f"score it without the plugin as: fairseq-generate DATA --path {a.output} --required-batch-size-multiple 1 "
+        "... (fairseq-fixed otherwise drops the last batch of a test set whose size is not a multiple of 8)"
     )
 
 

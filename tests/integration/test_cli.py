@@ -77,7 +77,10 @@ def json_lines(out, tag):
     return rows
 
 
-def generate(data, path, user_dir=True):
+EXPORT_SCORING = ["--required-batch-size-multiple", "1"]
+
+
+def generate(data, path, user_dir=True, subset="test", extra=()):
     args = [
         tool("fairseq-generate"),
         data,
@@ -89,7 +92,8 @@ def generate(data, path, user_dir=True):
         "--max-sentences",
         "20",
         "--gen-subset",
-        "test",
+        subset,
+        *extra,
     ]
     if user_dir:
         args += ["--user-dir", USER_DIR]
@@ -142,6 +146,26 @@ def test_resume_generate_and_export(toy_data, tmp_path):
     assert "transformer_tiny" in exp
     plain_hyps, _ = generate(toy_data, plain, user_dir=False)  # plain fairseq, no plugin
     assert plain_hyps == hyps
+    # valid has 60 sentences, not a multiple of 8: plain fairseq-fixed drops a last batch of 4
+    # unless told --required-batch-size-multiple 1, which the export tells the user to pass
+    assert "--required-batch-size-multiple 1" in exp
+    with_plugin, _ = generate(toy_data, ckpt, subset="valid")
+    assert len(with_plugin) == 60
+    plain_valid, _ = generate(toy_data, plain, user_dir=False, subset="valid", extra=EXPORT_SCORING)
+    # the same translations (scores may differ in the 7th digit: other batches, other padding)
+    assert [h.split("\t")[::2] for h in plain_valid] == [h.split("\t")[::2] for h in with_plugin]
+    if _installed("fairseq-fixed"):  # fairseq 0.12.2 (Python < 3.11) keeps the remainder itself
+        assert len(generate(toy_data, plain, user_dir=False, subset="valid")[0]) < 60
+
+
+def _installed(distribution):
+    from importlib import metadata
+
+    try:
+        metadata.distribution(distribution)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
 
 
 def test_plain_arch_with_layer_terms_fails_clearly(toy_data, tmp_path):
