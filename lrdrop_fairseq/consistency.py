@@ -49,13 +49,43 @@ def symmetric_kl_from_log_probs(lprobs1: Tensor, lprobs2: Tensor, pad_mask: Opti
     Uses ``KL(p||q) + KL(q||p) = sum (p - q) * (log p - log q)``: one fused
     pass over log-probabilities the caller already has (for the NLL), instead
     of two softmaxes and two ``kl_div`` calls. ``pad_mask`` (True = ignore)
-    has the shape of the inputs without the last dim.
+    has the shape of the inputs without the last dim. The graph keeps only the
+    two inputs for the backward (:class:`_SymKLFromLogProbs`).
     """
-    lp, lq = lprobs1.float(), lprobs2.float()
-    per_pos = 0.5 * ((lp.exp() - lq.exp()) * (lp - lq)).sum(-1)
+    per_pos = 0.5 * _SymKLFromLogProbs.apply(lprobs1, lprobs2)
     if pad_mask is not None:
         per_pos = per_pos.masked_fill(pad_mask, 0.0)
     return per_pos.sum()
+
+
+class _SymKLFromLogProbs(torch.autograd.Function):
+    """``sum_v (e^a - e^b) * (a - b)`` over the last dim, in fp32, for log-probabilities ``a``, ``b``.
+
+    Written out, autograd keeps ``e^a``, ``e^b``, ``e^a - e^b`` and ``a - b`` until the backward:
+    four fp32 (N x V) tensors, ~625 MiB at 4,096 tokens per copy and a 10k vocabulary. This keeps
+    only ``a`` and ``b`` (views of the log-softmax output, which its own backward keeps anyway,
+    when the caller passes fp32 log-probabilities as fairseq's criteria do) and recomputes the rest::
+
+        d/da = e^a (a - b) + (e^a - e^b),    d/db = -e^b (a - b) - (e^a - e^b)
+    """
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        a32, b32 = a.float(), b.float()
+        return ((a32.exp() - b32.exp()) * (a32 - b32)).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a_in, b_in = ctx.saved_tensors
+        a, b = a_in.float(), b_in.float()
+        ea, eb = a.exp(), b.exp()
+        diff = a - b
+        both = ea - eb
+        grad = grad.unsqueeze(-1)
+        grad_a = ((ea * diff + both) * grad).to(a_in.dtype) if ctx.needs_input_grad[0] else None
+        grad_b = (-(eb * diff + both) * grad).to(b_in.dtype) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
 
 
 def squared_difference(y1: Tensor, y2: Tensor) -> Tensor:

@@ -46,6 +46,25 @@ def test_symmetric_kl_matches_rdrop_kl_div_formulation():
     assert C.symmetric_kl_from_log_probs(lp, lq, pad).item() == pytest.approx(ref.item(), rel=1e-5)
 
 
+def test_output_kl_keeps_only_its_inputs_for_the_backward():
+    """The output KL's graph holds nothing but the two log-probability inputs (written out it kept
+    four fp32 N x V tensors: exp, exp, their difference, the log difference)."""
+    logits = torch.randn(2, 6, 50, requires_grad=True)
+    lprobs = logits.log_softmax(-1)
+    lp, lq = lprobs.unbind(0)
+    saved = []
+
+    def pack(t):
+        saved.append(t.untyped_storage().data_ptr())
+        return t
+
+    pad = torch.tensor([False, True, False, False, False, False])
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        C.symmetric_kl_from_log_probs(lp, lq, pad)
+    # the inputs (views of one log-softmax output) and the padding mask, nothing of its own
+    assert set(saved) == {lprobs.untyped_storage().data_ptr(), pad.untyped_storage().data_ptr()}
+
+
 def test_symmetric_kl_gradients_match_reference():
     torch.manual_seed(1)
     logits = torch.randn(2, 5, 9, requires_grad=True)
