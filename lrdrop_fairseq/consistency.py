@@ -167,7 +167,10 @@ def recomputed_attention_consistency(
     if block is None:
         per_query = inputs.num_heads * inputs.query.shape[1] * inputs.key.shape[0]
         block = max(1, MAP_BLOCK // per_query)
+    # self-attention: the key input is the query input, one tensor with one gradient
+    shared = inputs.key is inputs.query
     names = [f for f in _QUERY_SIDE_FIELDS + _KEY_SIDE_FIELDS if getattr(inputs, f) is not None]
+    names = [f for f in names if not (shared and f == "key")]
     return _AttentionTerm.apply(
         inputs, query_pad_mask, weights, loss, block, names, *(getattr(inputs, f) for f in names)
     )
@@ -178,8 +181,12 @@ class _AttentionTerm(torch.autograd.Function):
     def forward(ctx, inputs, query_pad_mask, weights, loss, block, names, *tensors):
         needs = dict(zip(names, ctx.needs_input_grad[6:]))
         with torch.enable_grad():
-            leaves = {n: t.detach().requires_grad_(needs[n]) for n, t in zip(names, tensors)}
-            rec = dataclasses.replace(inputs, **leaves)
+            # fp32 leaves: under --fp16 this gradient is computed here, before any loss scale
+            # exists, and in fp16 it underflows as the halves converge (124% off at a per-query KL
+            # of 2e-6); the backward casts it to the inputs' precision once scaled by grad_output
+            leaves = {n: t.detach().float().requires_grad_(needs[n]) for n, t in zip(names, tensors)}
+            shared = "key" not in names  # self-attention: the key input is the query input
+            rec = dataclasses.replace(inputs, **leaves, **({"key": leaves["query"]} if shared else {}))
             keys = rec.keys()
             key_leaf = keys.detach().requires_grad_(keys.requires_grad)
             wanted = [n for n in names if n in _QUERY_SIDE_FIELDS and needs[n]]
@@ -198,9 +205,12 @@ class _AttentionTerm(torch.autograd.Function):
                 total += part.detach()
             out = dict(zip(wanted, grads[: len(wanted)]))
             key_side = [n for n in names if n in _KEY_SIDE_FIELDS and needs[n]]
+            if shared and needs["query"]:
+                key_side.append("query")
             if key_side and key_leaf.requires_grad:  # through the key projection, once
-                back = torch.autograd.grad(keys, [leaves[n] for n in key_side], grads[-1].to(keys.dtype))
-                out.update({n: d.float() for n, d in zip(key_side, back)})
+                back = torch.autograd.grad(keys, [leaves[n] for n in key_side], grads[-1])
+                for n, d in zip(key_side, back):
+                    out[n] = out[n] + d if n in out else d
         ctx.order = [n if n in out else None for n in names]
         ctx.dtypes = [t.dtype for t in tensors]
         ctx.save_for_backward(*[out[n] for n in names if n in out])

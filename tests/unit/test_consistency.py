@@ -388,3 +388,64 @@ def test_recorded_probabilities_mask_keys_and_future():
     torch.testing.assert_close(probs.sum(-1), torch.ones_like(probs.sum(-1)))
     assert (probs[:, 1, :, -2:] == 0).all()  # padded keys
     assert (probs[..., torch.triu(torch.ones(5, 5, dtype=torch.bool), 1)] == 0).all()  # the future
+
+
+def _converged_halves(dtype, noise):
+    """Self-attention inputs (fp16 or fp32 copies of the same values) whose two halves differ by
+    ``noise``: as the two sub-models converge, the attention KL per query falls to ~1e-6."""
+    g = torch.Generator().manual_seed(3)
+    tq, b, dim, heads = 16, 2, 32, 4
+    half = torch.randn(tq, b, dim, generator=g)
+    query = torch.cat([half, half + noise * torch.randn(tq, b, dim, generator=g)], 1)
+    weights = [torch.randn(dim, dim, generator=g) / dim**0.5 for _ in range(2)]
+    leaf = lambda t: t.half().to(dtype).requires_grad_(True)  # noqa: E731  (the same fp16 values in both)
+    return AttentionInputs(
+        query=leaf(query), key=None, q_weight=leaf(weights[0]), q_bias=None, k_weight=leaf(weights[1]),
+        k_bias=None, num_heads=heads, scaling=(dim // heads) ** -0.5,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("noise", [3e-3, 3e-2])
+def test_recomputed_term_in_fp16_has_the_fp32_gradient(noise):
+    """The recompute path under --fp16: its gradient is computed inside the forward, before any
+    loss scale exists, so it must not be computed in fp16 (there the q_proj gradient was 124% off
+    the fp32 one as the halves converged). Backward here as fairseq's FP16 optimizer does it: the
+    term times a loss scale, the fp16 gradients divided by it in fp32."""
+    scale = 2.0**12
+
+    def term_and_grads(dtype):
+        inputs = _converged_halves(dtype, noise)
+        inputs = dataclasses.replace(inputs, key=inputs.query)  # self-attention: one tensor
+        term = C.recomputed_attention_consistency(inputs, None, "kl", block=4)
+        (term * scale).backward()
+        return term, [t.grad.float() / scale for t in (inputs.q_weight, inputs.k_weight, inputs.query)]
+
+    ref_term, ref_grads = term_and_grads(torch.float32)
+    term, grads = term_and_grads(torch.float16)
+    assert 0 < ref_term.item() / (2 * 16 * 4) < 1e-3  # mean per query and head: nearly converged halves
+    assert term.item() == pytest.approx(ref_term.item(), rel=0.05)
+    for got, ref in zip(grads, ref_grads):
+        assert (got - ref).norm() / ref.norm() < 0.05
+
+
+def test_recomputed_self_attention_keeps_one_gradient_for_its_one_input():
+    """Self-attention's key input is its query input: the term keeps one input-sized fp32 gradient
+    for it (the query side's and the key side's summed), not one per side, and that gradient is
+    the one autograd gives through the full maps."""
+    inputs = _converged_halves(torch.float32, 0.3)
+    inputs = dataclasses.replace(inputs, key=inputs.query)
+    ref = C.attention_consistency(*C.split_halves(inputs.probs(), 1), None, "kl")
+    ref_grads = torch.autograd.grad(ref, (inputs.query, inputs.q_weight, inputs.k_weight))
+    saved = []
+
+    def pack(t):
+        saved.append(tuple(t.shape))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        term = C.recomputed_attention_consistency(inputs, None, "kl", block=5)
+    assert saved.count(tuple(inputs.query.shape)) == 1
+    grads = torch.autograd.grad(term, (inputs.query, inputs.q_weight, inputs.k_weight))
+    torch.testing.assert_close(term, ref, rtol=1e-5, atol=1e-7)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
