@@ -104,14 +104,32 @@ def hidden_consistency(
     :func:`token_weights`) have the leading shape. ``mse``: squared difference averaged
     over C; ``cosine``: ``1 - cos(h1, h2)``.
     """
-    h1, h2 = h1.float(), h2.float()
     if loss == "mse":
-        per_tok = (h1 - h2).pow(2).mean(-1)
+        per_tok = _MeanSquaredDifference.apply(h1, h2)
     elif loss == "cosine":
-        per_tok = 1.0 - F.cosine_similarity(h1, h2, dim=-1, eps=1e-8)
+        per_tok = 1.0 - F.cosine_similarity(h1.float(), h2.float(), dim=-1, eps=1e-8)
     else:
         raise ValueError(f"unknown hidden loss {loss!r}; choose from {HIDDEN_LOSSES}")
     return _weighted_sum(per_tok, pad_mask, weights)
+
+
+class _MeanSquaredDifference(torch.autograd.Function):
+    """``mean over the last dim of (a - b)^2``, squared and averaged in fp32, keeping only the
+    difference ``a - b`` for the backward, in the inputs' precision: written with an upcast
+    first, autograd kept an fp32 copy of the difference per layer (twice the bytes under --fp16).
+    The subtraction of two nearby values is exact in any precision."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        diff = a - b
+        ctx.save_for_backward(diff)
+        return diff.float().pow(2).mean(-1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (diff,) = ctx.saved_tensors
+        grad_a = (diff.float() * (2.0 / diff.shape[-1]) * grad.unsqueeze(-1)).to(diff.dtype)
+        return grad_a, -grad_a
 
 
 def _weighted_sum(per_pos: Tensor, pad_mask: Optional[Tensor], weights: Optional[Tensor]) -> Tensor:

@@ -42,11 +42,12 @@ class RecordingMultiheadAttention(MultiheadAttention):
     """fairseq's attention that can record what it saw in one forward, for the attention term.
 
     Recording keeps references to the inputs, projection weights and masks
-    (:class:`~lrdrop_fairseq.records.AttentionInputs`). A module with large maps (more than
-    :data:`~lrdrop_fairseq.records.SMALL_MAP` entries) computes its output exactly as fairseq
-    does, torch's fused kernel included, and the term recomputes the pre-dropout
-    probabilities in blocks; one with small maps takes fairseq's explicit path, whose per-head
-    maps come for free, and records them. Adds no parameters and no ``__init__`` state (the flags are
+    (:class:`~lrdrop_fairseq.records.AttentionInputs`). A self-attention module with large maps
+    (more than :data:`~lrdrop_fairseq.records.SMALL_MAP` entries) computes its output exactly as
+    fairseq does, torch's fused kernel included, and the term recomputes the pre-dropout
+    probabilities in blocks; one with small maps, and encoder-decoder attention at any size
+    (fairseq always takes its explicit path there, ``static_kv``), takes fairseq's explicit path,
+    whose per-head maps come for free, and records them. Adds no parameters and no ``__init__`` state (the flags are
     class-level defaults), so a built ``MultiheadAttention`` is turned into one by re-classing
     it (:func:`enable_recording`): fairseq's own constructor arguments stay in fairseq's
     ``build_*_attention`` methods.
@@ -85,7 +86,9 @@ class RecordingMultiheadAttention(MultiheadAttention):
                 key_padding_mask=key_padding_mask,
                 attn_mask=attn_mask,
             )
-            small_maps = self.num_heads * query.shape[1] * query.shape[0] * key_input.shape[0] <= SMALL_MAP
+            # static_kv (encoder-decoder attention): fairseq takes its explicit path whatever the
+            # size, so its maps are there to keep; recomputing them would do the work twice
+            small_maps = static_kv or self.num_heads * query.shape[1] * query.shape[0] * key_input.shape[0] <= SMALL_MAP
         if not small_maps:  # fairseq's own forward (with large maps the term recomputes them)
             return super().forward(query, key, value, key_padding_mask, incremental_state, need_weights,
                                    static_kv, attn_mask, before_softmax, need_head_weights)  # fmt: skip

@@ -449,3 +449,31 @@ def test_recomputed_self_attention_keeps_one_gradient_for_its_one_input():
     torch.testing.assert_close(term, ref, rtol=1e-5, atol=1e-7)
     for got, want in zip(grads, ref_grads):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_hidden_mse_keeps_one_difference_in_the_inputs_precision(dtype):
+    """The hidden term's graph keeps the difference of the two states in their own precision and
+    nothing else (an fp32 upcast before subtracting kept an fp32 copy per layer); its values and
+    gradients are the written-out ones."""
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(5, 4, 8, generator=g).to(dtype).requires_grad_(True)  # (T, 2B, C)
+    pad = torch.tensor([[False] * 5, [False, False, True, True, True]]).t()
+    saved = []
+
+    def pack(t):
+        saved.append((t.dtype, tuple(t.shape)))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        term = C.hidden_consistency(*C.split_halves(h, 1), pad, "mse")
+    assert saved == [(dtype, (5, 2, 8)), (torch.bool, (5, 2))]  # the difference, the padding mask
+    (grad,) = torch.autograd.grad(term, h)
+    ref_h = h.detach().float().requires_grad_(True)
+    a, b = C.split_halves(ref_h, 1)
+    ref = ((a - b).pow(2).mean(-1)).masked_fill(pad, 0.0).sum()
+    (ref_grad,) = torch.autograd.grad(ref, ref_h)
+    tol = dict(rtol=1e-3, atol=1e-3) if dtype == torch.float16 else dict(rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(term, ref, **tol)
+    torch.testing.assert_close(grad.float(), ref_grad, **tol)
+    assert grad.dtype == dtype
