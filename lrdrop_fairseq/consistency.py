@@ -173,9 +173,10 @@ def recomputed_attention_consistency(
     loss: str = "kl",
     block: Optional[int] = None,
     weights: Optional[Tensor] = None,
+    map_block: int = MAP_BLOCK,
 ) -> Tensor:
     """:func:`attention_consistency` of ``inputs.probs()``, computed a block of queries at a time
-    (``block`` queries; default: as many as make :data:`MAP_BLOCK` map entries).
+    (``block`` queries; default: as many as make ``map_block`` map entries).
 
     The term is a scalar, so its gradient with respect to its inputs (the query and key
     inputs, the two projections) is computed in the same pass, block by block, and kept
@@ -184,7 +185,7 @@ def recomputed_attention_consistency(
     are projected once per layer and their gradient sent back through the projection once."""
     if block is None:
         per_query = inputs.num_heads * inputs.query.shape[1] * inputs.key.shape[0]
-        block = max(1, MAP_BLOCK // per_query)
+        block = max(1, map_block // per_query)
     # self-attention: the key input is the query input, one tensor with one gradient
     shared = inputs.key is inputs.query
     names = [f for f in _QUERY_SIDE_FIELDS + _KEY_SIDE_FIELDS if getattr(inputs, f) is not None]
@@ -311,6 +312,7 @@ def layer_terms(
     hidden_loss: str = "mse",
     attn_loss: str = "kl",
     layer_reduction: str = "mean",
+    map_block: int = MAP_BLOCK,
 ) -> Dict[str, Tensor]:
     """The per-layer terms of one doubled forward, ``hidden_loss`` and ``attn_loss``, as sums over sentences.
 
@@ -334,6 +336,7 @@ def layer_terms(
     models record them, or of (H, 2B, Tq, Tk) probabilities}). ``pad_masks``:
     ``{"encoder": (B, S), "decoder": (B, T)}`` of *one* copy, True = pad (None: no padding).
     ``units``: (B,). Layers combine by ``layer_reduction``; attention types are averaged.
+    ``map_block``: map entries the recompute path of large maps computes at once.
     A term is present only if its records are.
     """
     terms = {}
@@ -356,19 +359,21 @@ def layer_terms(
     per_type = []
     for attn_type, records_of_type in (records.get("attn") or {}).items():
         name = QUERY_SIDE[attn_type]
-        per_layer = [_attention_term(a, pad_masks.get(name), side, name, attn_loss) for a in records_of_type]
+        per_layer = [_attention_term(a, pad_masks.get(name), side, name, attn_loss, map_block) for a in records_of_type]
         per_type.append(combine_layers(per_layer, layer_reduction))
     if per_type:
         terms["attn_loss"] = torch.stack(per_type).mean()  # every attention type counts alike
     return terms
 
 
-def _attention_term(record: Union[AttentionInputs, Tensor], query_pad: Optional[Tensor], side, name, loss) -> Tensor:
+def _attention_term(
+    record: Union[AttentionInputs, Tensor], query_pad: Optional[Tensor], side, name, loss, map_block
+) -> Tensor:
     """One layer's attention term, weighted per query by ``side(name, n_queries)``: from the
     recorded inputs (the models record these) or from (H, 2B, Tq, Tk) probabilities."""
     if isinstance(record, AttentionInputs):
         w = side(name, record.query.shape[0])
         if record.maps is None:  # large maps: recomputed in blocks
-            return recomputed_attention_consistency(record, query_pad, loss, weights=w)
+            return recomputed_attention_consistency(record, query_pad, loss, weights=w, map_block=map_block)
         return attention_consistency(*split_halves(record.maps, 1), query_pad, loss, w)  # fairseq's explicit path
     return attention_consistency(*split_halves(record, 1), query_pad, loss, side(name, record.shape[2]))

@@ -37,12 +37,15 @@ class RecordSpec:
     ``layers``: ``None`` for every layer, else layer indices (Python-style, so
     -1 is the last layer), applied to encoder and decoder layers alike.
     ``hidden_site``: which hidden state of a layer, one of :data:`HIDDEN_SITES`.
+    ``small_map``: the most map entries (H x 2B x Tq x Tk) a self-attention module records from
+    fairseq's explicit path; larger ones stay on the fused kernel and the term recomputes them.
     """
 
     hidden: bool = True
     attn_types: Tuple[str, ...] = ATTN_TYPES
     layers: Optional[Tuple[int, ...]] = None
-    hidden_site: str = "layer"
+    hidden_site: str = "ffn"
+    small_map: int = SMALL_MAP  # a self-attention module with more map entries is recomputed by the term
 
     def select(self, num_layers: int) -> List[int]:
         if self.layers is None:

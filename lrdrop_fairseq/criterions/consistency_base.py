@@ -18,7 +18,7 @@ from fairseq.modules.fairseq_dropout import FairseqDropout
 
 from .. import consistency as C
 from ..guards import LRDropConfigError, refuse_unconnected_torchrun_ranks, refuse_unrecordable_layers
-from ..records import ATTN_TYPES, HIDDEN_SITES, RecordSpec
+from ..records import ATTN_TYPES, HIDDEN_SITES, SMALL_MAP, RecordSpec
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,20 @@ class ConsistencyConfig(FairseqDataclass):
             "decoder alike: 'all', 'last', or 0-based indices such as '0,2,-1'"
         },
     )
+    attn_small_map: int = field(
+        default=SMALL_MAP,
+        metadata={
+            "help": "a self-attention module whose maps (heads x 2 x batch x queries x keys) have at most this "
+            "many entries takes fairseq's explicit path and keeps its maps (fast; memory grows with the maps); "
+            "a larger one stays on torch's fused kernel and the term recomputes its maps in blocks (less "
+            "memory, more time). 2^22 was measured on a CPU (docs/benchmarks.md): on a GPU, time both with "
+            "lrdrop-benchmark"
+        },
+    )
+    attn_map_block: int = field(
+        default=C.MAP_BLOCK,
+        metadata={"help": "map entries the recompute path of large maps computes at once (2^24: 64 MB in fp32)"},
+    )
     consistency_warmup_updates: int = field(
         default=0,
         metadata={
@@ -116,6 +130,8 @@ class ConsistencyCriterionMixin:
         attn_types,
         consistency_layers,
         consistency_warmup_updates,
+        attn_small_map=SMALL_MAP,
+        attn_map_block=C.MAP_BLOCK,
     ):
         """Check the flags (LRDropConfigError naming the flag) and keep them.
 
@@ -128,9 +144,12 @@ class ConsistencyCriterionMixin:
             ("--hidden-weight", hidden_weight),
             ("--attn-weight", attn_weight),
             ("--consistency-warmup-updates", consistency_warmup_updates),
+            ("--attn-small-map", attn_small_map),
         ):
             if not value >= 0:  # also catches NaN
                 raise LRDropConfigError(f"{flag} must be >= 0, got {value}")
+        if not attn_map_block >= 1:
+            raise LRDropConfigError(f"--attn-map-block must be >= 1 map entries, got {attn_map_block}")
         for flag, value, choices in (
             ("--hidden-loss", hidden_loss, C.HIDDEN_LOSSES),
             ("--hidden-site", hidden_site, HIDDEN_SITES),
@@ -151,6 +170,7 @@ class ConsistencyCriterionMixin:
         self.attn_loss = str(attn_loss)
         self.layer_reduction = str(layer_reduction)
         self.warmup_updates = int(consistency_warmup_updates)
+        self.map_block = int(attn_map_block)
         self.attn_types_named = attn_types.strip().lower() != "all"
         self.record_spec: Optional[RecordSpec] = None
         if self.hidden_weight > 0 or self.attn_weight > 0:
@@ -159,6 +179,7 @@ class ConsistencyCriterionMixin:
                 attn_types=types if self.attn_weight > 0 else (),
                 layers=layers,
                 hidden_site=str(hidden_site),
+                small_map=int(attn_small_map),
             )
         self._model_checked = False
 

@@ -47,6 +47,7 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
 
 from .. import consistency as C
 from ..guards import LRDropConfigError
+from ..records import SMALL_MAP
 from .consistency_base import ConsistencyConfig, ConsistencyCriterionMixin, double
 
 __all__ = ["LRDropConfig", "LRDropCriterion", "LRDropConfigError"]
@@ -86,6 +87,8 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
         attn_types="all",
         consistency_layers="all",
         consistency_warmup_updates=0,
+        attn_small_map=SMALL_MAP,
+        attn_map_block=C.MAP_BLOCK,
         ignore_prefix_size=0,
         report_accuracy=False,
     ):
@@ -101,6 +104,8 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
             attn_types,
             consistency_layers,
             consistency_warmup_updates,
+            attn_small_map,
+            attn_map_block,
         )
         self.kl_weight = self.output_weights["kl_loss"]
         if ignore_prefix_size > 0 and self.record_spec is not None:
@@ -165,7 +170,11 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
             src_pad = C.split_halves(src_pad, 0)[0] if src_pad is not None else None
             pads = {"encoder": src_pad, "decoder": target_pad}
             units = (~target_pad).sum(1)  # each sentence counts as its target tokens, as in its cross-entropy
-            terms.update(C.layer_terms(records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction))
+            terms.update(
+                C.layer_terms(
+                    records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction, self.map_block
+                )
+            )
         return terms
 
     # ----------------------------------------------------------------- metrics

@@ -131,7 +131,9 @@ class LRDropSentencePredictionCriterion(ConsistencyCriterionMixin, SentencePredi
             pads["decoder"] = net_input["prev_output_tokens"].eq(self.padding_idx)
         src_tokens = net_input["src_tokens"]
         units = torch.ones(src_tokens.shape[0], device=src_tokens.device)  # each sentence counts once
-        return C.layer_terms(records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction)
+        return C.layer_terms(
+            records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction, self.map_block
+        )
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:

@@ -55,6 +55,7 @@ class RecordingMultiheadAttention(MultiheadAttention):
 
     record_weights: bool = False
     recorded: Optional[AttentionInputs] = None
+    small_map: int = SMALL_MAP  # set from the RecordSpec while recording
 
     def forward(
         self,
@@ -88,7 +89,9 @@ class RecordingMultiheadAttention(MultiheadAttention):
             )
             # static_kv (encoder-decoder attention): fairseq takes its explicit path whatever the
             # size, so its maps are there to keep; recomputing them would do the work twice
-            small_maps = static_kv or self.num_heads * query.shape[1] * query.shape[0] * key_input.shape[0] <= SMALL_MAP
+            small_maps = (
+                static_kv or self.num_heads * query.shape[1] * query.shape[0] * key_input.shape[0] <= self.small_map
+            )
         if not small_maps:  # fairseq's own forward (with large maps the term recomputes them)
             return super().forward(query, key, value, key_padding_mask, incremental_state, need_weights,
                                    static_kv, attn_mask, before_softmax, need_head_weights)  # fmt: skip
@@ -194,6 +197,7 @@ class LRDropRecordingMixin:
         for mods in modules.values():
             for m in mods:
                 m.record_weights = True
+                m.small_map = spec.small_map
         try:
             yield modules, (encoder_out, ffn_out)
         finally:

@@ -127,6 +127,8 @@ def test_warmup_ramps_weights(toy_data):
         (["--kl-weight", "nan"], "--kl-weight must be >= 0"),
         (["--attn-types", "encoder_self,cross"], "--attn-types"),
         (["--consistency-layers", "first"], "--consistency-layers"),
+        (["--attn-small-map", "-1"], "--attn-small-map must be >= 0"),
+        (["--attn-map-block", "0"], "--attn-map-block must be >= 1"),
     ],
 )
 def test_bad_flags_fail_at_startup_naming_the_flag(toy_data, extra, match):

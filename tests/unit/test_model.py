@@ -4,7 +4,6 @@ import pytest
 import torch
 from helpers import build, first_batch
 
-from lrdrop_fairseq.models import recording
 from lrdrop_fairseq.records import ATTN_TYPES, SMALL_MAP, RecordSpec
 
 
@@ -88,18 +87,17 @@ def test_generation_with_lrdrop_arch_equals_plain(toy_data):
 
 
 @pytest.mark.parametrize("small_map", [0, SMALL_MAP], ids=["recomputed", "recorded"])
-def test_recorded_probabilities_are_fairseqs_explicit_path(toy_data, monkeypatch, small_map):
+def test_recorded_probabilities_are_fairseqs_explicit_path(toy_data, small_map):
     """Each record's probs() against fairseq's own explicit attention path on the same inputs
     (per-head, pre-dropout): padded keys, the causal mask and cross-attention included; both
     for maps the term recomputes (large) and maps the module records (small)."""
     from fairseq.modules.multihead_attention import MultiheadAttention
 
-    monkeypatch.setattr(recording, "SMALL_MAP", small_map)
     task, model, _ = build(toy_data)
     model.train()
     sample = first_batch(task)
     torch.manual_seed(0)
-    rec = model(**_doubled(sample), lrdrop_record=RecordSpec())[1]["lrdrop"]
+    rec = model(**_doubled(sample), lrdrop_record=RecordSpec(small_map=small_map))[1]["lrdrop"]
     for t, records in rec["attn"].items():
         for r in records:
             # encoder-decoder maps are fairseq's own (its explicit path, static_kv) at any size
@@ -117,7 +115,7 @@ def test_recorded_probabilities_are_fairseqs_explicit_path(toy_data, monkeypatch
             torch.testing.assert_close(r.probs(), fairseq_probs, rtol=1e-5, atol=1e-6)
 
 
-def test_recording_leaves_the_models_output_unchanged(toy_data, monkeypatch):
+def test_recording_leaves_the_models_output_unchanged(toy_data):
     """Where the term recomputes the maps, recording keeps references only: with the same dropout
     masks the output is bit-identical to fairseq's own forward (torch's fused attention where
     fairseq uses it). Where maps are small, fairseq's explicit path gives the same output up to
@@ -130,7 +128,6 @@ def test_recording_leaves_the_models_output_unchanged(toy_data, monkeypatch):
     torch.manual_seed(5)
     small = model(**_doubled(sample), lrdrop_record=RecordSpec())[0]
     torch.testing.assert_close(small, plain, rtol=1e-4, atol=1e-5)
-    monkeypatch.setattr(recording, "SMALL_MAP", 0)
     torch.manual_seed(5)
-    recomputed = model(**_doubled(sample), lrdrop_record=RecordSpec())[0]
+    recomputed = model(**_doubled(sample), lrdrop_record=RecordSpec(small_map=0))[0]
     assert torch.equal(plain, recomputed)

@@ -213,16 +213,18 @@ def test_diagnose_groups_the_compared_layer_norms(toy_data):
 
 
 @pytest.mark.parametrize("arch, data_fixture", ARCHS)
-def test_attention_term_is_the_same_recorded_or_recomputed(request, arch, data_fixture, monkeypatch):
-    """Small maps are recorded from fairseq's explicit path, large ones recomputed by the term:
-    the same masks give the same term and the same gradients either way (up to rounding)."""
-    from lrdrop_fairseq.models import recording
-
-    task, model, crit = build(request.getfixturevalue(data_fixture), arch=arch, extra=["--kl-weight", "0"])
+def test_attention_term_is_the_same_recorded_or_recomputed(request, arch, data_fixture):
+    """Small maps are recorded from fairseq's explicit path, large ones recomputed by the term
+    (--attn-small-map 0: every self-attention map counts as large; --attn-map-block 64: blocks of
+    a query or two): the same masks give the same term and the same gradients either way."""
+    data = request.getfixturevalue(data_fixture)
+    task, model, crit = build(data, arch=arch, extra=["--kl-weight", "0"])
+    _, _, recomputing = build(data, arch=arch, extra=["--kl-weight", "0", "--attn-small-map", "0",
+                                                      "--attn-map-block", "64"])  # fmt: skip
+    assert recomputing.record_spec.small_map == 0 and recomputing.map_block == 64
     sample = first_batch(task)
     results = []
-    for small_map in (recording.SMALL_MAP, 0):
-        monkeypatch.setattr(recording, "SMALL_MAP", small_map)
+    for crit in (crit, recomputing):
         model.zero_grad()
         model.train()
         torch.manual_seed(11)
