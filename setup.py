@@ -21,7 +21,9 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.8",
-    packages=find_packages(include=["lrdrop_fairseq", "lrdrop_fairseq.*", "lrdrop_cli", "lrdrop_cli.*"]),
+    packages=find_packages(
+        include=["lrdrop", "lrdrop.*", "lrdrop_fairseq", "lrdrop_fairseq.*", "lrdrop_cli", "lrdrop_cli.*"]
+    ),
     entry_points={
         "console_scripts": [
             "lrdrop-benchmark = lrdrop_cli.bin.benchmark:main",

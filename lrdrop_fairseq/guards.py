@@ -5,9 +5,7 @@ import os
 
 import torch
 
-
-class LRDropConfigError(ValueError):
-    """A flag combination that cannot train as asked; the message names the flag and the fix."""
+from lrdrop.options import LRDropConfigError  # noqa: F401  (one error class for every adapter)
 
 
 def refuse_unconnected_torchrun_ranks():

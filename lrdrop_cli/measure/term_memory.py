@@ -15,8 +15,8 @@ import json
 def term_memory(tokens=4096, vocab=10000, dim=512):
     import torch
 
+    from lrdrop import consistency as C
     from lrdrop_cli.measure.benchmark import saved_for_backward_mb
-    from lrdrop_fairseq import consistency as C
 
     torch.manual_seed(0)
     logits = torch.randn(2 * tokens, vocab, requires_grad=True)

@@ -1,24 +1,27 @@
 """What every LR-Drop criterion shares: the consistency flags, their checks, the record spec,
-the weight ramp, the model checks and the logging of the terms.
+the weight ramp, the model checks and the logging of the terms (the options' meaning, checks,
+ramp and weighted sum are the framework-free core's, :mod:`lrdrop.options`).
 
 ``lr_drop`` (translation, summarization) and ``lr_drop_sentence_prediction``
 (classification, regression) each mix :class:`ConsistencyCriterionMixin` into the
-fairseq criterion they extend; the math is in :mod:`lrdrop_fairseq.consistency`.
+fairseq criterion they extend; the math is in :mod:`lrdrop.consistency`.
 """
 
 import logging
 import math
 from dataclasses import dataclass, field, replace
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import torch
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
 from fairseq.modules.fairseq_dropout import FairseqDropout
 
-from .. import consistency as C
+from lrdrop import consistency as C
+from lrdrop.options import DEFAULTS, LAYER_TERMS, ConsistencySetup  # noqa: F401  (LAYER_TERMS: the criteria import it here)
+from lrdrop.records import ATTN_TYPES, HIDDEN_SITES
+
 from ..guards import LRDropConfigError, refuse_unconnected_torchrun_ranks, refuse_unrecordable_layers
-from ..records import ATTN_TYPES, HIDDEN_SITES, SMALL_MAP, RecordSpec
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +85,7 @@ class ConsistencyConfig(FairseqDataclass):
         },
     )
     attn_small_map: int = field(
-        default=SMALL_MAP,
+        default=DEFAULTS["attn_small_map"],
         metadata={
             "help": "a self-attention module whose maps (heads x 2 x batch x queries x keys) have at most this "
             "many entries takes fairseq's explicit path and keeps its maps (fast; memory grows with the maps); "
@@ -92,7 +95,7 @@ class ConsistencyConfig(FairseqDataclass):
         },
     )
     attn_map_block: int = field(
-        default=C.MAP_BLOCK,
+        default=DEFAULTS["attn_map_block"],
         metadata={"help": "map entries the recompute path of large maps computes at once (2^24: 64 MB in fp32)"},
     )
     consistency_warmup_updates: int = field(
@@ -106,11 +109,10 @@ class ConsistencyConfig(FairseqDataclass):
 
 # the flags above, as setup_consistency's keyword arguments
 CONSISTENCY_FIELDS = tuple(f for f in ConsistencyConfig.__dataclass_fields__ if f != "_name")
-# consistency.layer_terms' outputs
-LAYER_TERMS = ("hidden_loss", "attn_loss")
+assert set(CONSISTENCY_FIELDS) == set(DEFAULTS), "the fairseq flags and the core's options differ"
 
 
-class ConsistencyCriterionMixin:
+class ConsistencyCriterionMixin(ConsistencySetup):
     """Mix in before a fairseq criterion; call :meth:`setup_consistency` from ``__init__``.
 
     Subclasses set :attr:`ARCH_HINT`: which ``_lrdrop`` architectures to use.
@@ -118,90 +120,22 @@ class ConsistencyCriterionMixin:
 
     ARCH_HINT = ""
 
-    def setup_consistency(
-        self,
-        output_weights: Dict[str, Tuple[str, float]],
-        hidden_weight,
-        attn_weight,
-        hidden_loss,
-        hidden_site,
-        layer_reduction,
-        attn_loss,
-        attn_types,
-        consistency_layers,
-        consistency_warmup_updates,
-        attn_small_map=SMALL_MAP,
-        attn_map_block=C.MAP_BLOCK,
-    ):
-        """Check the flags (LRDropConfigError naming the flag) and keep them.
+    def setup_consistency(self, output_weights: Dict[str, Tuple[str, float]], **options):
+        """Check the flags (LRDropConfigError naming the flag) and keep them (:mod:`lrdrop.options`).
 
         ``output_weights``: output-consistency term -> (its flag, its weight), e.g.
         ``{"kl_loss": ("--kl-weight", 5.0)}``.
         """
         refuse_unconnected_torchrun_ranks()
-        for flag, value in (
-            *output_weights.values(),
-            ("--hidden-weight", hidden_weight),
-            ("--attn-weight", attn_weight),
-            ("--consistency-warmup-updates", consistency_warmup_updates),
-            ("--attn-small-map", attn_small_map),
-        ):
-            if not value >= 0:  # also catches NaN
-                raise LRDropConfigError(f"{flag} must be >= 0, got {value}")
-        if not attn_map_block >= 1:
-            raise LRDropConfigError(f"--attn-map-block must be >= 1 map entries, got {attn_map_block}")
-        for flag, value, choices in (
-            ("--hidden-loss", hidden_loss, C.HIDDEN_LOSSES),
-            ("--hidden-site", hidden_site, HIDDEN_SITES),
-            ("--layer-reduction", layer_reduction, C.LAYER_REDUCTIONS),
-            ("--attn-loss", attn_loss, C.ATTN_LOSSES),
-        ):
-            if str(value) not in choices:
-                raise LRDropConfigError(f"{flag} {value!r}: choose from {', '.join(choices)}")
-        try:
-            layers = parse_layers(consistency_layers)
-            types = parse_attn_types(attn_types)
-        except ValueError as e:
-            raise LRDropConfigError(str(e)) from None
-        self.output_weights = {name: float(w) for name, (_flag, w) in output_weights.items()}
-        self.hidden_weight = float(hidden_weight)
-        self.attn_weight = float(attn_weight)
-        self.hidden_loss = str(hidden_loss)
-        self.attn_loss = str(attn_loss)
-        self.layer_reduction = str(layer_reduction)
-        self.warmup_updates = int(consistency_warmup_updates)
-        self.map_block = int(attn_map_block)
-        self.attn_types_named = attn_types.strip().lower() != "all"
-        self.record_spec: Optional[RecordSpec] = None
-        if self.hidden_weight > 0 or self.attn_weight > 0:
-            self.record_spec = RecordSpec(
-                hidden=self.hidden_weight > 0,
-                attn_types=types if self.attn_weight > 0 else (),
-                layers=layers,
-                hidden_site=str(hidden_site),
-                small_map=int(attn_small_map),
-            )
+        super().setup_consistency(output_weights, **options)
         self._model_checked = False
 
     def current_weights(self, model) -> Dict[str, float]:
-        ramp = 1.0
-        if self.warmup_updates > 0:
-            ramp = min(1.0, getattr(model, "lrdrop_num_updates", 0) / self.warmup_updates)
-        return {name: ramp * w for name, w in self.full_weights().items()}
-
-    def full_weights(self) -> Dict[str, float]:
-        """Every term's weight from its flag (before --consistency-warmup-updates' ramp)."""
-        return {**self.output_weights, "hidden_loss": self.hidden_weight, "attn_loss": self.attn_weight}
+        return self.weights_at(getattr(model, "lrdrop_num_updates", 0))
 
     def weighted_sum(self, model, loss, terms: Dict[str, torch.Tensor]):
-        """``loss + sum of weight x term`` over the active terms. Every term is a sum over the batch
-        in the task loss's own units (target tokens, or sentences for classification), so fairseq's
-        division by ``sample_size`` treats them all alike, and their sums over micro-batches and
-        ranks are the terms of the whole update."""
-        for name, w in self.current_weights(model).items():
-            if w > 0 and name in terms:
-                loss = loss + w * terms[name]
-        return loss
+        """``loss + sum of weight x term`` (:meth:`ConsistencySetup.add_weighted`) at the model's update."""
+        return self.add_weighted(loss, terms, getattr(model, "lrdrop_num_updates", 0))
 
     @staticmethod
     def logged_terms(terms: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -272,39 +206,4 @@ class ConsistencyCriterionMixin:
                 metrics.log_scalar(name, total / n, n, round=4)
 
 
-def double(x):
-    """``[x; x]`` along the batch dim: one forward through two dropout sub-models."""
-    return torch.cat([x, x], dim=0) if torch.is_tensor(x) else x
-
-
-def parse_layers(spec: str) -> Optional[Tuple[int, ...]]:
-    """``all`` -> None, ``last`` -> (-1,), ``0,2,-1`` -> (0, 2, -1). Raises ValueError."""
-    s = spec.strip().lower()
-    if s == "all":
-        return None
-    if s == "last":
-        return (-1,)
-    try:
-        layers = tuple(int(x) for x in s.split(",") if x.strip() != "")
-    except ValueError:
-        layers = ()
-    if len(layers) == 0:
-        raise ValueError(
-            f"--consistency-layers {spec!r}: use 'all', 'last', or comma-separated layer indices "
-            "such as '0,2,-1' (0-based; negative counts from the last layer)"
-        )
-    return layers
-
-
-def parse_attn_types(spec: str) -> Tuple[str, ...]:
-    s = spec.strip().lower()
-    if s == "all":
-        return ATTN_TYPES
-    types = tuple(t.strip() for t in s.split(",") if t.strip())
-    unknown = [t for t in types if t not in ATTN_TYPES]
-    if unknown or not types:
-        raise ValueError(
-            f"--attn-types {spec!r}: unknown {unknown or 'empty list'}; use 'all' or a comma-separated "
-            f"subset of {', '.join(ATTN_TYPES)}"
-        )
-    return types
+double = C.double  # the criteria's name for it (a test user-dir replaces lr_drop's)

@@ -29,7 +29,7 @@ layer's output; ``--layer-reduction sum``
 sums over layers instead of averaging. The hidden-state term is off by default
 (``--hidden-weight 0``; docs/results.md says why).
 
-The math lives in :mod:`lrdrop_fairseq.consistency`; this class wires it to
+The math lives in :mod:`lrdrop.consistency`; this class wires it to
 fairseq. Validation runs the ordinary single-pass label-smoothed loss.
 """
 
@@ -45,9 +45,10 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
     label_smoothed_nll_loss,
 )
 
-from .. import consistency as C
+from lrdrop import consistency as C
+from lrdrop.records import SMALL_MAP
+
 from ..guards import LRDropConfigError
-from ..records import SMALL_MAP
 from .consistency_base import ConsistencyConfig, ConsistencyCriterionMixin, double
 
 __all__ = ["LRDropConfig", "LRDropCriterion", "LRDropConfigError"]
@@ -95,17 +96,17 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
         super().__init__(task, sentence_avg, label_smoothing, ignore_prefix_size, report_accuracy)
         self.setup_consistency(
             {"kl_loss": ("--kl-weight", kl_weight)},
-            hidden_weight,
-            attn_weight,
-            hidden_loss,
-            hidden_site,
-            layer_reduction,
-            attn_loss,
-            attn_types,
-            consistency_layers,
-            consistency_warmup_updates,
-            attn_small_map,
-            attn_map_block,
+            hidden_weight=hidden_weight,
+            attn_weight=attn_weight,
+            hidden_loss=hidden_loss,
+            hidden_site=hidden_site,
+            layer_reduction=layer_reduction,
+            attn_loss=attn_loss,
+            attn_types=attn_types,
+            consistency_layers=consistency_layers,
+            consistency_warmup_updates=consistency_warmup_updates,
+            attn_small_map=attn_small_map,
+            attn_map_block=attn_map_block,
         )
         self.kl_weight = self.output_weights["kl_loss"]
         if ignore_prefix_size > 0 and self.record_spec is not None:

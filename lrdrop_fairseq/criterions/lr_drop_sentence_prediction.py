@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from fairseq.criterions import register_criterion
 from fairseq.criterions.sentence_prediction import SentencePredictionConfig, SentencePredictionCriterion
 
-from .. import consistency as C
+from lrdrop import consistency as C
+
 from ..guards import LRDropConfigError
 from .consistency_base import CONSISTENCY_FIELDS, LAYER_TERMS, ConsistencyConfig, ConsistencyCriterionMixin, double
 

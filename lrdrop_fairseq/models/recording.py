@@ -15,7 +15,7 @@ also return, in the model output's ``extra["lrdrop"]``:
   positions are the target's, which the criterion has);
 - ``attn[type]`` for the requested ``type`` of :data:`ATTN_TYPES` (an encoder-only
   model has ``encoder_self`` only): per selected layer, what its attention
-  module saw (:class:`~lrdrop_fairseq.records.AttentionInputs`), whose
+  module saw (:class:`~lrdrop.records.AttentionInputs`), whose
   ``probs()`` are the per-head probabilities (H, B, T_query, T_key), fp32, after
   the softmax and *before* attention dropout. Padded keys and the causal upper
   triangle are exact zeros; padded *query* rows are not, so consumers must
@@ -34,16 +34,17 @@ import torch
 from fairseq.modules.multihead_attention import MultiheadAttention
 from torch import Tensor
 
+from lrdrop.records import ATTN_TYPES, SMALL_MAP, AttentionInputs, RecordSpec
+
 from ..guards import check_precision_flags
-from ..records import ATTN_TYPES, SMALL_MAP, AttentionInputs, RecordSpec
 
 
 class RecordingMultiheadAttention(MultiheadAttention):
     """fairseq's attention that can record what it saw in one forward, for the attention term.
 
     Recording keeps references to the inputs, projection weights and masks
-    (:class:`~lrdrop_fairseq.records.AttentionInputs`). A self-attention module with large maps
-    (more than :data:`~lrdrop_fairseq.records.SMALL_MAP` entries) computes its output exactly as
+    (:class:`~lrdrop.records.AttentionInputs`). A self-attention module with large maps
+    (more than :data:`~lrdrop.records.SMALL_MAP` entries) computes its output exactly as
     fairseq does, torch's fused kernel included, and the term recomputes the pre-dropout
     probabilities in blocks; one with small maps, and encoder-decoder attention at any size
     (fairseq always takes its explicit path there, ``static_kv``), takes fairseq's explicit path,

@@ -8,8 +8,8 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from fairseq.trainer import Trainer
 from helpers import build, first_batch
 
+from lrdrop.records import ATTN_TYPES
 from lrdrop_fairseq.export import to_plain_fairseq
-from lrdrop_fairseq.records import ATTN_TYPES
 
 
 def test_no_new_parameters_and_identical_outputs(toy_data_joined):
@@ -124,7 +124,7 @@ def test_bart_large_checkpoint_restores_strictly_into_bart_lrdrop_large(toy_data
 
 
 def test_bart_records_cover_all_layers(toy_data_joined):
-    from lrdrop_fairseq.records import RecordSpec
+    from lrdrop.records import RecordSpec
 
     task, model, _ = build(toy_data_joined, arch="bart_lrdrop_base")
     model.train()

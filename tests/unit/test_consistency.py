@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lrdrop_fairseq import consistency as C
-from lrdrop_fairseq.records import AttentionInputs
+from lrdrop import consistency as C
+from lrdrop.records import AttentionInputs
 
 P, Q = [0.5, 0.5], [0.9, 0.1]
 # (KL(p||q) + KL(q||p)) / 2, written out

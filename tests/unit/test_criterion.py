@@ -163,7 +163,7 @@ def test_all_dropout_zero_warns(toy_data, caplog):
 
 
 def _inject_inf_attention(monkeypatch):
-    from lrdrop_fairseq import consistency
+    from lrdrop import consistency
 
     real = consistency.layer_terms
 

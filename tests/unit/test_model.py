@@ -4,7 +4,7 @@ import pytest
 import torch
 from helpers import build, first_batch
 
-from lrdrop_fairseq.records import ATTN_TYPES, SMALL_MAP, RecordSpec
+from lrdrop.records import ATTN_TYPES, SMALL_MAP, RecordSpec
 
 
 def _doubled(sample):

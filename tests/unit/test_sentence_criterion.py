@@ -39,6 +39,9 @@ class StubModel(torch.nn.Module):
     def lrdrop_attention_modules(self, spec):
         return {}
 
+    def lrdrop_stacks(self):
+        return {}  # no layers to check for LayerDrop
+
     def get_targets(self, sample, net_output):
         return sample["target"]
 

@@ -5,7 +5,7 @@ together (fairseq's check after the gradients' all-reduce), none may hang."""
 import torch
 
 import lrdrop_fairseq  # noqa: F401  (registers the archs and criteria)
-from lrdrop_fairseq import consistency
+from lrdrop import consistency
 
 _layer_terms = consistency.layer_terms
 _calls = [0]

@@ -35,6 +35,12 @@ LAYER_REDUCTIONS = ("mean", "sum")
 _TINY = torch.finfo(torch.float32).tiny
 
 
+def double(x):
+    """``[x; x]`` along the batch dim (anything else unchanged): one forward through two dropout
+    sub-models."""
+    return torch.cat([x, x], dim=0) if torch.is_tensor(x) else x
+
+
 def split_halves(x: Tensor, dim: int = 0):
     """Split a tensor computed on ``[x; x]`` into the two sub-model halves."""
     n = x.size(dim)

@@ -1,0 +1,146 @@
+"""The consistency options every adapter shares: one meaning and one check for each.
+
+An adapter (fairseq's criteria, the Hugging Face trainers) mixes in :class:`ConsistencySetup`,
+calls :meth:`~ConsistencySetup.setup_consistency` with the user's values, and gets the checked
+weights, the :class:`~lrdrop.records.RecordSpec` its models record by, the weight ramp and the
+weighted sum. Messages name the options as command-line flags (``--hidden-weight``).
+"""
+
+from typing import Dict, Optional, Tuple
+
+from . import consistency as C
+from .records import ATTN_TYPES, HIDDEN_SITES, SMALL_MAP, RecordSpec
+
+# consistency.layer_terms' outputs
+LAYER_TERMS = ("hidden_loss", "attn_loss")
+
+# option -> default, in the order setup_consistency takes them (after the output weights)
+DEFAULTS = {
+    "hidden_weight": 0.0,
+    "attn_weight": 1.0,
+    "hidden_loss": "mse",
+    "hidden_site": "ffn",
+    "layer_reduction": "mean",
+    "attn_loss": "kl",
+    "attn_types": "all",
+    "consistency_layers": "all",
+    "consistency_warmup_updates": 0,
+    "attn_small_map": SMALL_MAP,
+    "attn_map_block": C.MAP_BLOCK,
+}
+
+
+class LRDropConfigError(ValueError):
+    """An option combination that cannot train as asked; the message names the flag and the fix."""
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+class ConsistencySetup:
+    """The checked consistency options of a loss (mix into an adapter's criterion or trainer)."""
+
+    def setup_consistency(self, output_weights: Dict[str, Tuple[str, float]], **options):
+        """Check the options (:class:`LRDropConfigError` naming the flag) and keep them.
+
+        ``output_weights``: output-consistency term -> (its flag, its weight), e.g.
+        ``{"kl_loss": ("--kl-weight", 5.0)}``; ``options``: any of :data:`DEFAULTS`.
+        """
+        unknown = set(options) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown consistency options {sorted(unknown)}")
+        o = {**DEFAULTS, **options}
+        for name, value in (
+            *output_weights.values(),
+            *((flag(n), o[n]) for n in ("hidden_weight", "attn_weight", "consistency_warmup_updates")),
+            (flag("attn_small_map"), o["attn_small_map"]),
+        ):
+            if not value >= 0:  # also catches NaN
+                raise LRDropConfigError(f"{name} must be >= 0, got {value}")
+        if not o["attn_map_block"] >= 1:
+            raise LRDropConfigError(f"--attn-map-block must be >= 1 map entries, got {o['attn_map_block']}")
+        for name, choices in (
+            ("hidden_loss", C.HIDDEN_LOSSES),
+            ("hidden_site", HIDDEN_SITES),
+            ("layer_reduction", C.LAYER_REDUCTIONS),
+            ("attn_loss", C.ATTN_LOSSES),
+        ):
+            if str(o[name]) not in choices:
+                raise LRDropConfigError(f"{flag(name)} {o[name]!r}: choose from {', '.join(choices)}")
+        try:
+            layers = parse_layers(o["consistency_layers"])
+            types = parse_attn_types(o["attn_types"])
+        except ValueError as e:
+            raise LRDropConfigError(str(e)) from None
+        self.output_weights = {name: float(w) for name, (_flag, w) in output_weights.items()}
+        self.hidden_weight = float(o["hidden_weight"])
+        self.attn_weight = float(o["attn_weight"])
+        self.hidden_loss = str(o["hidden_loss"])
+        self.attn_loss = str(o["attn_loss"])
+        self.layer_reduction = str(o["layer_reduction"])
+        self.warmup_updates = int(o["consistency_warmup_updates"])
+        self.map_block = int(o["attn_map_block"])
+        self.attn_types_named = str(o["attn_types"]).strip().lower() != "all"
+        self.record_spec: Optional[RecordSpec] = None
+        if self.hidden_weight > 0 or self.attn_weight > 0:
+            self.record_spec = RecordSpec(
+                hidden=self.hidden_weight > 0,
+                attn_types=types if self.attn_weight > 0 else (),
+                layers=layers,
+                hidden_site=str(o["hidden_site"]),
+                small_map=int(o["attn_small_map"]),
+            )
+
+    def full_weights(self) -> Dict[str, float]:
+        """Every term's weight from its flag (before --consistency-warmup-updates' ramp)."""
+        return {**self.output_weights, "hidden_loss": self.hidden_weight, "attn_loss": self.attn_weight}
+
+    def weights_at(self, num_updates: int) -> Dict[str, float]:
+        """The weights after ``num_updates`` updates: raised linearly from 0 over
+        --consistency-warmup-updates, then the flags'."""
+        ramp = 1.0 if self.warmup_updates <= 0 else min(1.0, num_updates / self.warmup_updates)
+        return {name: ramp * w for name, w in self.full_weights().items()}
+
+    def add_weighted(self, loss, terms, num_updates: int):
+        """``loss + sum of weight x term`` over the active terms. Every term is a sum over the
+        batch in the task loss's own units (target tokens, or sentences for classification), so
+        one normaliser treats them all alike, and their sums over micro-batches and ranks are
+        the terms of the whole update."""
+        for name, w in self.weights_at(num_updates).items():
+            if w > 0 and name in terms:
+                loss = loss + w * terms[name]
+        return loss
+
+
+def parse_layers(spec: str) -> Optional[Tuple[int, ...]]:
+    """``all`` -> None, ``last`` -> (-1,), ``0,2,-1`` -> (0, 2, -1). Raises ValueError."""
+    s = spec.strip().lower()
+    if s == "all":
+        return None
+    if s == "last":
+        return (-1,)
+    try:
+        layers = tuple(int(x) for x in s.split(",") if x.strip() != "")
+    except ValueError:
+        layers = ()
+    if len(layers) == 0:
+        raise ValueError(
+            f"--consistency-layers {spec!r}: use 'all', 'last', or comma-separated layer indices "
+            "such as '0,2,-1' (0-based; negative counts from the last layer)"
+        )
+    return layers
+
+
+def parse_attn_types(spec: str) -> Tuple[str, ...]:
+    s = spec.strip().lower()
+    if s == "all":
+        return ATTN_TYPES
+    types = tuple(t.strip() for t in s.split(",") if t.strip())
+    unknown = [t for t in types if t not in ATTN_TYPES]
+    if unknown or not types:
+        raise ValueError(
+            f"--attn-types {spec!r}: unknown {unknown or 'empty list'}; use 'all' or a comma-separated "
+            f"subset of {', '.join(ATTN_TYPES)}"
+        )
+    return types

@@ -1,0 +1,41 @@
+"""The framework-free core (``lrdrop``): importing it brings in torch and nothing of fairseq or
+Hugging Face, so any adapter can build on it; its options check as the fairseq flags do."""
+
+import subprocess
+import sys
+
+import pytest
+
+from lrdrop.options import DEFAULTS, ConsistencySetup, LRDropConfigError
+
+
+def test_importing_the_core_imports_neither_fairseq_nor_transformers():
+    code = (
+        "import sys, lrdrop, lrdrop.consistency, lrdrop.records, lrdrop.options\n"
+        "print(sorted(m for m in ('fairseq', 'transformers', 'lrdrop_fairseq') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_fairseq_flags_are_the_cores_options():
+    from lrdrop_fairseq.criterions.consistency_base import CONSISTENCY_FIELDS, ConsistencyConfig
+
+    assert set(CONSISTENCY_FIELDS) == set(DEFAULTS)
+    config = ConsistencyConfig()
+    assert {name: getattr(config, name) for name in DEFAULTS} == DEFAULTS
+
+
+def test_setup_checks_and_ramps_the_weights():
+    loss = ConsistencySetup()
+    loss.setup_consistency({"kl_loss": ("--kl-weight", 2.0)}, hidden_weight=1.0, consistency_warmup_updates=10)
+    assert loss.record_spec.hidden and loss.record_spec.hidden_site == "ffn"
+    assert loss.weights_at(5) == {"kl_loss": 1.0, "hidden_loss": 0.5, "attn_loss": 0.5}
+    assert loss.weights_at(50) == {"kl_loss": 2.0, "hidden_loss": 1.0, "attn_loss": 1.0}
+    assert loss.add_weighted(1.0, {"kl_loss": 3.0, "attn_loss": 4.0}, 50) == 1.0 + 2 * 3.0 + 1 * 4.0
+    with pytest.raises(LRDropConfigError, match="--hidden-site 'fc2': choose from layer, ffn"):
+        loss.setup_consistency({}, hidden_site="fc2")
+    with pytest.raises(LRDropConfigError, match="--kl-weight must be >= 0"):
+        loss.setup_consistency({"kl_loss": ("--kl-weight", float("nan"))})
+    with pytest.raises(TypeError, match="hidden_weigth"):
+        loss.setup_consistency({}, hidden_weigth=1.0)
