@@ -23,8 +23,13 @@ $(STAMP): setup.py
 	  && echo "[setup] keeping installed torch $$($(VPY) -c 'import torch; print(torch.__version__)')" \
 	  || $(PIP) install $(TORCH)
 	$(PIP) install numpy cython "setuptools<81" wheel
-	# --no-build-isolation: build fairseq's extensions against the torch above
-	$(PIP) install --no-build-isolation -e ".[test]"
+	# --no-build-isolation: build fairseq's extensions against the torch above; [hf]: the
+	# Hugging Face adapter's transformers (lrdrop_hf), whose tests run in make test too
+	$(PIP) install --no-build-isolation -e ".[test,hf]"
+	# fairseq-fixed pulls torchaudio from PyPI, a build for another torch that fails to load
+	# (OSError) and breaks importing transformers' audio-capable models (Marian); fairseq needs
+	# it only for speech tasks, so a torchaudio that does not load is removed
+	@$(VPY) -c "import torchaudio" 2>/dev/null || $(PIP) uninstall -y torchaudio
 	@touch $(STAMP)
 	@echo "[setup] done: $(VENV)"
 

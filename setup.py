@@ -22,7 +22,16 @@ setup(
     license="MIT",
     python_requires=">=3.8",
     packages=find_packages(
-        include=["lrdrop", "lrdrop.*", "lrdrop_fairseq", "lrdrop_fairseq.*", "lrdrop_cli", "lrdrop_cli.*"]
+        include=[
+            "lrdrop",
+            "lrdrop.*",
+            "lrdrop_hf",
+            "lrdrop_hf.*",
+            "lrdrop_fairseq",
+            "lrdrop_fairseq.*",
+            "lrdrop_cli",
+            "lrdrop_cli.*",
+        ]
     ),
     entry_points={
         "console_scripts": [
@@ -63,7 +72,11 @@ setup(
         "matplotlib>=3.5",
         "tensorboardX>=2.5",  # fairseq's TensorBoard logging (--tensorboard-logdir)
     ],
-    extras_require={"test": ["pytest>=7", "ruff==0.17.6"]},  # ruff: lint + format check in make test
+    extras_require={
+        "test": ["pytest>=7", "ruff==0.17.6"],  # ruff: lint + format check in make test
+        # the Hugging Face adapter (lrdrop_hf), tested against this version
+        "hf": ["transformers==5.17.0"],
+    },
     classifiers=[
         "Programming Language :: Python :: 3",
         "License :: OSI Approved :: MIT License",

@@ -35,6 +35,12 @@ LAYER_REDUCTIONS = ("mean", "sum")
 _TINY = torch.finfo(torch.float32).tiny
 
 
+def at_least_fp32(x: Tensor) -> Tensor:
+    """``x`` in at least single precision: half precision is upcast, float64 stays (tests take
+    finite differences in it)."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def double(x):
     """``[x; x]`` along the batch dim (anything else unchanged): one forward through two dropout
     sub-models."""
@@ -78,13 +84,13 @@ class _SymKLFromLogProbs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        a32, b32 = a.float(), b.float()
+        a32, b32 = at_least_fp32(a), at_least_fp32(b)
         return ((a32.exp() - b32.exp()) * (a32 - b32)).sum(-1)
 
     @staticmethod
     def backward(ctx, grad):
         a_in, b_in = ctx.saved_tensors
-        a, b = a_in.float(), b_in.float()
+        a, b = at_least_fp32(a_in), at_least_fp32(b_in)
         ea, eb = a.exp(), b.exp()
         diff = a - b
         both = ea - eb
@@ -97,7 +103,7 @@ class _SymKLFromLogProbs(torch.autograd.Function):
 def squared_difference(y1: Tensor, y2: Tensor) -> Tensor:
     """``sum (y1 - y2)^2``: R-Drop's consistency for a regression head (STS-B), whose two
     predictions are numbers, not distributions. Summed over sentences and outputs."""
-    return (y1.float() - y2.float()).pow(2).sum()
+    return (at_least_fp32(y1) - at_least_fp32(y2)).pow(2).sum()
 
 
 def hidden_consistency(
@@ -113,7 +119,7 @@ def hidden_consistency(
     if loss == "mse":
         per_tok = _MeanSquaredDifference.apply(h1, h2)
     elif loss == "cosine":
-        per_tok = 1.0 - F.cosine_similarity(h1.float(), h2.float(), dim=-1, eps=1e-8)
+        per_tok = 1.0 - F.cosine_similarity(at_least_fp32(h1), at_least_fp32(h2), dim=-1, eps=1e-8)
     else:
         raise ValueError(f"unknown hidden loss {loss!r}; choose from {HIDDEN_LOSSES}")
     return _weighted_sum(per_tok, pad_mask, weights)
@@ -129,12 +135,12 @@ class _MeanSquaredDifference(torch.autograd.Function):
     def forward(ctx, a, b):
         diff = a - b
         ctx.save_for_backward(diff)
-        return diff.float().pow(2).mean(-1)
+        return at_least_fp32(diff).pow(2).mean(-1)
 
     @staticmethod
     def backward(ctx, grad):
         (diff,) = ctx.saved_tensors
-        grad_a = (diff.float() * (2.0 / diff.shape[-1]) * grad.unsqueeze(-1)).to(diff.dtype)
+        grad_a = (at_least_fp32(diff) * (2.0 / diff.shape[-1]) * grad.unsqueeze(-1)).to(diff.dtype)
         return grad_a, -grad_a
 
 
@@ -161,7 +167,7 @@ def attention_consistency(
     if loss == "kl":
         per_query = 0.5 * _sym_kl_rows(a1, a2)
     elif loss == "mse":
-        per_query = (a1.float() - a2.float()).pow(2).sum(-1)
+        per_query = (at_least_fp32(a1) - at_least_fp32(a2)).pow(2).sum(-1)
     else:
         raise ValueError(f"unknown attention loss {loss!r}; choose from {ATTN_LOSSES}")
     per_query = per_query.mean(0)  # average over heads -> (B, Tq)
@@ -209,15 +215,17 @@ class _AttentionTerm(torch.autograd.Function):
             # fp32 leaves: under --fp16 this gradient is computed here, before any loss scale
             # exists, and in fp16 it underflows as the halves converge (124% off at a per-query KL
             # of 2e-6); the backward casts it to the inputs' precision once scaled by grad_output
-            leaves = {n: t.detach().float().requires_grad_(needs[n]) for n, t in zip(names, tensors)}
+            leaves = {n: at_least_fp32(t.detach()).requires_grad_(needs[n]) for n, t in zip(names, tensors)}
             shared = "key" not in names  # self-attention: the key input is the query input
             rec = dataclasses.replace(inputs, **leaves, **({"key": leaves["query"]} if shared else {}))
             keys = rec.keys()
             key_leaf = keys.detach().requires_grad_(keys.requires_grad)
             wanted = [n for n in names if n in _QUERY_SIDE_FIELDS and needs[n]]
             targets = [leaves[n] for n in wanted] + ([key_leaf] if key_leaf.requires_grad else [])
-            grads = [torch.zeros_like(t, dtype=torch.float32) for t in targets]
-            total = torch.zeros((), dtype=torch.float32, device=inputs.query.device)
+            grads = [torch.zeros_like(t, dtype=torch.promote_types(t.dtype, torch.float32)) for t in targets]
+            total = torch.zeros(
+                (), dtype=torch.promote_types(inputs.query.dtype, torch.float32), device=inputs.query.device
+            )
             for start in range(0, inputs.query.shape[0], block):
                 rows = slice(start, start + block)
                 qpad = None if query_pad_mask is None else query_pad_mask[:, rows]
@@ -226,7 +234,7 @@ class _AttentionTerm(torch.autograd.Function):
                 if targets:
                     for g, d in zip(grads, torch.autograd.grad(part, targets, allow_unused=True)):
                         if d is not None:
-                            g += d.float()
+                            g += at_least_fp32(d)
                 total += part.detach()
             out = dict(zip(wanted, grads[: len(wanted)]))
             key_side = [n for n in names if n in _KEY_SIDE_FIELDS and needs[n]]
@@ -271,13 +279,13 @@ class _SymKLRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, p, q):
         ctx.save_for_backward(p, q)
-        p32, q32 = p.float(), q.float()
+        p32, q32 = at_least_fp32(p), at_least_fp32(q)
         return ((p32 - q32) * (p32.clamp_min(_TINY).log() - q32.clamp_min(_TINY).log())).sum(-1)
 
     @staticmethod
     def backward(ctx, grad):
         p_in, q_in = ctx.saved_tensors
-        p, q = p_in.float(), q_in.float()
+        p, q = at_least_fp32(p_in), at_least_fp32(q_in)
         cp, cq = p.clamp_min(_TINY), q.clamp_min(_TINY)
         log_ratio = cp.log() - cq.log()
         diff = p - q
@@ -295,7 +303,7 @@ def combine_layers(per_layer: Sequence[Tensor], how: str = "mean") -> Optional[T
         raise ValueError(f"unknown layer reduction {how!r}; choose from {LAYER_REDUCTIONS}")
     if len(per_layer) == 0:
         return None
-    stacked = torch.stack([t.float() for t in per_layer])
+    stacked = torch.stack([at_least_fp32(t) for t in per_layer])
     return stacked.mean() if how == "mean" else stacked.sum()
 
 

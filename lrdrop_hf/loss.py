@@ -1,0 +1,222 @@
+"""The LR-Drop loss for Hugging Face models: one forward on ``[x; x]``, the core's terms.
+
+Per batch (never mutated) the model runs once on the doubled inputs; the halves are the two
+dropout sub-models. As fairseq's ``lr_drop`` (:mod:`lrdrop.consistency` does the math)::
+
+    loss = (CE_ls(copy 1) + CE_ls(copy 2) + kl_weight * sum_tokens SymKL(p1, p2) / 2
+            + hidden_weight * hidden + attn_weight * attn) / N
+
+with the Trainer's label smoothing (``LabelSmoother``'s formula, as a sum), ``N`` the target
+tokens of one copy (``labels != -100``; sentences for a classifier), or the Trainer's
+``num_items_in_batch`` under gradient accumulation, and the layer terms summed over sentences,
+each sentence's mean over its own tokens on each side counted as its target tokens (once for a
+classifier). A regression head (``num_labels == 1``) compares its two predictions by their squared
+difference instead of a KL, as R-Drop does for STS-B.
+"""
+
+import contextlib
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+
+from lrdrop import consistency as C
+from lrdrop.options import ConsistencySetup, LRDropConfigError
+
+from .arguments import LRDropArguments
+from .layout import Layout, layout_of
+
+IGNORE = -100
+
+
+class LRDropLoss(ConsistencySetup):
+    """Callable: ``loss, logs, outputs = LRDropLoss(args)(model, batch)``; ``logs`` holds every term per
+    unit of ``N`` (detached), ``outputs`` the model's output on the doubled batch."""
+
+    def __init__(self, args: Optional[LRDropArguments] = None, label_smoothing: float = 0.0):
+        args = args or LRDropArguments()
+        weight = ("--kl-weight", args.kl_weight)
+        self.setup_consistency({"kl_loss": weight, "prediction_mse_loss": weight}, **args.options())
+        if not 0.0 <= label_smoothing < 1.0:
+            raise LRDropConfigError(f"--label_smoothing_factor must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
+        self._layouts: Dict[int, Layout] = {}
+
+    def layout(self, model) -> Layout:
+        key = id(model)
+        if key not in self._layouts:
+            layout = layout_of(model)
+            if self.attn_types_named:
+                missing = [t for t in self.record_spec.attn_types if t not in layout.attn_types]
+                if missing:
+                    raise LRDropConfigError(
+                        f"--attn-types names {', '.join(missing)}, but {type(model).__name__} has no such attention"
+                    )
+            for stack in (layout.encoder_layers, layout.decoder_layers):
+                if stack:
+                    try:
+                        self.record_spec.select(len(stack))
+                    except IndexError as e:
+                        raise LRDropConfigError(str(e)) from None
+            self._layouts[key] = layout
+        return self._layouts[key]
+
+    def __call__(self, model, batch, num_items_in_batch=None, num_updates: int = 0):
+        if "labels" not in batch:
+            raise LRDropConfigError("the batch has no 'labels': the LR-Drop loss needs them (padding as -100)")
+        labels = batch["labels"]
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+        if seq2seq and "decoder_input_ids" not in inputs and "decoder_inputs_embeds" not in inputs:
+            inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=labels)
+        doubled = {k: C.double(v) for k, v in inputs.items()}
+        recorder = Recorder(self.layout(model), self.record_spec) if self.record_spec is not None else None
+        with recorder or contextlib.nullcontext():
+            outputs = model(**doubled)
+        logits = outputs.logits
+        terms, logs = {}, {}
+        if seq2seq:
+            ce, nll, lprobs, target_pad = self._token_cross_entropy(logits, C.double(labels))
+            pad1 = C.split_halves(target_pad, 0)[0]
+            if self.output_weights["kl_loss"] > 0:
+                terms["kl_loss"] = C.symmetric_kl_from_log_probs(*C.split_halves(lprobs, 0), pad1)
+            units = (~pad1).sum(1)
+        else:
+            ce, nll = self._sentence_loss(model, logits, labels, terms)
+            units = torch.ones(labels.shape[0], device=logits.device)
+        n = units.sum()
+        if recorder is not None:
+            records, pads = recorder.records(batch, pad1 if seq2seq else None, inputs)
+            terms.update(C.layer_terms(records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction))
+        total = self.add_weighted(ce, terms, num_updates)
+        denominator = n if num_items_in_batch is None else num_items_in_batch
+        if torch.is_tensor(denominator):
+            denominator = denominator.to(total.device)
+        loss = total / denominator
+        logs["nll_loss"] = (nll.detach() / 2 / n).item()  # per copy, as a single-pass model's
+        logs.update({name: (t.detach() / n).item() for name, t in terms.items()})
+        return loss, logs, outputs
+
+    def _token_cross_entropy(self, logits, target):
+        """Label-smoothed CE of both copies as a sum over target tokens (``LabelSmoother``'s
+        formula), the NLL sum, the fp32 log-probabilities and the padding (True where -100)."""
+        lprobs = F.log_softmax(C.at_least_fp32(logits), dim=-1)
+        pad = target.eq(IGNORE)
+        nll = -lprobs.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1).masked_fill(pad, 0.0)
+        eps = self.label_smoothing
+        ce = nll.sum()
+        if eps > 0:
+            smooth = -lprobs.sum(-1).masked_fill(pad, 0.0)
+            ce = (1 - eps) * ce + eps / lprobs.shape[-1] * smooth.sum()
+        return ce, nll.sum(), lprobs, pad
+
+    def _sentence_loss(self, model, logits, labels, terms):
+        """A classifier's (or a regression head's) loss of both copies, summed over sentences."""
+        regression = model.config.num_labels == 1 or labels.is_floating_point()
+        if regression:
+            preds = C.at_least_fp32(logits).view(logits.shape[0], -1)
+            target = C.double(labels.float().view(labels.shape[0], -1))
+            loss = F.mse_loss(preds, target, reduction="sum")
+            if self.output_weights["prediction_mse_loss"] > 0:
+                terms["prediction_mse_loss"] = C.squared_difference(*C.split_halves(preds, 0))
+            return loss, loss
+        ce, nll, lprobs, _ = self._token_cross_entropy(logits, C.double(labels))
+        if self.output_weights["kl_loss"] > 0:
+            terms["kl_loss"] = C.symmetric_kl_from_log_probs(*C.split_halves(lprobs, 0))
+        return ce, nll
+
+
+def lrdrop_loss(model, batch, args: Optional[LRDropArguments] = None, label_smoothing: float = 0.0,
+                num_items_in_batch=None, num_updates: int = 0):  # fmt: skip
+    """The LR-Drop loss of ``batch`` for a custom loop: ``(loss, logs)``; see :class:`LRDropLoss`
+    (build one and call it per step to skip the per-call checks)."""
+    loss, logs, _ = LRDropLoss(args, label_smoothing)(model, batch, num_items_in_batch, num_updates)
+    return loss, logs
+
+
+class Recorder:
+    """Forward hooks that take, in one doubled forward, the states and the attention projections
+    the record spec selects (:mod:`lrdrop_hf.layout`)."""
+
+    def __init__(self, layout: Layout, spec):
+        self.layout, self.spec = layout, spec
+        self.handles = []
+        self.states = {"encoder": [], "decoder": []}
+        self.attn = {t: [] for t in spec.attn_types if t in layout.attn_types}
+
+    def __enter__(self):
+        sides = {"encoder": self.layout.encoder_layers, "decoder": self.layout.decoder_layers}
+        for side, layers in sides.items():
+            if not layers:
+                continue
+            for i in self.spec.select(len(layers)):
+                layer = layers[i]
+                if self.spec.hidden:
+                    module = self.layout.ffn(layer) if self.spec.hidden_site == "ffn" else layer
+                    self._hook(module, lambda out, keep=self.states[side]: keep.append(_first(out)))
+                for t in self.attn:
+                    if (t == "encoder_self") != (side == "encoder"):
+                        continue
+                    site = self.layout.attention(layer, t)
+                    rec = {"site": site}
+                    self.attn[t].append(rec)
+                    self._hook(site.q, lambda out, r=rec: r.__setitem__("q", out))
+                    self._hook(site.k, lambda out, r=rec: r.__setitem__("k", out))
+                    if site.bias_module is not None:
+                        self._hook(site.bias_module, lambda out, r=rec: r.__setitem__("bias", out[1]))
+        return self
+
+    def _hook(self, module, keep):
+        self.handles.append(module.register_forward_hook(lambda _m, _inp, out: keep(out)))
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+    def records(self, batch, target_pad1, inputs):
+        """The core's records and padding masks of one copy (:func:`lrdrop.consistency.layer_terms`)."""
+        attention_mask = batch.get("attention_mask")
+        if attention_mask is None:
+            raise LRDropConfigError("the batch has no 'attention_mask': the layer terms need the source padding")
+        src_pad1 = ~attention_mask.bool()
+        pads = {"encoder": src_pad1}
+        if target_pad1 is not None:
+            pads["decoder"] = target_pad1
+        records = {f"{side}_states": [s.transpose(0, 1) for s in states] for side, states in self.states.items()}
+        key_pad = C.double(src_pad1)
+        dec_mask = inputs.get("decoder_attention_mask")
+        dec_key_pad = None if dec_mask is None else C.double(~dec_mask.bool())
+        records["attn"] = {}
+        for t, recs in self.attn.items():
+            maps = []
+            for r in recs:
+                if "q" not in r or "k" not in r:
+                    raise RuntimeError(f"attention type {t!r} was not recorded in every selected layer")
+                causal = t == "decoder_self"
+                maps.append(_probs(r, key_pad if t != "decoder_self" else dec_key_pad, causal))
+            records["attn"][t] = maps
+        return records, pads
+
+
+def _first(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _probs(rec, key_pad, causal):
+    """(H, 2B, Tq, Tk) fp32 pre-dropout probabilities from the recorded projections."""
+    site, q, k = rec["site"], C.at_least_fp32(rec["q"]), C.at_least_fp32(rec["k"])
+    h = site.heads
+    q = q.view(q.shape[0], q.shape[1], h, -1).permute(2, 0, 1, 3)
+    k = k.view(k.shape[0], k.shape[1], h, -1).permute(2, 0, 1, 3)
+    scores = torch.matmul(q, k.transpose(-1, -2)) * site.scaling
+    if rec.get("bias") is not None:  # T5: (1 or 2B, H, Tq, Tk) relative position bias
+        scores = scores + rec["bias"].to(scores.dtype).transpose(0, 1)
+    low = torch.finfo(scores.dtype).min
+    if key_pad is not None:
+        scores = scores.masked_fill(key_pad[None, :, None, :], low)
+    if causal:
+        tq, tk = scores.shape[-2:]
+        upper = torch.ones(tq, tk, dtype=torch.bool, device=scores.device).triu(1)
+        scores = scores.masked_fill(upper, low)
+    return F.softmax(scores, dim=-1)

@@ -1,0 +1,51 @@
+"""``LRDropTrainer`` and ``LRDropSeq2SeqTrainer``: transformers' Trainers with ``compute_loss``
+replaced by the LR-Drop loss in training (evaluation and generation run the model's own single
+pass), each term logged with the Trainer's ``loss``.
+
+    trainer = LRDropSeq2SeqTrainer(model=model, args=training_args, lrdrop_args=LRDropArguments(...), ...)
+
+The Trainer's ``label_smoothing_factor`` is the cross-entropy's label smoothing; under gradient
+accumulation (and ``average_tokens_across_devices``) the loss is normalised by the Trainer's
+``num_items_in_batch``, as its own loss is, so that accumulated micro-batches and devices add up to
+one batch: every term is a sum over sentences.
+"""
+
+from transformers import Seq2SeqTrainer, Trainer
+
+from .arguments import LRDropArguments
+from .loss import LRDropLoss
+
+
+class _LRDropMixin:
+    def __init__(self, *args, lrdrop_args: LRDropArguments = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lrdrop_args = lrdrop_args or LRDropArguments()
+        self.lrdrop_loss = LRDropLoss(self.lrdrop_args, label_smoothing=self.args.label_smoothing_factor)
+        self.label_smoother = None  # the cross-entropy is the LR-Drop loss's own, smoothed as the Trainer's
+        self.model_accepts_loss_kwargs = True  # the loss is normalised by num_items_in_batch
+        self._lrdrop_sums, self._lrdrop_steps = {}, 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss, logs, outputs = self.lrdrop_loss(model, inputs, num_items_in_batch, self.state.global_step)
+        for name, value in logs.items():
+            self._lrdrop_sums[name] = self._lrdrop_sums.get(name, 0.0) + value
+        self._lrdrop_steps += 1
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # as Trainer.compute_loss does for its own loss
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs, *args, **kwargs):
+        if self._lrdrop_steps and "loss" in logs:  # a training log: the terms' means since the last one
+            logs.update({name: round(total / self._lrdrop_steps, 6) for name, total in self._lrdrop_sums.items()})
+            self._lrdrop_sums, self._lrdrop_steps = {}, 0
+        super().log(logs, *args, **kwargs)
+
+
+class LRDropTrainer(_LRDropMixin, Trainer):
+    """transformers' ``Trainer`` training with the LR-Drop loss (encoder classifiers: BERT, RoBERTa)."""
+
+
+class LRDropSeq2SeqTrainer(_LRDropMixin, Seq2SeqTrainer):
+    """transformers' ``Seq2SeqTrainer`` training with the LR-Drop loss (BART, mBART, Marian, T5)."""

@@ -1,0 +1,55 @@
+"""Tiny Hugging Face models built from configs (nothing downloaded) and a batch with padding."""
+
+import torch
+
+transformers = __import__("transformers")
+
+SEQ2SEQ = ("bart", "marian", "t5")
+CLASSIFIERS = ("bert", "roberta")
+PAD = 1
+
+
+def tiny(kind, dropout=0.1, **extra):
+    T = transformers
+    if kind in ("bart", "marian"):
+        cls_config, cls_model = {"bart": (T.BartConfig, T.BartForConditionalGeneration),
+                                 "marian": (T.MarianConfig, T.MarianMTModel)}[kind]  # fmt: skip
+        config = cls_config(
+            vocab_size=60, d_model=16, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+            decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
+            dropout=dropout, attention_dropout=dropout, activation_dropout=dropout, pad_token_id=PAD,
+            bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, **extra,
+        )  # fmt: skip
+        return cls_model(config)
+    if kind == "t5":
+        config = T.T5Config(vocab_size=60, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_decoder_layers=2,
+                            num_heads=2, dropout_rate=dropout, pad_token_id=PAD, eos_token_id=2,
+                            decoder_start_token_id=PAD, **extra)  # fmt: skip
+        return T.T5ForConditionalGeneration(config)
+    cls_config, cls_model = {"bert": (T.BertConfig, T.BertForSequenceClassification),
+                             "roberta": (T.RobertaConfig, T.RobertaForSequenceClassification)}[kind]  # fmt: skip
+    config = cls_config(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, hidden_dropout_prob=dropout,
+                        attention_probs_dropout_prob=dropout, pad_token_id=PAD,
+                        **{"num_labels": 3, **extra})  # fmt: skip
+    return cls_model(config)
+
+
+def batch(kind, seed=0):
+    """Three sentences of different lengths (source padding), targets of different lengths (-100)."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 60, (3, 6), generator=g)
+    ids[:, -1] = 2
+    ids[1, 3:] = PAD
+    ids[1, 2] = 2
+    ids[2, 5:] = PAD
+    ids[2, 4] = 2
+    out = {"input_ids": ids, "attention_mask": (ids != PAD).long()}
+    if kind in CLASSIFIERS:
+        out["labels"] = torch.tensor([0, 2, 1])
+        return out
+    labels = torch.randint(5, 60, (3, 5), generator=g)
+    labels[0, 4:] = -100
+    labels[2, 2:] = -100
+    out["labels"] = labels
+    return out

@@ -1,0 +1,196 @@
+"""lrdrop_hf: the same loss as fairseq's lr_drop for Hugging Face models, checked by hand on tiny
+models built from configs."""
+
+import pytest
+
+pytest.importorskip("transformers")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from models import CLASSIFIERS, SEQ2SEQ, batch, tiny  # noqa: E402
+from transformers.trainer_pt_utils import LabelSmoother  # noqa: E402
+
+from lrdrop import consistency as C  # noqa: E402
+from lrdrop.options import LRDropConfigError  # noqa: E402
+from lrdrop_hf import LRDropArguments, LRDropLoss, lrdrop_loss  # noqa: E402
+from lrdrop_hf.loss import Recorder  # noqa: E402
+
+ALL = SEQ2SEQ + CLASSIFIERS
+TERMS = ("kl_loss", "hidden_loss", "attn_loss")
+
+
+def full(**kw):
+    return LRDropArguments(**{"kl_weight": 1.0, "hidden_weight": 1.0, "attn_weight": 1.0, **kw})
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_terms_are_zero_without_dropout_and_positive_with_it(kind):
+    torch.manual_seed(0)
+    for dropout, check in ((0.0, lambda v: v < 1e-9), (0.1, lambda v: v > 1e-6)):
+        model = tiny(kind, dropout)
+        model.train()
+        _, logs = lrdrop_loss(model, batch(kind), full())
+        assert all(check(logs[t]) for t in TERMS), (dropout, logs)
+
+
+@pytest.mark.parametrize("kind", ["bart", "t5", "bert"])
+def test_with_the_layer_terms_off_it_is_rdrops_published_formula(kind):
+    """CE(copy 1) + CE(copy 2) + alpha (KL(p1||p2) + KL(p2||p1)) / 2, sums over target tokens (HF's
+    LabelSmoother per copy, R-Drop's kl_div form), divided by one copy's tokens; the same dropout
+    masks (seed) for the reference's doubled forward."""
+    model = tiny(kind, 0.1)
+    model.train()
+    b = batch(kind)
+    args = LRDropArguments(kl_weight=3.0, hidden_weight=0.0, attn_weight=0.0)
+    torch.manual_seed(5)
+    loss, logs = lrdrop_loss(model, b, args, label_smoothing=0.1)
+    inputs = {k: v for k, v in b.items() if k != "labels"}
+    if kind in SEQ2SEQ:
+        inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=b["labels"])
+    torch.manual_seed(5)
+    logits = model(**{k: torch.cat([v, v]) for k, v in inputs.items()}).logits
+    l1, l2 = logits.chunk(2)
+    pad = b["labels"].eq(-100)
+    n = (~pad).sum()
+    smoother = LabelSmoother(epsilon=0.1)
+    ce = (smoother({"logits": l1}, b["labels"]) + smoother({"logits": l2}, b["labels"])) * n
+    p, q = F.log_softmax(l1.float(), -1), F.log_softmax(l2.float(), -1)
+    mask = pad.unsqueeze(-1)
+    kl = (F.kl_div(p, q, log_target=True, reduction="none").masked_fill(mask, 0).sum()
+          + F.kl_div(q, p, log_target=True, reduction="none").masked_fill(mask, 0).sum()) / 2  # fmt: skip
+    torch.testing.assert_close(loss, (ce + 3.0 * kl) / n, rtol=1e-5, atol=1e-6)
+    assert logs["kl_loss"] == pytest.approx((kl / n).item(), rel=1e-5) and set(logs) == {"nll_loss", "kl_loss"}
+
+
+def test_output_kl_by_hand():
+    """Two copies' class distributions (.25, .75) and (.5, .5): symmetric KL / 2 = ln(3) / 8."""
+    p, q = torch.tensor([[0.25, 0.75]]).log(), torch.tensor([[0.5, 0.5]]).log()
+    assert C.symmetric_kl_from_log_probs(p, q).item() == pytest.approx(torch.log(torch.tensor(3.0)).item() / 8)
+
+
+@pytest.mark.parametrize("kind", ["bart", "marian", "t5", "bert"])
+def test_recorded_maps_are_the_models_own_attention(kind):
+    """At dropout 0 the eager implementation's returned weights are the pre-dropout probabilities:
+    the maps rebuilt from the recorded projections (scaling, T5's position bias, key padding, the
+    causal mask) must equal them, in every layer and type."""
+    model = tiny(kind, 0.0, attn_implementation="eager")
+    model.train()
+    b = batch(kind)
+    loss = LRDropLoss(full())
+    inputs = {k: v for k, v in b.items() if k != "labels"}
+    if kind in SEQ2SEQ:
+        inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=b["labels"])
+    doubled = {k: torch.cat([v, v]) for k, v in inputs.items()}
+    with Recorder(loss.layout(model), loss.record_spec) as rec:
+        out = model(**doubled, output_attentions=True)
+    pad1 = b["labels"].eq(-100) if kind in SEQ2SEQ else None
+    records, pads = rec.records(b, pad1, inputs)
+    theirs = {"encoder_self": out.encoder_attentions if kind in SEQ2SEQ else out.attentions}
+    if kind in SEQ2SEQ:
+        theirs.update(decoder_self=out.decoder_attentions, encoder_decoder=out.cross_attentions)
+    assert set(records["attn"]) == set(theirs)
+    for t, maps in records["attn"].items():
+        assert len(maps) == len(theirs[t]) == 2
+        for ours, ref in zip(maps, theirs[t]):
+            real_q = (~pads["encoder" if t == "encoder_self" else "decoder"]).repeat(2, 1)  # rows that count
+            ours, ref = ours.permute(1, 2, 0, 3), ref.float().transpose(1, 2)  # both (2B, Tq, H, Tk)
+            torch.testing.assert_close(ours[real_q], ref[real_q], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["bart", "t5", "bert"])
+def test_padded_positions_change_nothing(kind):
+    """What stands at padded source positions (attention_mask 0) and at -100 target positions
+    cannot change any term: padding comes from attention_mask and from labels == -100."""
+    model = tiny(kind, 0.1)
+    model.train()
+    b = batch(kind)
+    other = {k: v.clone() for k, v in b.items()}
+    other["input_ids"][b["attention_mask"] == 0] = 7  # a real token where the mask says pad
+    logs = []
+    for x in (b, other):
+        torch.manual_seed(3)
+        logs.append(lrdrop_loss(model, x, full())[1])
+    for t in TERMS:
+        assert logs[0][t] == pytest.approx(logs[1][t], rel=1e-5), t
+
+
+def test_the_batch_is_not_mutated():
+    model = tiny("bart", 0.1)
+    model.train()
+    b = batch("bart")
+    before = {k: v.clone() for k, v in b.items()}
+    lrdrop_loss(model, b, full())
+    assert b.keys() == before.keys() and all(torch.equal(b[k], before[k]) for k in b)
+
+
+def test_gradients_match_finite_differences():
+    """float64, the same dropout masks at every evaluation (seeded): d loss / d theta by autograd
+    against central differences, for entries of an attention projection, an FFN and the embeddings."""
+    model = tiny("bart", 0.1).double()
+    model.train()
+    b = batch("bart")
+    loss_fn = LRDropLoss(full(hidden_weight=3.0, attn_weight=3.0))
+
+    def loss():
+        torch.manual_seed(9)
+        return loss_fn(model, b)[0]
+
+    params = [model.model.encoder.layers[0].self_attn.q_proj.weight, model.model.decoder.layers[1].fc2.weight,
+              model.model.shared.weight]  # fmt: skip
+    grads = torch.autograd.grad(loss(), params)
+    for p, g in zip(params, grads):
+        for idx in [(0, 0), (3, 5)]:
+            with torch.no_grad():
+                old = p[idx].item()
+                p[idx] = old + 1e-6
+                up = loss().item()
+                p[idx] = old - 1e-6
+                down = loss().item()
+                p[idx] = old
+            assert g[idx].item() == pytest.approx((up - down) / 2e-6, rel=1e-4, abs=1e-8)
+
+
+def test_regression_head_compares_its_two_predictions():
+    model = tiny("bert", 0.1, num_labels=1)
+    model.train()
+    b = batch("bert")
+    b["labels"] = torch.tensor([0.5, 1.0, -0.2])
+    torch.manual_seed(1)
+    loss, logs = lrdrop_loss(model, b, LRDropArguments(kl_weight=2.0, hidden_weight=0.0, attn_weight=0.0))
+    torch.manual_seed(1)
+    preds = model(**{k: torch.cat([v, v]) for k, v in b.items() if k != "labels"}).logits.view(-1)
+    mse = ((preds - torch.cat([b["labels"]] * 2)) ** 2).sum()
+    diff = ((preds[:3] - preds[3:]) ** 2).sum()
+    torch.testing.assert_close(loss, (mse + 2.0 * diff) / 3)
+    assert logs["prediction_mse_loss"] == pytest.approx(diff.item() / 3, rel=1e-5)
+
+
+def test_clear_errors():
+    gpt2 = __import__("transformers").GPT2LMHeadModel(
+        __import__("transformers").GPT2Config(n_layer=1, n_embd=8, n_head=2)
+    )
+    with pytest.raises(LRDropConfigError, match="cannot read GPT2LMHeadModel.*--hidden_weight 0 --attn_weight 0"):
+        lrdrop_loss(
+            gpt2, {"input_ids": torch.ones(1, 3, dtype=torch.long), "labels": torch.ones(1, 3, dtype=torch.long)}
+        )
+    with pytest.raises(LRDropConfigError, match="--hidden-site 'fc2'"):
+        LRDropLoss(full(hidden_site="fc2"))
+    with pytest.raises(LRDropConfigError, match="--attn-types names decoder_self"):
+        lrdrop_loss(tiny("bert"), batch("bert"), full(attn_types="decoder_self"))
+    with pytest.raises(LRDropConfigError, match="no 'labels'"):
+        lrdrop_loss(tiny("bart"), {"input_ids": torch.ones(1, 3, dtype=torch.long)}, full())
+
+
+def test_hf_argument_parser_reads_the_same_flags():
+    from transformers import HfArgumentParser
+
+    (args,) = HfArgumentParser(LRDropArguments).parse_args_into_dataclasses(
+        ["--kl_weight", "0.7", "--hidden_weight", "0.1", "--hidden_site", "layer", "--consistency_layers", "last"]
+    )
+    assert (args.kl_weight, args.hidden_weight, args.hidden_site, args.consistency_layers) == (
+        0.7,
+        0.1,
+        "layer",
+        "last",
+    )
+    assert LRDropLoss(args).record_spec.layers == (-1,)
