@@ -30,6 +30,12 @@ def build_parser():
         "(no FP16Optimizer, fp32 master weights or loss scaling); time fairseq-train --fp16 itself for that",
     )
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument(
+        "--attn-small-map",
+        type=int,
+        help="lr_drop's --attn-small-map for the layer-term modes: 0 recomputes every self-attention map, a huge "
+        "value records every one from fairseq's explicit path (default: lr_drop's own, 2^22)",
+    )
     ap.add_argument("--json", help="write all results here")
     return ap
 

@@ -22,6 +22,7 @@ def main(argv=None):
     ap.add_argument("--gen-reps", type=int, default=4)
     ap.add_argument("--fp16", action="store_true")
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--attn-small-map", type=int)
     a = ap.parse_args(argv)
     worker = benchmark.train_worker if a.kind == "train" else benchmark.generate_worker
     print(json.dumps(worker(a)))
