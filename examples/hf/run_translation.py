@@ -1,0 +1,185 @@
+#!/usr/bin/env python
+"""Fine-tune or train a translation model with LR-Drop, in the shape of transformers'
+``examples/pytorch/translation/run_translation.py``: ``Seq2SeqTrainingArguments`` plus
+:class:`lrdrop_hf.LRDropArguments`, ``datasets`` built from local files, sacreBLEU at the end.
+
+Offline, from scratch (a small Marian built from a config, this project's sentencepiece model)::
+
+    python examples/hf/run_translation.py --data_dir runs/demo/corpus --spm_model runs/demo/spm/spm.model \\
+        --source_lang de --target_lang en --output_dir runs/hf-demo --max_steps 2000 \\
+        --per_device_train_batch_size 64 --learning_rate 3e-3 --warmup_steps 150 --label_smoothing_factor 0.1 \\
+        --kl_weight 1 --attn_weight 1 --hidden_weight 0
+
+A pretrained checkpoint where the hub is reachable (its own tokenizer)::
+
+    python examples/hf/run_translation.py --model_name_or_path Helsinki-NLP/opus-mt-de-en --data_dir DIR \\
+        --source_lang de --target_lang en --output_dir runs/opus-lrdrop --learning_rate 2e-5 --kl_weight 0.7
+
+``--data_dir`` holds ``{train,valid,test}.{SRC,TGT}``, one sentence a line (what
+``lrdrop-demo --data-only`` and the corpus builders write). Writes OUTPUT_DIR/test.hyp.TGT and
+OUTPUT_DIR/test_results.json (sacreBLEU and chrF with their signatures).
+"""
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from datasets import Dataset, DatasetDict
+from transformers import HfArgumentParser, MarianConfig, MarianMTModel, Seq2SeqTrainingArguments, set_seed
+
+from lrdrop_hf import LRDropArguments, LRDropSeq2SeqTrainer
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: Optional[str] = field(
+        default=None, metadata={"help": "a pretrained seq2seq model (hub name or folder); default: a small Marian"}
+    )
+    spm_model: Optional[str] = field(
+        default=None, metadata={"help": "without --model_name_or_path: the joint sentencepiece model to use"}
+    )
+    layers: int = field(default=2, metadata={"help": "from scratch: encoder and decoder layers"})
+    d_model: int = field(default=128, metadata={"help": "from scratch: model width (FFN 4x, 4 heads)"})
+    dropout: float = field(default=0.1, metadata={"help": "from scratch: dropout and attention dropout"})
+
+
+@dataclass
+class DataArguments:
+    data_dir: str = field(metadata={"help": "folder with {train,valid,test}.{source_lang,target_lang}"})
+    source_lang: str = field(default="de")
+    target_lang: str = field(default="en")
+    max_source_length: int = field(default=128)
+    max_target_length: int = field(default=128)
+    max_train_samples: Optional[int] = field(default=None)
+    max_test_samples: Optional[int] = field(default=None)
+    num_beams: int = field(default=5)
+
+
+class SpmTokenizer:
+    """This project's joint sentencepiece model as ids for a model built here: the pieces, then pad
+    and </s> (the model's decoder starts from pad, as Marian's does)."""
+
+    def __init__(self, path):
+        import sentencepiece as spm
+
+        self.sp = spm.SentencePieceProcessor(model_file=path)
+        self.pad_token_id = self.sp.get_piece_size()
+        self.eos_token_id = self.pad_token_id + 1
+        self.vocab_size = self.pad_token_id + 2
+
+    def encode(self, text, max_length):
+        return self.sp.encode(text)[: max_length - 1] + [self.eos_token_id]
+
+    def decode(self, ids):
+        return self.sp.decode([i for i in ids if i < self.pad_token_id])
+
+
+class HubTokenizer:
+    def __init__(self, name):
+        from transformers import AutoTokenizer
+
+        self.tok = AutoTokenizer.from_pretrained(name)
+        self.pad_token_id = self.tok.pad_token_id
+
+    def encode(self, text, max_length):
+        return self.tok(text, max_length=max_length, truncation=True)["input_ids"]
+
+    def encode_target(self, text, max_length):
+        return self.tok(text_target=text, max_length=max_length, truncation=True)["input_ids"]
+
+    def decode(self, ids):
+        return self.tok.decode(ids, skip_special_tokens=True)
+
+
+def read_split(d: DataArguments, split):
+    sides = {}
+    for lang in (d.source_lang, d.target_lang):
+        with open(os.path.join(d.data_dir, f"{split}.{lang}"), encoding="utf-8") as f:
+            sides[lang] = f.read().splitlines()
+    if len(sides[d.source_lang]) != len(sides[d.target_lang]):
+        raise SystemExit(f"{d.data_dir}/{split}.*: the two sides have different line counts")
+    return Dataset.from_dict({"source": sides[d.source_lang], "target": sides[d.target_lang]})
+
+
+def main(argv=None):
+    parser = HfArgumentParser((ModelArguments, DataArguments, Seq2SeqTrainingArguments, LRDropArguments))
+    m, d, training, lrdrop_args = parser.parse_args_into_dataclasses(args=argv)
+    set_seed(training.seed)
+    if m.model_name_or_path:
+        tok = HubTokenizer(m.model_name_or_path)
+        model = MarianMTModel.from_pretrained(m.model_name_or_path)
+    else:
+        if not m.spm_model:
+            raise SystemExit("give --model_name_or_path, or --spm_model (e.g. runs/demo/spm/spm.model) to train one")
+        tok = SpmTokenizer(m.spm_model)
+        config = MarianConfig(
+            vocab_size=tok.vocab_size, d_model=m.d_model, encoder_layers=m.layers, decoder_layers=m.layers,
+            encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=4 * m.d_model,
+            decoder_ffn_dim=4 * m.d_model, max_position_embeddings=max(d.max_source_length, d.max_target_length),
+            dropout=m.dropout, attention_dropout=m.dropout, activation_dropout=0.0, pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id,
+            share_encoder_decoder_embeddings=True,
+        )  # fmt: skip
+        model = MarianMTModel(config)
+    raw = DatasetDict({split: read_split(d, split) for split in ("train", "valid", "test")})
+    if d.max_train_samples:
+        raw["train"] = raw["train"].select(range(min(d.max_train_samples, len(raw["train"]))))
+    if d.max_test_samples:
+        raw["test"] = raw["test"].select(range(min(d.max_test_samples, len(raw["test"]))))
+    encode_target = getattr(tok, "encode_target", tok.encode)
+
+    def encode(example):
+        return {"input_ids": tok.encode(example["source"], d.max_source_length),
+                "labels": encode_target(example["target"], d.max_target_length)}  # fmt: skip
+
+    data = raw.map(encode, remove_columns=["source", "target"])
+
+    def collate(features):
+        batch = {}
+        for key, pad in (("input_ids", tok.pad_token_id), ("labels", -100)):
+            longest = max(len(f[key]) for f in features)
+            batch[key] = torch.tensor([f[key] + [pad] * (longest - len(f[key])) for f in features])
+        batch["attention_mask"] = (batch["input_ids"] != tok.pad_token_id).long()
+        return batch
+
+    training.remove_unused_columns = False
+    trainer = LRDropSeq2SeqTrainer(
+        model=model, args=training, train_dataset=data["train"], eval_dataset=data["valid"], data_collator=collate,
+        lrdrop_args=lrdrop_args,
+    )  # fmt: skip
+    trainer.train()
+    trainer.save_model()
+    # test: beam search, detokenised, sacreBLEU and chrF with their signatures
+    import sacrebleu
+
+    model.eval()
+    hyps = []
+    loader = torch.utils.data.DataLoader(data["test"], batch_size=64, collate_fn=collate)
+    for b in loader:
+        with torch.no_grad():
+            out = model.generate(input_ids=b["input_ids"].to(model.device),
+                                 attention_mask=b["attention_mask"].to(model.device), num_beams=d.num_beams,
+                                 max_new_tokens=d.max_target_length)  # fmt: skip
+        hyps += [tok.decode(ids.tolist()) for ids in out]
+    refs = list(raw["test"]["target"])
+    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+    result = {
+        "bleu": round(bleu.corpus_score(hyps, [refs]).score, 2),
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf": round(chrf.corpus_score(hyps, [refs]).score, 2),
+        "chrf_signature": str(chrf.get_signature()),
+        "test_sentences": len(refs),
+        "lrdrop": vars(lrdrop_args),
+    }
+    with open(os.path.join(training.output_dir, f"test.hyp.{d.target_lang}"), "w", encoding="utf-8") as f:
+        f.writelines(h + "\n" for h in hyps)
+    with open(os.path.join(training.output_dir, "test_results.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"[run_translation] test sacreBLEU {result['bleu']} ({result['bleu_signature']}), chrF {result['chrf']}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

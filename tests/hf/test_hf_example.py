@@ -1,0 +1,44 @@
+"""examples/hf/run_translation.py trains offline from local files and a sentencepiece model, as the
+README says, and scores test with sacreBLEU (a few updates on the toy corpus)."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("datasets")
+
+from conftest import ROOT  # noqa: E402
+
+from lrdrop_cli.corpora.toy import write_corpus  # noqa: E402
+
+
+def test_run_translation_offline_from_scratch(tmp_path):
+    import sentencepiece as spm
+
+    data = write_corpus(str(tmp_path / "data"), (("train", 200), ("valid", 20), ("test", 30)))
+    prefix = str(tmp_path / "spm")
+    spm.SentencePieceTrainer.train(
+        input=[os.path.join(data, "train.src"), os.path.join(data, "train.tgt")], model_prefix=prefix,
+        vocab_size=60, model_type="word", hard_vocab_limit=False, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, minloglevel=2,
+    )  # fmt: skip
+    spec = importlib.util.spec_from_file_location(
+        "run_translation", os.path.join(ROOT, "examples/hf/run_translation.py")
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "out"
+    result = script.main([
+        "--data_dir", data, "--spm_model", prefix + ".model", "--source_lang", "src", "--target_lang", "tgt",
+        "--output_dir", str(out), "--max_steps", "4", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3",
+        "--d_model", "16", "--layers", "1", "--num_beams", "2", "--max_target_length", "20", "--report_to", "none",
+        "--use_cpu", "--save_strategy", "no", "--logging_steps", "2", "--kl_weight", "1", "--hidden_weight", "1",
+        "--disable_tqdm", "true",
+    ])  # fmt: skip
+    saved = json.loads((out / "test_results.json").read_text())
+    assert saved["bleu"] == result["bleu"] and saved["test_sentences"] == 30
+    assert saved["bleu_signature"].startswith("nrefs:1|case:mixed") and "chrf_signature" in saved
+    assert saved["lrdrop"]["hidden_weight"] == 1.0 and saved["lrdrop"]["hidden_site"] == "ffn"
+    assert len((out / "test.hyp.tgt").read_text().splitlines()) == 30
