@@ -254,21 +254,20 @@ class TranslationMemory:
 
 def leakage_report(train, test, thresholds=(0.7, 0.9)) -> Dict[str, object]:
     """Fuzzy-match rates of test German against train German and the TM baseline's sacreBLEU / chrF."""
-    import sacrebleu
+    from lrdrop_cli.metrics import bleu as score_bleu
+    from lrdrop_cli.metrics import chrf as score_chrf
 
     memory = TranslationMemory(train)
     matches = [memory.best(de) for de, _ in test]
     hyps = [train[i][1] if i >= 0 else "" for _, i in matches]
     refs = [en for _, en in test]
-    bleu_metric, chrf_metric = sacrebleu.BLEU(), sacrebleu.CHRF()
-    bleu = bleu_metric.corpus_score(hyps, [refs])
-    chrf = chrf_metric.corpus_score(hyps, [refs])
+    (bleu, bleu_signature), (chrf, _) = score_bleu(hyps, refs), score_chrf(hyps, refs)
     report = {f"test_fuzzy_ge_{t:g}": sum(s >= t for s, _ in matches) / len(test) for t in thresholds}
     report.update(
         {
             "test_exact_german_in_train": sum(s == 1.0 for s, _ in matches) / len(test),
             "tm_bleu": round(bleu.score, 2),
-            "tm_bleu_signature": str(bleu_metric.get_signature()),
+            "tm_bleu_signature": bleu_signature,
             "tm_chrf": round(chrf.score, 2),
         }
     )

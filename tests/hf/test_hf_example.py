@@ -22,7 +22,8 @@ def test_run_translation_offline_from_scratch(tmp_path):
     prefix = str(tmp_path / "spm")
     spm.SentencePieceTrainer.train(
         input=[os.path.join(data, "train.src"), os.path.join(data, "train.tgt")], model_prefix=prefix,
-        vocab_size=60, model_type="word", hard_vocab_limit=False, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, minloglevel=2,
+        vocab_size=60, model_type="word", hard_vocab_limit=False, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0,
+        minloglevel=2,
     )  # fmt: skip
     spec = importlib.util.spec_from_file_location(
         "run_translation", os.path.join(ROOT, "examples/hf/run_translation.py")

@@ -74,9 +74,22 @@ def test_longer_sentences_go_to_train_only(tmp_path):
     assert sum("langer Satz" in d for d in train_de) == 6 and held_out not in train_de
 
 
-def test_dictionary_phrases_never_bring_a_held_out_sentence_into_train(tmp_path):
-    """--phrases adds word/phrase entries to train only: none of them is a valid or test sentence,
-    and valid/test are the same with and without them."""
+def test_phrase_pairs_are_never_sentences():
+    """The phrase builder's own check: dictionary sub-entries that are sentences (capitalised,
+    final punctuation, 3+ words, both sides short enough to be phrases) never come back as
+    phrases, whatever else they share with the phrases; only the words and short phrases do."""
+    lines = [
+        "Das Haus ist rot. | Haus {n} :: The house is red. | house\n",
+        "Wir gehen heim! | nach Hause gehen :: We go home! | to go home\n",
+        "Ist es rot? | rot :: Is it red? | red\n",
+    ]
+    assert ding.phrase_pairs(lines) == [("Haus", "house"), ("nach Hause gehen", "to go home"), ("rot", "red")]
+
+
+def test_dictionary_phrases_keep_valid_and_test_as_they_are(tmp_path):
+    """--phrases adds word/phrase entries to train only: valid/test are the same with and without
+    them, and no valid or test line is in train (the phrase builder's own refusal of sentences
+    is tested on its own above: here the known-words filter would also catch them)."""
     lines = [f"Haus{i} | Das Haus {i} ist rot. :: house{i} | The house {i} is red.\n" for i in range(40)]
     lines += [f"Das Haus {i} :: the house {i}\n" for i in range(40)]  # phrases that share the sentences' words
     src = tmp_path / "de-en"

@@ -29,9 +29,14 @@ def test_metric_flags_only_where_fairseq_has_them(task, flag):
     assert glue_text.hparams("RTE", FIELDS_0_12_2) == glue_text.hparams("RTE", FIELDS_LATER)  # accuracy only
 
 
-def test_installed_fairseq_is_asked():
-    available = glue_text.installed_report_fields()
-    assert "regression_target" in available  # the real dataclass, not a stub
+def test_hparams_ask_the_installed_fairseq_by_default():
+    """Without a field list, hparams reads the installed fairseq's: CoLA's --report-mcc is passed
+    exactly when the installed sentence_prediction criterion has it (fairseq-fixed does)."""
+    installed = glue_text.installed_report_fields()
+    assert "regression_target" in installed  # the real dataclass, not a stub
+    out = glue_text.hparams("CoLA")
+    assert out == glue_text.hparams("CoLA", installed)
+    assert ("--report-mcc" in out) == ("report_mcc" in installed)
 
 
 def test_rdrop_alpha_in_our_units():

@@ -158,6 +158,19 @@ def test_groups_link_normalised_strings_and_help_files():
     assert len({g[0], g[2], g[4]}) == 3
 
 
+def test_groups_link_pairs_by_their_normalised_german_alone():
+    """Two interface strings with one German translation (digits masked, case folded) and
+    unrelated English: only the German side links them, so that German near-duplicates cannot
+    straddle the split; a third pair shares nothing."""
+    pairs = [
+        ("Datei 1 speichern", "Save file 1", "ui"),
+        ("datei 2 SPEICHERN", "Store the second document", "ui"),  # the same German, normalised
+        ("Drucken", "Print", "ui"),
+    ]
+    g = L.groups(pairs)
+    assert g[0] == g[1] != g[2]
+
+
 def synthetic(n):
     """``n`` pairs that stay distinct after normalisation (which masks digits): letter names."""
     names = [a + b for a in "abcdefgh" for b in "ijklmnop"][:n]
@@ -194,6 +207,14 @@ def test_translation_memory_finds_the_nearest_line_and_its_bleu():
     assert report["test_fuzzy_ge_0.7"] == 1.0  # 3 of 4 tokens of the second match line 0: 0.75
     expected = sacrebleu.corpus_bleu(["The table is printed", "Click Save"], [[en for _, en in test]]).score
     assert report["tm_bleu"] == pytest.approx(round(expected, 2))
+
+
+def test_translation_memory_chrf_by_hand():
+    """The memory's English "abc" against the reference "abd" (spaces do not count): character
+    1-grams match 2 of 3, 2-grams 1 of 2, 3-grams 0 of 1, so precision = recall = (2/3 + 1/2 + 0) / 3
+    = 7/18 over the three orders both sides have, and chrF (beta 2) = 7/18 = 38.89."""
+    report = L.leakage_report([("Die Tabelle wird gedruckt", "abc")], [("Die Tabelle wird gedruckt", "abd")])
+    assert report["tm_chrf"] == pytest.approx(100 * 7 / 18, abs=0.005)
 
 
 def test_build_end_to_end_writes_splits_symbols_and_report(tmp_path):

@@ -73,3 +73,15 @@ def test_score_bleu_tokenize_reaches_sacrebleu(tmp_path, capsys):
     assert score == pytest.approx(100 * 0.2**0.25 * 2.718281828 ** (1 - 6 / 5), abs=0.01) and "tok:none" in sig
     score, sig = score_bleu_cli(tmp_path, capsys, *args)
     assert score == 100.0 and "tok:13a" in sig
+
+
+def test_chrf_by_hand():
+    """sacreBLEU's chrF as the tools use it: identical lines 100, no shared character 0, and
+    "abc" against "abd" 7/18 (character n-gram precision and recall (2/3 + 1/2 + 0) / 3 each,
+    beta 2), with its signature."""
+    from lrdrop_cli.metrics import chrf
+
+    assert chrf(["the same line"], ["the same line"])[0].score == pytest.approx(100.0)
+    assert chrf(["xyz"], ["abc"])[0].score == pytest.approx(0.0)
+    score, signature = chrf(["abc"], ["abd"])
+    assert score.score == pytest.approx(100 * 7 / 18) and signature.startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0")

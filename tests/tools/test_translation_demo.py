@@ -94,6 +94,13 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     p = run(cmd[:1] + ["--out", str(tmp_path / "bad2"), "--source", str(latin1), "--target", str(latin1)], check=False)
     assert p.returncode != 0 and f"--source {latin1}: line 3 is not valid UTF-8" in p.stdout
     assert "Traceback" not in p.stdout
+    # misaligned files: both line counts, nothing split (zip would silently drop the extra line)
+    (tmp_path / "short.txt").write_text("".join(f"w{i} x y\n" for i in range(9)))
+    p = run(cmd[:1] + ["--out", str(tmp_path / "bad4"), "--source", str(tmp_path / "src.txt"),
+                       "--target", str(tmp_path / "short.txt")], check=False)  # fmt: skip
+    n_src = len((tmp_path / "src.txt").read_text().splitlines())
+    assert p.returncode != 0 and f"--source has {n_src} lines but --target has 9" in p.stdout
+    assert not (tmp_path / "bad4" / "corpus" / "train.de").exists()
     # the built-in corpus is German-English only
     p = run(cmd[:1] + ["--out", str(tmp_path / "bad3"), "--source-lang", "fr"], check=False)
     assert p.returncode != 0 and "give your own aligned files with --source FILE --target FILE" in p.stdout
