@@ -36,6 +36,7 @@ setup(
     entry_points={
         "console_scripts": [
             "lrdrop-benchmark = lrdrop_cli.bin.benchmark:main",
+            "lrdrop-benchmark-hf = lrdrop_cli.bin.benchmark_hf:main",
             "lrdrop-build-debian-sections = lrdrop_cli.bin.build_debian_sections:main",
             "lrdrop-build-debian-summaries = lrdrop_cli.bin.build_debian_summaries:main",
             "lrdrop-build-ding-corpus = lrdrop_cli.bin.build_ding_corpus:main",

@@ -1,0 +1,118 @@
+"""lrdrop-benchmark-hf: what the LR-Drop loss costs in Hugging Face Transformers, against R-Drop and
+the model's own loss (the baseline), for a Marian and a BART built from configs (nothing downloaded).
+
+    lrdrop-benchmark-hf [--models marian,bart] [--shapes 16x32,4x128] [--layers 6] [--dim 512]
+                        [--vocab 10000] [--steps 3] [--warmup 1] [--json out.json]
+
+Per model, shape (sentences x tokens per copy, lengths drawn between half and full) and mode: the
+median time of an update (forward, backward, Adam step) and what the autograd graph holds for the
+backward (``saved_mb``, exact, whatever else runs; the same measure as lrdrop-benchmark's). Modes:
+baseline (the model's own cross-entropy, one copy), rdrop (KL 1), attn (KL 1 + attention 1), lrdrop
+(KL 1 + hidden 1 at the FFN output + attention 1).
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+MODES = {
+    "baseline": None,
+    "rdrop": dict(kl_weight=1.0, hidden_weight=0.0, attn_weight=0.0),
+    "attn": dict(kl_weight=1.0, hidden_weight=0.0, attn_weight=1.0),
+    "lrdrop": dict(kl_weight=1.0, hidden_weight=1.0, attn_weight=1.0),
+}
+
+
+def build(name, layers, dim, vocab, dropout=0.1):
+    import transformers as T
+
+    common = dict(vocab_size=vocab, d_model=dim, encoder_layers=layers, decoder_layers=layers,
+                  encoder_attention_heads=dim // 64, decoder_attention_heads=dim // 64, encoder_ffn_dim=4 * dim,
+                  decoder_ffn_dim=4 * dim, max_position_embeddings=512, dropout=dropout, attention_dropout=dropout,
+                  pad_token_id=1, eos_token_id=2, decoder_start_token_id=1)  # fmt: skip
+    if name == "marian":
+        return T.MarianMTModel(T.MarianConfig(**common))
+    return T.BartForConditionalGeneration(T.BartConfig(**common, bos_token_id=0))
+
+
+def make_batch(sentences, tokens, vocab, seed=0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    lens = torch.randint(tokens // 2, tokens + 1, (sentences,), generator=g)
+    ids = torch.randint(5, vocab, (sentences, tokens), generator=g)
+    labels = torch.randint(5, vocab, (sentences, tokens), generator=g)
+    for i, n in enumerate(lens.tolist()):
+        ids[i, n:] = 1
+        labels[i, n:] = -100
+    return {"input_ids": ids, "attention_mask": (ids != 1).long(), "labels": labels}
+
+
+def measure(model, batch, mode, steps, warmup):
+    import torch
+
+    from lrdrop_cli.measure.benchmark import saved_for_backward_mb
+    from lrdrop_hf import LRDropArguments, LRDropLoss
+
+    model.train()
+    if MODES[mode] is None:
+        loss_of = lambda: model(**batch).loss  # noqa: E731
+    else:
+        loss_fn = LRDropLoss(LRDropArguments(**MODES[mode]))
+        loss_of = lambda: loss_fn(model, batch)[0]  # noqa: E731
+    saved = saved_for_backward_mb(loss_of, exclude=list(model.parameters()))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-5)
+    times = []
+    for i in range(warmup + steps):
+        t = time.perf_counter()
+        loss = loss_of()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    return {"median_s": statistics.median(times), "times": times, "saved_mb": saved}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="marian,bart")
+    ap.add_argument("--shapes", default="16x32,4x128")
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--vocab", type=int, default=10000)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--json")
+    a = ap.parse_args(argv)
+    import torch
+
+    rows = []
+    print("| model | shape | mode | s / update | x R-Drop time | saved for backward MB | x R-Drop |")
+    print("|---|---|---|---|---|---|---|")
+    for name in a.models.split(","):
+        for shape in a.shapes.split(","):
+            sentences, tokens = map(int, shape.split("x"))
+            batch = make_batch(sentences, tokens, a.vocab)
+            results = {}
+            for mode in a.modes.split(","):
+                torch.manual_seed(1)
+                model = build(name, a.layers, a.dim, a.vocab)
+                results[mode] = measure(model, batch, mode, a.steps, a.warmup)
+            ref = results.get("rdrop")
+            for mode, r in results.items():
+                rows.append({"model": name, "shape": shape, "mode": mode, **r})
+                xt = f"{r['median_s'] / ref['median_s']:.2f}" if ref else "-"
+                xm = f"{r['saved_mb'] / ref['saved_mb']:.2f}" if ref else "-"
+                print(f"| {name} | {shape} | {mode} | {r['median_s']:.3f} | {xt} | {r['saved_mb']:.0f} | {xm} |",
+                      flush=True)  # fmt: skip
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"layers": a.layers, "dim": a.dim, "vocab": a.vocab, "threads": torch.get_num_threads(),
+                       "rows": rows}, f, indent=1)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""lrdrop-benchmark-hf: every mode measured, and the graph memory ordered as the losses are
+(R-Drop's doubled batch holds more than one copy; the layer terms add their maps and states)."""
+
+import json
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from lrdrop_cli.measure import hf_benchmark  # noqa: E402
+
+
+def test_benchmark_rows_and_memory_order(tmp_path, capsys):
+    out = tmp_path / "hf.json"
+    hf_benchmark.main(["--models", "bart", "--shapes", "4x16", "--layers", "1", "--dim", "64", "--vocab", "300",
+                       "--steps", "1", "--warmup", "0", "--json", str(out)])  # fmt: skip
+    rows = {r["mode"]: r for r in json.loads(out.read_text())["rows"]}
+    assert list(rows) == ["baseline", "rdrop", "attn", "lrdrop"]
+    assert (
+        rows["baseline"]["saved_mb"] < rows["rdrop"]["saved_mb"] < rows["attn"]["saved_mb"] < rows["lrdrop"]["saved_mb"]
+    )
+    assert all(r["median_s"] > 0 for r in rows.values())
+    assert "| bart | 4x16 | lrdrop |" in capsys.readouterr().out
