@@ -30,6 +30,36 @@ DEFAULTS = {
 }
 
 
+# option -> its help, for every adapter's flags (fairseq's dataclass, LRDropArguments)
+HELP = {
+    "hidden_weight": "weight of the per-layer hidden-state consistency (the paper's alpha; its value is not known); "
+    "off (0) by default: in the 3,000-pair study, MSE on layer outputs at weight 1 ended at a worse validation "
+    "perplexity than R-Drop, and MSE 0.1 at the FFN site level with it (docs/results.md)",
+    "attn_weight": "weight of the per-layer, per-head attention consistency (0 disables it)",
+    "hidden_loss": "hidden-state distance: mse (squared difference, mean over the hidden dim) or cosine "
+    "(1 - cosine similarity)",
+    "hidden_site": "which hidden state of each layer the hidden term compares: ffn (the feed-forward sublayer's "
+    "output HS(x) = act(x W1 + b1) W2 + b2, before its dropout and the residual: the paper's) or layer (the "
+    "layer's output, after the residual and LayerNorm)",
+    "layer_reduction": "how the per-layer hidden and attention terms combine: mean (a weight means the same at any "
+    "depth) or sum (weight w = mean with w x layers)",
+    "attn_loss": "attention-row distance: kl (symmetric KL over keys) or mse (squared difference summed over keys)",
+    "attn_types": "attention types to regularize: 'all' (every type the model has) or a comma-separated subset of "
+    "encoder_self,decoder_self,encoder_decoder",
+    "consistency_layers": "layers whose states and attention are regularized, in encoder and decoder alike: 'all', "
+    "'last', or 0-based indices such as '0,2,-1'",
+    "consistency_warmup_updates": "raise every consistency weight linearly from 0 over this many updates (0: full "
+    "weight from the start)",
+    "attn_small_map": "a self-attention module whose maps (heads x 2 x batch x queries x keys) have at most this "
+    "many entries takes fairseq's explicit path and keeps its maps (fast; memory grows with the maps); a larger "
+    "one stays on torch's fused kernel and the term recomputes its maps in blocks (less memory, more time). 2^22 "
+    "was measured on a CPU (docs/benchmarks.md): on a GPU, time both with lrdrop-benchmark. The Hugging Face "
+    "adapter keeps every map",
+    "attn_map_block": "map entries the recompute path of large maps computes at once (2^24: 64 MB in fp32)",
+}
+assert set(HELP) == set(DEFAULTS)
+
+
 class LRDropConfigError(ValueError):
     """An option combination that cannot train as asked; the message names the flag and the fix."""
 

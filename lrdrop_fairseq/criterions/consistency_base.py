@@ -18,7 +18,7 @@ from fairseq.logging import metrics
 from fairseq.modules.fairseq_dropout import FairseqDropout
 
 from lrdrop import consistency as C
-from lrdrop.options import DEFAULTS, LAYER_TERMS, ConsistencySetup  # noqa: F401  (LAYER_TERMS: the criteria import it here)
+from lrdrop.options import DEFAULTS, HELP, LAYER_TERMS, ConsistencySetup  # noqa: F401  (LAYER_TERMS: the criteria import it here)
 from lrdrop.records import ATTN_TYPES, HIDDEN_SITES
 
 from ..guards import LRDropConfigError, refuse_unconnected_torchrun_ranks, refuse_unrecordable_layers
@@ -30,80 +30,26 @@ logger = logging.getLogger(__name__)
 class ConsistencyConfig(FairseqDataclass):
     """The flags of the layer-wise terms, identical in every LR-Drop criterion."""
 
-    hidden_weight: float = field(
-        default=0.0,
-        metadata={
-            "help": "weight of the per-layer hidden-state consistency (the paper's alpha; its value is not "
-            "known); off (0) by default: in the 3,000-pair study, MSE on layer outputs at weight 1 ended at a "
-            "worse validation perplexity than R-Drop, and MSE 0.1 at the FFN site level with it (docs/results.md)"
-        },
-    )
-    attn_weight: float = field(
-        default=1.0,
-        metadata={"help": "weight of the per-layer, per-head attention consistency (0 disables it)"},
-    )
+    hidden_weight: float = field(default=DEFAULTS["hidden_weight"], metadata={"help": HELP["hidden_weight"]})
+    attn_weight: float = field(default=DEFAULTS["attn_weight"], metadata={"help": HELP["attn_weight"]})
     hidden_loss: ChoiceEnum(C.HIDDEN_LOSSES) = field(
-        default="mse",
-        metadata={
-            "help": "hidden-state distance: mse (squared difference, mean over the hidden "
-            "dim) or cosine (1 - cosine similarity)"
-        },
+        default=DEFAULTS["hidden_loss"], metadata={"help": HELP["hidden_loss"]}
     )
     hidden_site: ChoiceEnum(HIDDEN_SITES) = field(
-        default="ffn",
-        metadata={
-            "help": "which hidden state of each layer the hidden term compares: ffn (the feed-forward "
-            "sublayer's output HS(x) = act(x W1 + b1) W2 + b2, before its dropout and the residual: "
-            "the paper's) or layer (the layer's output, after the residual and LayerNorm)"
-        },
+        default=DEFAULTS["hidden_site"], metadata={"help": HELP["hidden_site"]}
     )
     layer_reduction: ChoiceEnum(C.LAYER_REDUCTIONS) = field(
-        default="mean",
-        metadata={
-            "help": "how the per-layer hidden and attention terms combine: mean (a weight "
-            "means the same at any depth) or sum (weight w = mean with w x layers)"
-        },
+        default=DEFAULTS["layer_reduction"], metadata={"help": HELP["layer_reduction"]}
     )
-    attn_loss: ChoiceEnum(C.ATTN_LOSSES) = field(
-        default="kl",
-        metadata={
-            "help": "attention-row distance: kl (symmetric KL over keys) or mse (squared difference summed over keys)"
-        },
-    )
-    attn_types: str = field(
-        default="all",
-        metadata={
-            "help": "attention types to regularize: 'all' (every type the model has) or a comma-separated "
-            "subset of encoder_self,decoder_self,encoder_decoder"
-        },
-    )
+    attn_loss: ChoiceEnum(C.ATTN_LOSSES) = field(default=DEFAULTS["attn_loss"], metadata={"help": HELP["attn_loss"]})
+    attn_types: str = field(default=DEFAULTS["attn_types"], metadata={"help": HELP["attn_types"]})
     consistency_layers: str = field(
-        default="all",
-        metadata={
-            "help": "layers whose states and attention are regularized, in encoder and "
-            "decoder alike: 'all', 'last', or 0-based indices such as '0,2,-1'"
-        },
+        default=DEFAULTS["consistency_layers"], metadata={"help": HELP["consistency_layers"]}
     )
-    attn_small_map: int = field(
-        default=DEFAULTS["attn_small_map"],
-        metadata={
-            "help": "a self-attention module whose maps (heads x 2 x batch x queries x keys) have at most this "
-            "many entries takes fairseq's explicit path and keeps its maps (fast; memory grows with the maps); "
-            "a larger one stays on torch's fused kernel and the term recomputes its maps in blocks (less "
-            "memory, more time). 2^22 was measured on a CPU (docs/benchmarks.md): on a GPU, time both with "
-            "lrdrop-benchmark"
-        },
-    )
-    attn_map_block: int = field(
-        default=DEFAULTS["attn_map_block"],
-        metadata={"help": "map entries the recompute path of large maps computes at once (2^24: 64 MB in fp32)"},
-    )
+    attn_small_map: int = field(default=DEFAULTS["attn_small_map"], metadata={"help": HELP["attn_small_map"]})
+    attn_map_block: int = field(default=DEFAULTS["attn_map_block"], metadata={"help": HELP["attn_map_block"]})
     consistency_warmup_updates: int = field(
-        default=0,
-        metadata={
-            "help": "raise every consistency weight linearly from 0 over this many updates "
-            "(0: full weight from the start)"
-        },
+        default=DEFAULTS["consistency_warmup_updates"], metadata={"help": HELP["consistency_warmup_updates"]}
     )
 
 

@@ -12,18 +12,26 @@ from lrdrop.options import DEFAULTS, ConsistencySetup, LRDropConfigError
 def test_importing_the_core_imports_neither_fairseq_nor_transformers():
     code = (
         "import sys, lrdrop, lrdrop.consistency, lrdrop.records, lrdrop.options\n"
+        "import lrdrop_hf.arguments\n"  # the HF adapter's options and loss need no transformers either
         "print(sorted(m for m in ('fairseq', 'transformers', 'lrdrop_fairseq') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
-def test_the_fairseq_flags_are_the_cores_options():
+def test_the_fairseq_flags_and_the_hf_arguments_are_the_cores_options():
+    """One table: the same names, defaults and help in fairseq's dataclass and LRDropArguments."""
+    import dataclasses
+
+    from lrdrop.options import HELP
     from lrdrop_fairseq.criterions.consistency_base import CONSISTENCY_FIELDS, ConsistencyConfig
+    from lrdrop_hf.arguments import LRDropArguments
 
     assert set(CONSISTENCY_FIELDS) == set(DEFAULTS)
-    config = ConsistencyConfig()
-    assert {name: getattr(config, name) for name in DEFAULTS} == DEFAULTS
+    for cls in (ConsistencyConfig, LRDropArguments):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        assert {name: fields[name].default for name in DEFAULTS} == DEFAULTS, cls
+        assert {name: fields[name].metadata["help"] for name in DEFAULTS} == HELP, cls
 
 
 def test_setup_checks_and_ramps_the_weights():
