@@ -1,14 +1,15 @@
 """Baseline vs R-Drop vs LR-Drop (and its ablations and variants): seeds x dropouts, one command.
 
-    lrdrop-compare [--out runs/compare] [--configs baseline,rdrop,lrdrop,hidden,attn]
+    lrdrop-compare [--out runs/compare] [--configs baseline,rdrop,lrdrop,lrdrop_layer,hidden,attn]
                               [--variant NAME="lr_drop flags" ...] [--seeds 1,2,3] [--dropouts 0.1,0.3]
                               [--max-update 2800 | --patience 4 --max-update 20000]
                               [--parallel 2]
 
 Every configuration trains the demo's model (lrdrop-demo) on the same data
 with the same batch, schedule and seeds; only the loss (and the dropout, per
---dropouts) differs. The modes (lrdrop_cli/modes.py): baseline, rdrop, lrdrop,
-and the ablations hidden (KL + hidden states) and attn (KL + attention); KL at
+--dropouts) differs. The modes (lrdrop_cli/modes.py): baseline, rdrop, lrdrop (the
+paper's three terms, the hidden one at the FFN output), lrdrop_layer (the same at each layer's
+output), and the ablations hidden (KL + hidden states) and attn (KL + attention); KL at
 --kl-weight, the layer terms at --hidden-weight / --attn-weight.
 ``--variant NAME="FLAGS"`` adds a configuration: R-Drop plus the lr_drop FLAGS, e.g.
 ``--variant ffn_cos0.3="--hidden-weight 0.3 --hidden-site ffn --hidden-loss cosine"``;
