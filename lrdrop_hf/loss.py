@@ -66,11 +66,12 @@ class LRDropLoss(ConsistencySetup):
             raise LRDropConfigError("the batch has no 'labels': the LR-Drop loss needs them (padding as -100)")
         labels = batch["labels"]
         inputs = {k: v for k, v in batch.items() if k != "labels"}
-        seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+        core = unwrap(model)  # DDP / accelerate wrappers: the forward goes through them, the rest is the model's
+        seq2seq = bool(getattr(core.config, "is_encoder_decoder", False))
         if seq2seq and "decoder_input_ids" not in inputs and "decoder_inputs_embeds" not in inputs:
-            inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=labels)
+            inputs["decoder_input_ids"] = core.prepare_decoder_input_ids_from_labels(labels=labels)
         doubled = {k: C.double(v) for k, v in inputs.items()}
-        recorder = Recorder(self.layout(model), self.record_spec) if self.record_spec is not None else None
+        recorder = Recorder(self.layout(core), self.record_spec) if self.record_spec is not None else None
         with recorder or contextlib.nullcontext():
             outputs = model(**doubled)
         logits = outputs.logits
@@ -82,7 +83,7 @@ class LRDropLoss(ConsistencySetup):
                 terms["kl_loss"] = C.symmetric_kl_from_log_probs(*C.split_halves(lprobs, 0), pad1)
             units = (~pad1).sum(1)
         else:
-            ce, nll = self._sentence_loss(model, logits, labels, terms)
+            ce, nll = self._sentence_loss(core, logits, labels, terms)
             units = torch.ones(labels.shape[0], device=logits.device)
         n = units.sum()
         if recorder is not None:
@@ -124,6 +125,14 @@ class LRDropLoss(ConsistencySetup):
         if self.output_weights["kl_loss"] > 0:
             terms["kl_loss"] = C.symmetric_kl_from_log_probs(*C.split_halves(lprobs, 0))
         return ce, nll
+
+
+def unwrap(model):
+    """The model inside data-parallel wrappers (``DistributedDataParallel``, accelerate's), which
+    keep it as ``.module``."""
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module
+    return model
 
 
 def lrdrop_loss(model, batch, args: Optional[LRDropArguments] = None, label_smoothing: float = 0.0,

@@ -1,0 +1,74 @@
+"""Two gloo processes (DistributedDataParallel, as the Trainer wraps a model under torchrun) equal
+one process with the doubled batch: every term is a sum over sentences, each rank's loss is divided
+by the global target-token count (the Trainer's num_items_in_batch with average_tokens_across_devices)
+and multiplied by the world size, and DDP averages the gradients."""
+
+import os
+import socket
+
+import pytest
+
+pytest.importorskip("transformers")
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+from models import batch, tiny  # noqa: E402
+
+from lrdrop import consistency as C  # noqa: E402
+from lrdrop_hf import LRDropArguments, LRDropLoss  # noqa: E402
+
+ARGS = LRDropArguments(kl_weight=1.0, hidden_weight=1.0, attn_weight=1.0)
+
+
+def _fixed_halves(monkeypatch_like):
+    """The second copy's word ids above 4 lowered by one: the halves differ without dropout masks,
+    which two processes cannot share (the fairseq test's tests/integration/fixed_halves)."""
+    real = C.double
+
+    def double(x):
+        if torch.is_tensor(x) and x.dtype == torch.long and x.dim() == 2:
+            return torch.cat([x, torch.where(x > 4, x - 1, x)])
+        return real(x)
+
+    monkeypatch_like(C, "double", double)
+
+
+def _grads(model):
+    return torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
+
+
+def _worker(rank, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    _fixed_halves(setattr)
+    torch.manual_seed(0)
+    model = tiny("bart", 0.0)
+    model.train()
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    full = batch("bart")
+    global_items = int((full["labels"] != -100).sum())
+    rows = slice(0, 2) if rank == 0 else slice(2, 3)  # uneven shards: 2 sentences and 1
+    local = {k: v[rows] for k, v in full.items()}
+    loss, logs, _ = LRDropLoss(ARGS)(ddp, local, num_items_in_batch=global_items)
+    (loss * 2).backward()  # x world size, as the Trainer does for num_items_in_batch over devices
+    if rank == 0:
+        torch.save(_grads(model), out)
+    dist.destroy_process_group()
+
+
+def test_two_gloo_processes_equal_one_process_with_the_whole_batch(tmp_path, monkeypatch):
+    _fixed_halves(monkeypatch.setattr)
+    torch.manual_seed(0)
+    model = tiny("bart", 0.0)
+    model.train()
+    loss, logs, _ = LRDropLoss(ARGS)(model, batch("bart"))
+    assert all(logs[t] > 1e-6 for t in ("kl_loss", "hidden_loss", "attn_loss"))  # the halves differ
+    loss.backward()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = str(tmp_path / "grads.pt")
+    mp.spawn(_worker, args=(port, out), nprocs=2, join=True)
+    torch.testing.assert_close(torch.load(out), _grads(model), rtol=1e-4, atol=1e-6)
