@@ -43,3 +43,31 @@ def test_run_translation_offline_from_scratch(tmp_path):
     assert saved["bleu_signature"].startswith("nrefs:1|case:mixed") and "chrf_signature" in saved
     assert saved["lrdrop"]["hidden_weight"] == 1.0 and saved["lrdrop"]["hidden_site"] == "ffn"
     assert len((out / "test.hyp.tgt").read_text().splitlines()) == 30
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, f"examples/hf/{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_run_classification_offline_from_scratch(tmp_path, regression):
+    from lrdrop_cli.corpora.toy import write_classification_corpus
+
+    data = write_classification_corpus(str(tmp_path / "data"), (("train", 120), ("valid", 20), ("test", 25)))
+    if regression:  # the score column as the label
+        for split in ("train", "valid", "test"):
+            os.replace(os.path.join(data, f"{split}.score"), os.path.join(data, f"{split}.label"))
+    out = tmp_path / "out"
+    result = _load("run_classification").main([
+        "--data_dir", data, "--output_dir", str(out), "--max_steps", "3", "--per_device_train_batch_size", "16",
+        "--vocab_size", "60", "--hidden_size", "32", "--layers", "1", "--report_to", "none", "--use_cpu",
+        "--save_strategy", "no", "--logging_steps", "1", "--kl_weight", "1", "--attn_weight", "1",
+        "--disable_tqdm", "true", *(["--regression"] if regression else []),
+    ])  # fmt: skip
+    saved = json.loads((out / "test_results.json").read_text())
+    assert saved == json.loads(json.dumps(result)) and saved["test_sentences"] == 25
+    assert ("pearson" in saved) == regression and ("accuracy" in saved) != regression
+    assert saved["lrdrop"]["attn_weight"] == 1.0
