@@ -194,3 +194,39 @@ def test_hf_argument_parser_reads_the_same_flags():
         "last",
     )
     assert LRDropLoss(args).record_spec.layers == (-1,)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_the_core_gives_the_same_terms_for_fairseqs_and_hfs_layouts(causal):
+    """The same tensors laid out as fairseq records them (time-first inputs of the projections,
+    AttentionInputs) and as the HF adapter does (batch-first projection outputs, hooks): the same
+    attention maps, and the same hidden and attention terms from the core."""
+    from lrdrop.records import AttentionInputs
+    from lrdrop_hf.layout import AttentionSite
+    from lrdrop_hf.loss import _probs
+
+    g = torch.Generator().manual_seed(0)
+    b2, t, c, heads = 4, 5, 8, 2
+    x = torch.randn(b2, t, c, generator=g)  # HF: (2B, T, C)
+    q_proj, k_proj = torch.nn.Linear(c, c), torch.nn.Linear(c, c)
+    pad = torch.tensor([[False] * 5, [False, False, False, True, True]])  # one copy, (B, T)
+    key_pad = torch.cat([pad, pad])
+    scaling = (c // heads) ** -0.5
+    rec = {"site": AttentionSite(q_proj, k_proj, heads, scaling), "q": q_proj(x), "k": k_proj(x)}
+    hf_maps = _probs(rec, key_pad, causal)
+    fairseq = AttentionInputs(
+        query=x.transpose(0, 1), key=x.transpose(0, 1), q_weight=q_proj.weight, q_bias=q_proj.bias,
+        k_weight=k_proj.weight, k_bias=k_proj.bias, num_heads=heads, scaling=scaling, key_padding_mask=key_pad,
+        attn_mask=torch.ones(t, t, dtype=torch.bool).triu(1) if causal else None,
+    )  # fmt: skip
+    real = (~key_pad)[None, :, :, None]  # padded query rows differ (a fully masked row) and never count
+    torch.testing.assert_close((hf_maps * real), (fairseq.probs() * real), rtol=1e-5, atol=1e-6)
+    side = "decoder" if causal else "encoder"
+    attn_type = "decoder_self" if causal else "encoder_self"
+    units = torch.tensor([3.0, 2.0])
+    states = torch.randn(b2, t, c, generator=g)
+    hf = C.layer_terms({f"{side}_states": [states.transpose(0, 1)], "attn": {attn_type: [hf_maps]}}, {side: pad}, units)
+    fs = C.layer_terms({f"{side}_states": [states.transpose(0, 1).contiguous()], "attn": {attn_type: [fairseq]}},
+                       {side: pad}, units)  # fmt: skip
+    for term in ("hidden_loss", "attn_loss"):
+        torch.testing.assert_close(hf[term], fs[term], rtol=1e-5, atol=1e-7)
