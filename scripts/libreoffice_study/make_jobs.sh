@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Writes $STUDY/jobs, issue 28's grid in the order it runs (seed by seed; the six required
+# configurations first, then R-Drop and LR-Drop at dropout 0.1), and makes the worktrees of the
+# two commits that ran it. From the repository: STUDY=/work/study bash scripts/libreoffice_study/make_jobs.sh
+set -eu
+STUDY=${STUDY:-/work/study}
+A=$STUDY/code-7681ca2   # baseline and R-Drop (no layer terms)
+B=$STUDY/code-b1fd0aa   # LR-Drop and KL + attention: the layer terms as sums over sentences
+for c in 7681ca2 b1fd0aa; do [ -d "$STUDY/code-$c" ] || git worktree add -f "$STUDY/code-$c" "$c"; done
+C="--out $STUDY/grid --data-bin $STUDY/lo/data-bin --raw $STUDY/lo/corpus --corpus-name libreoffice --max-update 8000"
+C="$C --kl-weight 1 --hidden-weight 1 --attn-weight 1 --lr 3e-3 --warmup 150 --max-tokens 1536 --parallel 2"
+{
+  echo "# NAME<TAB>CODE<TAB>lrdrop-compare args (grid.sh reads this before each start)"
+  echo "# base_compute: the baseline at R-Drop's wall-clock compute (8,000 x 4.0 / 1.53 = 21,000 updates) at dropout 0.1"
+  for s in 1 2 3; do
+    printf "baseline-d0.3-s$s\t$A\t$C --configs baseline --dropouts 0.3 --seeds $s\n"
+    printf "baseline-d0.1-s$s\t$A\t$C --configs baseline --dropouts 0.1 --seeds $s\n"
+    printf "rdrop-d0.3-s$s\t$A\t$C --configs rdrop --dropouts 0.3 --seeds $s\n"
+    printf "lrdrop-d0.3-s$s\t$B\t$C --configs lrdrop --dropouts 0.3 --seeds $s\n"
+    printf "attn-d0.3-s$s\t$B\t$C --configs attn --dropouts 0.3 --seeds $s\n"
+    printf "base_compute-d0.1-s$s\t$A\t$C --configs '' --dropouts 0.1 --seeds $s --variant 'base_compute=--mode baseline --max-update 21000'\n"
+    printf "rdrop-d0.1-s$s\t$A\t$C --configs rdrop --dropouts 0.1 --seeds $s\n"
+    printf "lrdrop-d0.1-s$s\t$B\t$C --configs lrdrop --dropouts 0.1 --seeds $s\n"
+  done
+} > "$STUDY/jobs"
+echo "wrote $STUDY/jobs ($(grep -c '^[a-z]' "$STUDY/jobs") runs)"

@@ -1,0 +1,76 @@
+"""After runs finish: merge the grid's finished runs into docs/libreoffice_results.json (the
+earlier protocol's runs kept under "earlier") and regenerate the status block of docs/results.md
+section 0 (per run, per configuration from lrdrop-compare --report, what is running and queued).
+
+    STUDY=/work/study python scripts/libreoffice_study/report.py      # from the repository, then commit
+"""
+
+import datetime
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STUDY = os.environ.get("STUDY", "/work/study")
+MARK = "<!-- status: scripts/libreoffice_study/report.py -->"
+
+
+def compare_report():
+    args = ["--out", f"{STUDY}/grid", "--data-bin", f"{STUDY}/lo/data-bin", "--raw", f"{STUDY}/lo/corpus",
+            "--corpus-name", "libreoffice", "--max-update", "8000", "--configs", "baseline,rdrop,lrdrop,attn",
+            "--dropouts", "0.1,0.3", "--seeds", "1,2,3", "--variant",
+            "base_compute=--mode baseline --max-update 21000", "--report"]  # fmt: skip
+    p = subprocess.run([os.path.join(ROOT, ".venv", "bin", "python"), "-m", "lrdrop_cli.bin.compare", *args],
+                       cwd="/tmp", capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT})  # fmt: skip
+    if p.returncode:
+        sys.exit(f"report: lrdrop-compare --report failed:\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
+    return json.load(open(f"{STUDY}/grid/results.json")), open(f"{STUDY}/grid/results.md").read().strip()
+
+
+def main():
+    report, table = compare_report()
+    path = os.path.join(ROOT, "docs", "libreoffice_results.json")
+    old = json.load(open(path))
+    report["protocol"] = ("issue 28: fixed budget, 8,000 updates (the baseline at R-Drop's compute: 21,000), "
+                          "linear decay to 0 after 150 warm-up updates, 2+2 x 128 transformer_lrdrop, corpus "
+                          "built 2026-12-05")  # fmt: skip
+    report["in_progress"] = True
+    report["earlier"] = old.get("earlier", old)
+    json.dump(report, open(path, "w"), indent=1)
+    runs = sorted(report["runs"], key=lambda r: r["name"])
+    lines = ["", "Per run (finished):", "",
+             "| run | budget | best valid nll (bits) at update | final valid nll | train nll at best | test BLEU "
+             "| test chrF | train min |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in runs:
+        lines.append(f"| {r['name']} | {r.get('budget', 8000)} | {r['best_valid_nll']:.3f} at {r['best_update']} "
+                     f"| {r['final_valid_nll']:.3f} | {r.get('train_nll_at_best', float('nan')):.3f} | {r['bleu']:.2f} "
+                     f"| {r['chrf']:.2f} | {r['train_minutes']:.0f} |")  # fmt: skip
+    if runs:
+        lines += ["", f"Signatures: BLEU `{runs[0]['signature']}`, chrF `{runs[0]['chrf_signature']}`."]
+    lines += ["", "Per configuration (`lrdrop-compare --report`; the translation memory: 22.53 BLEU / 38.86 chrF):",
+              "", table, ""]  # fmt: skip
+    done = {r["name"] for r in runs}
+    running = []
+    for d in sorted(glob.glob(f"{STUDY}/grid/*/")):
+        name = os.path.basename(d.rstrip("/"))
+        if name not in done and os.path.exists(d + "train.log"):
+            ups = re.findall(r'"num_updates": "(\d+)"', open(d + "train.log").read())
+            running.append((name, ups[-1] if ups else "0"))
+    jobs = [line.split("\t")[0] for line in open(f"{STUDY}/jobs") if line.strip() and not line.startswith("#")]
+    queued = [j for j in jobs if j not in done and j not in dict(running)]
+    lines += [f"Unfinished at {datetime.datetime.now():%Y-%m-%d %H:%M}: "
+              + ("; ".join(f"{n} at update {u}" for n, u in running) or "none") + ".",
+              "Queued: " + (", ".join(queued) or "none") + "."]  # fmt: skip
+    block = MARK + "\n" + "\n".join(lines) + "\n<!-- /status -->"
+    doc_path = os.path.join(ROOT, "docs", "results.md")
+    doc = open(doc_path).read()
+    doc = re.sub(r"<!-- status: [^>]*-->.*?<!-- /status -->", lambda _m: block, doc, flags=re.S)
+    open(doc_path, "w").write(doc)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
