@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Writes $STUDY/jobs, issue 28's grid in the order it runs (seed by seed; the six required
-# configurations first, then R-Drop and LR-Drop at dropout 0.1), and makes the worktrees of the
+# Writes $STUDY/jobs, issue 28's grid in the order it runs, seed by seed: the baselines, R-Drop and
+# LR-Drop at 0.3 and at 0.1 (the baseline's better dropout by far: seed 1 gave 34.4 BLEU at 0.1
+# against 11.5 at 0.3), the baseline at R-Drop's compute, KL + attention; and makes the worktrees of the
 # two commits that ran it. From the repository: STUDY=/work/study bash scripts/libreoffice_study/make_jobs.sh
 set -eu
 STUDY=${STUDY:-/work/study}
@@ -17,10 +18,10 @@ C="$C --kl-weight 1 --hidden-weight 1 --attn-weight 1 --lr 3e-3 --warmup 150 --m
     printf "baseline-d0.1-s$s\t$A\t$C --configs baseline --dropouts 0.1 --seeds $s\n"
     printf "rdrop-d0.3-s$s\t$A\t$C --configs rdrop --dropouts 0.3 --seeds $s\n"
     printf "lrdrop-d0.3-s$s\t$B\t$C --configs lrdrop --dropouts 0.3 --seeds $s\n"
-    printf "attn-d0.3-s$s\t$B\t$C --configs attn --dropouts 0.3 --seeds $s\n"
-    printf "base_compute-d0.1-s$s\t$A\t$C --configs '' --dropouts 0.1 --seeds $s --variant 'base_compute=--mode baseline --max-update 21000'\n"
     printf "rdrop-d0.1-s$s\t$A\t$C --configs rdrop --dropouts 0.1 --seeds $s\n"
     printf "lrdrop-d0.1-s$s\t$B\t$C --configs lrdrop --dropouts 0.1 --seeds $s\n"
+    printf "base_compute-d0.1-s$s\t$A\t$C --configs '' --dropouts 0.1 --seeds $s --variant 'base_compute=--mode baseline --max-update 21000'\n"
+    printf "attn-d0.3-s$s\t$B\t$C --configs attn --dropouts 0.3 --seeds $s\n"
   done
 } > "$STUDY/jobs"
 echo "wrote $STUDY/jobs ($(grep -c '^[a-z]' "$STUDY/jobs") runs)"
