@@ -19,12 +19,16 @@ GLUE helpers and of fairseq's GLUE data. Writes OUTPUT_DIR/test_results.json.
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 from datasets import Dataset, DatasetDict
 from transformers import BertConfig, BertForSequenceClassification, HfArgumentParser, TrainingArguments, set_seed
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # example_tokenizers
+from example_tokenizers import HubTokenizer  # noqa: E402
 
 from lrdrop_hf import LRDropArguments, LRDropTrainer
 
@@ -73,17 +77,6 @@ class SpmTokenizer:
 
     def encode(self, text, max_length):
         return [self.cls_token_id] + self.sp.encode(text)[: max_length - 1]
-
-
-class HubTokenizer:
-    def __init__(self, name):
-        from transformers import AutoTokenizer
-
-        self.tok = AutoTokenizer.from_pretrained(name)
-        self.pad_token_id = self.tok.pad_token_id
-
-    def encode(self, text, max_length):
-        return self.tok(text, max_length=max_length, truncation=True)["input_ids"]
 
 
 def main(argv=None):

@@ -22,12 +22,16 @@ OUTPUT_DIR/test_results.json (sacreBLEU and chrF with their signatures).
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 from datasets import Dataset, DatasetDict
 from transformers import HfArgumentParser, MarianConfig, MarianMTModel, Seq2SeqTrainingArguments, set_seed
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # example_tokenizers
+from example_tokenizers import HubTokenizer  # noqa: E402
 
 from lrdrop_hf import LRDropArguments, LRDropSeq2SeqTrainer
 
@@ -74,23 +78,6 @@ class SpmTokenizer:
 
     def decode(self, ids):
         return self.sp.decode([i for i in ids if i < self.pad_token_id])
-
-
-class HubTokenizer:
-    def __init__(self, name):
-        from transformers import AutoTokenizer
-
-        self.tok = AutoTokenizer.from_pretrained(name)
-        self.pad_token_id = self.tok.pad_token_id
-
-    def encode(self, text, max_length):
-        return self.tok(text, max_length=max_length, truncation=True)["input_ids"]
-
-    def encode_target(self, text, max_length):
-        return self.tok(text_target=text, max_length=max_length, truncation=True)["input_ids"]
-
-    def decode(self, ids):
-        return self.tok.decode(ids, skip_special_tokens=True)
 
 
 def read_split(d: DataArguments, split):
