@@ -31,7 +31,8 @@ IGNORE = -100
 
 class LRDropLoss(ConsistencySetup):
     """Callable: ``loss, logs, outputs = LRDropLoss(args)(model, batch)``; ``logs`` holds every term per
-    unit of ``N`` (detached), ``outputs`` the model's output on the doubled batch."""
+    unit of ``N`` as detached 0-d tensors (read them with ``float`` when needed: each read is a GPU
+    sync), ``outputs`` the model's output on the doubled batch."""
 
     def __init__(self, args: Optional[LRDropArguments] = None, label_smoothing: float = 0.0):
         args = args or LRDropArguments()
@@ -94,8 +95,9 @@ class LRDropLoss(ConsistencySetup):
         if torch.is_tensor(denominator):
             denominator = denominator.to(total.device)
         loss = total / denominator
-        logs["nll_loss"] = (nll.detach() / 2 / n).item()  # per copy, as a single-pass model's
-        logs.update({name: (t.detach() / n).item() for name, t in terms.items()})
+        # detached tensors, no .item(): a GPU sync per step only where someone reads them (the Trainer's log)
+        logs["nll_loss"] = nll.detach() / 2 / n  # per copy, as a single-pass model's
+        logs.update({name: t.detach() / n for name, t in terms.items()})
         return loss, logs, outputs
 
     def _token_cross_entropy(self, logits, target):

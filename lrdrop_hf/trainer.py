@@ -29,7 +29,7 @@ class _LRDropMixin:
         if not model.training:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss, logs, outputs = self.lrdrop_loss(model, inputs, num_items_in_batch, self.state.global_step)
-        for name, value in logs.items():
+        for name, value in logs.items():  # tensors: summed on the device, read once per log
             self._lrdrop_sums[name] = self._lrdrop_sums.get(name, 0.0) + value
         self._lrdrop_steps += 1
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
@@ -38,7 +38,9 @@ class _LRDropMixin:
 
     def log(self, logs, *args, **kwargs):
         if self._lrdrop_steps and "loss" in logs:  # a training log: the terms' means since the last one
-            logs.update({name: round(total / self._lrdrop_steps, 6) for name, total in self._lrdrop_sums.items()})
+            logs.update(
+                {name: round(float(total) / self._lrdrop_steps, 6) for name, total in self._lrdrop_sums.items()}
+            )
             self._lrdrop_sums, self._lrdrop_steps = {}, 0
         super().log(logs, *args, **kwargs)
 
