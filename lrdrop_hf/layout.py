@@ -17,7 +17,7 @@ FFN ``DenseReluDense``), BERT-like encoders (BERT, RoBERTa: ``attention.self`` w
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 from torch import nn
 
@@ -94,7 +94,3 @@ def layout_of(model: nn.Module) -> Layout:
         "mBART, Marian, Pegasus), T5, and BERT-family encoders (BERT, RoBERTa). R-Drop alone works with any model: "
         "--hidden_weight 0 --attn_weight 0"
     )
-
-
-def selected(layers: List[nn.Module], spec_select) -> Dict[int, nn.Module]:
-    return {i: layers[i] for i in spec_select(len(layers))}
