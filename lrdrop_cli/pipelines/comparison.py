@@ -329,6 +329,16 @@ def write_report(a, planned, results, threads, t0):
     print(f"[compare] wrote {a.out}/results.md, results.json, curves-d*.png")
 
 
+def budget_text(a):
+    """The header's budget: --max-update (or the patience rule), and each variant's own budget."""
+    if a.patience:
+        text = f"until valid nll stops improving for {a.patience} validations (cap {a.max_update})"
+    else:
+        text = f"{a.max_update} updates each"
+    own = [f"{name}: {updates}" for name, (_, _, updates) in a.variants.items() if updates]
+    return f"{text} ({', '.join(own)} updates)" if own else text
+
+
 def run_comparison(a):
     """The comparison for the parsed command line ``a``: train what is missing (or, with
     --report, only tabulate what finished), then the table, the JSON and the curves."""
@@ -341,12 +351,7 @@ def run_comparison(a):
     resolve_data(a)
     planned = plan(a)
     threads = max(1, (os.cpu_count() or 1) // a.parallel) if a.device == "cpu" else 1
-    budget = (
-        f"until valid nll stops improving for {a.patience} validations (cap {a.max_update})"
-        if a.patience
-        else f"{a.max_update} updates each"
-    )
-    print(f"[compare] {len(planned)} runs, {budget}, {a.parallel} at a time x {threads} threads", flush=True)
+    print(f"[compare] {len(planned)} runs, {budget_text(a)}, {a.parallel} at a time x {threads} threads", flush=True)
     t0 = time.time()
     if a.report:
         results = finished_results(a, planned)

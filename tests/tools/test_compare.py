@@ -246,6 +246,10 @@ def test_variant_flags_choose_the_mode_and_the_budget():
     assert by_name["ffn-d0.1-s1"].flags[-4:] == ["--hidden-weight", "0.1", "--hidden-site", "ffn"]
     assert by_name["a2-d0.1-s1"].flags[-2:] == ["--attn-weight", "1"]
     assert [r.name for r in compare.plan(a)][-1] == "long-d0.1-s1"  # the baseline last in its seed
+    vars(a).update(patience=0, max_update=8000)
+    assert compare.budget_text(a) == "8000 updates each (long: 21000 updates)"
+    vars(a).update(patience=5, variants={})
+    assert compare.budget_text(a) == "until valid nll stops improving for 5 validations (cap 8000)"
     for bad, why in (
         ("x=--mode nonsense", "--mode 'nonsense'"),
         ("x=--max-update 0", "--max-update '0'"),
