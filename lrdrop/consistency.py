@@ -175,7 +175,7 @@ def attention_consistency(
 
 
 MAP_BLOCK = 2**24  # map entries (64 MB in fp32) computed at once by the attention term
-_QUERY_SIDE_FIELDS = ("query", "q_weight", "q_bias")
+_QUERY_SIDE_FIELDS = ("query", "q_weight", "q_bias", "score_bias")  # sliced by query rows
 _KEY_SIDE_FIELDS = ("key", "k_weight", "k_bias")
 
 
@@ -186,6 +186,7 @@ def recomputed_attention_consistency(
     block: Optional[int] = None,
     weights: Optional[Tensor] = None,
     map_block: int = MAP_BLOCK,
+    in_backward: bool = False,
 ) -> Tensor:
     """:func:`attention_consistency` of ``inputs.probs()``, computed a block of queries at a time
     (``block`` queries; default: as many as make ``map_block`` map entries).
@@ -194,7 +195,12 @@ def recomputed_attention_consistency(
     inputs, the two projections) is computed in the same pass, block by block, and kept
     instead of the maps: the term's memory is one block's maps plus input-sized gradients,
     not every layer's (B*H, Tq, Tk) maps, and nothing is recomputed in the backward. The keys
-    are projected once per layer and their gradient sent back through the projection once."""
+    are projected once per layer and their gradient sent back through the projection once.
+
+    ``in_backward``: keep nothing but references to the inputs (which the model's own graph
+    keeps anyway) and compute the maps again, with that gradient, in the backward: no memory
+    until the backward, for a second computation of the projections and the maps
+    (``--attn-recompute-in-backward``)."""
     if block is None:
         per_query = inputs.num_heads * inputs.query.shape[1] * inputs.key.shape[0]
         block = max(1, map_block // per_query)
@@ -202,61 +208,89 @@ def recomputed_attention_consistency(
     shared = inputs.key is inputs.query
     names = [f for f in _QUERY_SIDE_FIELDS + _KEY_SIDE_FIELDS if getattr(inputs, f) is not None]
     names = [f for f in names if not (shared and f == "key")]
-    return _AttentionTerm.apply(
-        inputs, query_pad_mask, weights, loss, block, names, *(getattr(inputs, f) for f in names)
-    )
+    plan = (inputs, query_pad_mask, weights, loss, block, names)
+    fn = _DeferredAttentionTerm if in_backward else _AttentionTerm
+    return fn.apply(plan, *(getattr(inputs, f) for f in names))
+
+
+def _term_and_gradients(plan, tensors, needs):
+    """The attention term of ``plan`` = (inputs, query_pad_mask, weights, loss, block, names) with
+    ``tensors`` in place of the named inputs, and its gradient with respect to those that
+    ``needs`` marks, in fp32 ({name: gradient}), a block of queries at a time."""
+    inputs, query_pad_mask, weights, loss, block, names = plan
+    needs = dict(zip(names, needs))
+    with torch.enable_grad():
+        # fp32 leaves: under --fp16 this gradient is computed here, before any loss scale
+        # exists, and in fp16 it underflows as the halves converge (124% off at a per-query KL
+        # of 2e-6); the backward casts it to the inputs' precision once scaled by grad_output
+        leaves = {n: at_least_fp32(t.detach()).requires_grad_(needs[n]) for n, t in zip(names, tensors)}
+        shared = "key" not in names  # self-attention: the key input is the query input
+        rec = dataclasses.replace(inputs, **leaves, **({"key": leaves["query"]} if shared else {}))
+        keys = rec.keys()
+        key_leaf = keys.detach().requires_grad_(keys.requires_grad)
+        wanted = [n for n in names if n in _QUERY_SIDE_FIELDS and needs[n]]
+        targets = [leaves[n] for n in wanted] + ([key_leaf] if key_leaf.requires_grad else [])
+        grads = [torch.zeros_like(t, dtype=torch.promote_types(t.dtype, torch.float32)) for t in targets]
+        dtype = torch.promote_types(inputs.query.dtype, torch.float32)
+        total = torch.zeros((), dtype=dtype, device=inputs.query.device)
+        for start in range(0, inputs.query.shape[0], block):
+            rows = slice(start, start + block)
+            qpad = None if query_pad_mask is None else query_pad_mask[:, rows]
+            w = None if weights is None else weights[:, rows]
+            part = attention_consistency(*split_halves(rec.probs(rows, key_leaf), 1), qpad, loss, w)
+            if targets:
+                for g, d in zip(grads, torch.autograd.grad(part, targets, allow_unused=True)):
+                    if d is not None:
+                        g += at_least_fp32(d)
+            total += part.detach()
+        out = dict(zip(wanted, grads[: len(wanted)]))
+        key_side = [n for n in names if n in _KEY_SIDE_FIELDS and needs[n]]
+        if shared and needs["query"]:
+            key_side.append("query")
+        if key_side and key_leaf.requires_grad:  # through the key projection, once
+            back = torch.autograd.grad(keys, [leaves[n] for n in key_side], grads[-1])
+            for n, d in zip(key_side, back):
+                out[n] = out[n] + d if n in out else d
+    return total, out
+
+
+def _scaled(out, names, dtypes, grad_output):
+    """The inputs' gradients: ``grad_output`` x each fp32 gradient in ``out``, in its input's dtype."""
+    return tuple(None if n not in out else (grad_output * out[n]).to(d) for n, d in zip(names, dtypes))
 
 
 class _AttentionTerm(torch.autograd.Function):
+    """The term and its gradient in the forward; keeps the gradient (input-sized), not the maps."""
+
     @staticmethod
-    def forward(ctx, inputs, query_pad_mask, weights, loss, block, names, *tensors):
-        needs = dict(zip(names, ctx.needs_input_grad[6:]))
-        with torch.enable_grad():
-            # fp32 leaves: under --fp16 this gradient is computed here, before any loss scale
-            # exists, and in fp16 it underflows as the halves converge (124% off at a per-query KL
-            # of 2e-6); the backward casts it to the inputs' precision once scaled by grad_output
-            leaves = {n: at_least_fp32(t.detach()).requires_grad_(needs[n]) for n, t in zip(names, tensors)}
-            shared = "key" not in names  # self-attention: the key input is the query input
-            rec = dataclasses.replace(inputs, **leaves, **({"key": leaves["query"]} if shared else {}))
-            keys = rec.keys()
-            key_leaf = keys.detach().requires_grad_(keys.requires_grad)
-            wanted = [n for n in names if n in _QUERY_SIDE_FIELDS and needs[n]]
-            targets = [leaves[n] for n in wanted] + ([key_leaf] if key_leaf.requires_grad else [])
-            grads = [torch.zeros_like(t, dtype=torch.promote_types(t.dtype, torch.float32)) for t in targets]
-            total = torch.zeros(
-                (), dtype=torch.promote_types(inputs.query.dtype, torch.float32), device=inputs.query.device
-            )
-            for start in range(0, inputs.query.shape[0], block):
-                rows = slice(start, start + block)
-                qpad = None if query_pad_mask is None else query_pad_mask[:, rows]
-                w = None if weights is None else weights[:, rows]
-                part = attention_consistency(*split_halves(rec.probs(rows, key_leaf), 1), qpad, loss, w)
-                if targets:
-                    for g, d in zip(grads, torch.autograd.grad(part, targets, allow_unused=True)):
-                        if d is not None:
-                            g += at_least_fp32(d)
-                total += part.detach()
-            out = dict(zip(wanted, grads[: len(wanted)]))
-            key_side = [n for n in names if n in _KEY_SIDE_FIELDS and needs[n]]
-            if shared and needs["query"]:
-                key_side.append("query")
-            if key_side and key_leaf.requires_grad:  # through the key projection, once
-                back = torch.autograd.grad(keys, [leaves[n] for n in key_side], grads[-1])
-                for n, d in zip(key_side, back):
-                    out[n] = out[n] + d if n in out else d
-        ctx.order = [n if n in out else None for n in names]
-        ctx.dtypes = [t.dtype for t in tensors]
-        ctx.save_for_backward(*[out[n] for n in names if n in out])
+    def forward(ctx, plan, *tensors):
+        names = plan[-1]
+        total, out = _term_and_gradients(plan, tensors, ctx.needs_input_grad[1:])
+        ctx.names, ctx.dtypes, ctx.kept = names, [t.dtype for t in tensors], [n for n in names if n in out]
+        ctx.save_for_backward(*[out[n] for n in ctx.kept])
         return total
 
     @staticmethod
     def backward(ctx, grad_output):
-        saved = iter(ctx.saved_tensors)
-        grads = [
-            None if name is None else (grad_output * next(saved)).to(dtype)
-            for name, dtype in zip(ctx.order, ctx.dtypes)
-        ]
-        return (None, None, None, None, None, None, *grads)
+        out = dict(zip(ctx.kept, ctx.saved_tensors))
+        return (None, *_scaled(out, ctx.names, ctx.dtypes, grad_output))
+
+
+class _DeferredAttentionTerm(torch.autograd.Function):
+    """The term in the forward without a graph; the maps again, with the gradient, in the backward."""
+
+    @staticmethod
+    def forward(ctx, plan, *tensors):
+        ctx.plan = plan
+        ctx.save_for_backward(*tensors)
+        total, _ = _term_and_gradients(plan, tensors, [False] * len(tensors))
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        tensors = ctx.saved_tensors
+        _, out = _term_and_gradients(ctx.plan, tensors, ctx.needs_input_grad[1:])
+        return (None, *_scaled(out, ctx.plan[-1], [t.dtype for t in tensors], grad_output))
 
 
 def _sym_kl_rows(p: Tensor, q: Tensor) -> Tensor:
@@ -327,6 +361,7 @@ def layer_terms(
     attn_loss: str = "kl",
     layer_reduction: str = "mean",
     map_block: int = MAP_BLOCK,
+    in_backward: bool = False,
 ) -> Dict[str, Tensor]:
     """The per-layer terms of one doubled forward, ``hidden_loss`` and ``attn_loss``, as sums over sentences.
 
@@ -350,7 +385,8 @@ def layer_terms(
     models record them, or of (H, 2B, Tq, Tk) probabilities}). ``pad_masks``:
     ``{"encoder": (B, S), "decoder": (B, T)}`` of *one* copy, True = pad (None: no padding).
     ``units``: (B,). Layers combine by ``layer_reduction``; attention types are averaged.
-    ``map_block``: map entries the recompute path of large maps computes at once.
+    ``map_block``: map entries the recompute path of large maps computes at once; ``in_backward``:
+    it computes them again in the backward instead of keeping their gradient from the forward.
     A term is present only if its records are.
     """
     terms = {}
@@ -373,7 +409,10 @@ def layer_terms(
     per_type = []
     for attn_type, records_of_type in (records.get("attn") or {}).items():
         name = QUERY_SIDE[attn_type]
-        per_layer = [_attention_term(a, pad_masks.get(name), side, name, attn_loss, map_block) for a in records_of_type]
+        per_layer = [
+            _attention_term(a, pad_masks.get(name), side, name, attn_loss, map_block, in_backward)
+            for a in records_of_type
+        ]
         per_type.append(combine_layers(per_layer, layer_reduction))
     if per_type:
         terms["attn_loss"] = torch.stack(per_type).mean()  # every attention type counts alike
@@ -381,13 +420,15 @@ def layer_terms(
 
 
 def _attention_term(
-    record: Union[AttentionInputs, Tensor], query_pad: Optional[Tensor], side, name, loss, map_block
+    record: Union[AttentionInputs, Tensor], query_pad: Optional[Tensor], side, name, loss, map_block, in_backward
 ) -> Tensor:
     """One layer's attention term, weighted per query by ``side(name, n_queries)``: from the
     recorded inputs (the models record these) or from (H, 2B, Tq, Tk) probabilities."""
     if isinstance(record, AttentionInputs):
         w = side(name, record.query.shape[0])
         if record.maps is None:  # large maps: recomputed in blocks
-            return recomputed_attention_consistency(record, query_pad, loss, weights=w, map_block=map_block)
+            return recomputed_attention_consistency(
+                record, query_pad, loss, weights=w, map_block=map_block, in_backward=in_backward
+            )
         return attention_consistency(*split_halves(record.maps, 1), query_pad, loss, w)  # fairseq's explicit path
     return attention_consistency(*split_halves(record, 1), query_pad, loss, side(name, record.shape[2]))

@@ -27,6 +27,7 @@ DEFAULTS = {
     "consistency_warmup_updates": 0,
     "attn_small_map": SMALL_MAP,
     "attn_map_block": C.MAP_BLOCK,
+    "attn_recompute_in_backward": False,
 }
 
 
@@ -53,9 +54,14 @@ HELP = {
     "attn_small_map": "a self-attention module whose maps (heads x 2 x batch x queries x keys) have at most this "
     "many entries takes fairseq's explicit path and keeps its maps (fast; memory grows with the maps); a larger "
     "one stays on torch's fused kernel and the term recomputes its maps in blocks (less memory, more time). 2^22 "
-    "was measured on a CPU (docs/benchmarks.md): on a GPU, time both with lrdrop-benchmark. The Hugging Face "
-    "adapter keeps every map",
+    "was measured on a CPU (docs/benchmarks.md): on a GPU, time both with lrdrop-benchmark. In the Hugging Face "
+    "adapter a module with small maps keeps the maps it builds from the projections, a larger one is recomputed "
+    "alike",
     "attn_map_block": "map entries the recompute path of large maps computes at once (2^24: 64 MB in fp32)",
+    "attn_recompute_in_backward": "the recompute path computes the large maps (see --attn-small-map; 0: every map) "
+    "once more in the backward instead of keeping their inputs' gradients from the forward: the attention term "
+    "then holds no memory until the backward (R-Drop's activation memory), for more time per update (CPU: "
+    "+20-40%, docs/benchmarks.md)",
 }
 assert set(HELP) == set(DEFAULTS)
 
@@ -111,6 +117,11 @@ class ConsistencySetup:
         self.layer_reduction = str(o["layer_reduction"])
         self.warmup_updates = int(o["consistency_warmup_updates"])
         self.map_block = int(o["attn_map_block"])
+        if not isinstance(o["attn_recompute_in_backward"], bool):
+            raise LRDropConfigError(
+                f"--attn-recompute-in-backward takes true or false, got {o['attn_recompute_in_backward']!r}"
+            )
+        self.recompute_in_backward = o["attn_recompute_in_backward"]
         self.attn_types_named = str(o["attn_types"]).strip().lower() != "all"
         self.record_spec: Optional[RecordSpec] = None
         if self.hidden_weight > 0 or self.attn_weight > 0:

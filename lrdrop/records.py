@@ -72,7 +72,8 @@ class AttentionInputs:
     ``query`` (Tq, 2B, C) and ``key`` (Tk, 2B, Ck) are the inputs of the query and key
     projections (for self-attention, the same tensor); ``key_padding_mask`` (2B, Tk), True/1 at
     pads; ``attn_mask`` (Tq, Tk), added to the scores (-inf for a causal mask), or bool (True
-    = masked).
+    = masked). ``finite_masks``: masked scores are set to the lowest finite value instead of -inf
+    (a row whose keys are all masked, as left padding gives, is then uniform, not NaN).
     """
 
     query: Tensor
@@ -86,6 +87,8 @@ class AttentionInputs:
     key_padding_mask: Optional[Tensor] = None
     attn_mask: Optional[Tensor] = None
     maps: Optional[Tensor] = None  # (H, 2B, Tq, Tk) when the module computed them anyway (small maps)
+    score_bias: Optional[Tensor] = None  # (2B or 1, H, Tq, Tk) added to the scores: T5's position bias
+    finite_masks: bool = False  # masked scores get the lowest finite value, as Hugging Face models mask them
 
     def keys(self) -> Tensor:
         """The projected keys, (2B*H, Tk, d), as fairseq's explicit path lays them out."""
@@ -106,13 +109,17 @@ class AttentionInputs:
         q = F.linear(query, self.q_weight, self.q_bias) * self.scaling
         q = q.contiguous().view(tq, bsz * h, -1).transpose(0, 1)
         scores = torch.bmm(q, k.transpose(1, 2))
+        if self.score_bias is not None:
+            bias = self.score_bias[:, :, rows].to(scores.dtype)
+            scores = (scores.view(bsz, h, tq, tk) + bias).view(bsz * h, tq, tk)
+        low = torch.finfo(scores.dtype).min if self.finite_masks else float("-inf")
         if self.attn_mask is not None:
             mask = self.attn_mask[rows]
             if mask.dtype == torch.bool:
-                scores = scores.masked_fill(mask.unsqueeze(0), float("-inf"))
+                scores = scores.masked_fill(mask.unsqueeze(0), low)
             else:
                 scores = scores + mask.unsqueeze(0).to(scores.dtype)
         if self.key_padding_mask is not None:
             pad = self.key_padding_mask.to(torch.bool)[:, None, None, :]
-            scores = scores.view(bsz, h, tq, tk).masked_fill(pad, float("-inf")).view(bsz * h, tq, tk)
+            scores = scores.view(bsz, h, tq, tk).masked_fill(pad, low).view(bsz * h, tq, tk)
         return F.softmax(scores.float(), dim=-1).view(bsz, h, tq, tk).transpose(0, 1)

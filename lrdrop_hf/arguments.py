@@ -31,6 +31,9 @@ class LRDropArguments:
     )
     attn_small_map: int = field(default=DEFAULTS["attn_small_map"], metadata={"help": HELP["attn_small_map"]})
     attn_map_block: int = field(default=DEFAULTS["attn_map_block"], metadata={"help": HELP["attn_map_block"]})
+    attn_recompute_in_backward: bool = field(
+        default=DEFAULTS["attn_recompute_in_backward"], metadata={"help": HELP["attn_recompute_in_backward"]}
+    )
 
     def options(self) -> dict:
         """The consistency options, for :meth:`lrdrop.options.ConsistencySetup.setup_consistency`."""

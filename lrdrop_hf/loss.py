@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from lrdrop import consistency as C
 from lrdrop.options import ConsistencySetup, LRDropConfigError
+from lrdrop.records import AttentionInputs
 
 from .arguments import LRDropArguments
 from .layout import Layout, layout_of
@@ -89,7 +90,8 @@ class LRDropLoss(ConsistencySetup):
         n = units.sum()
         if recorder is not None:
             records, pads = recorder.records(batch, pad1 if seq2seq else None, inputs)
-            terms.update(C.layer_terms(records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction))
+            terms.update(C.layer_terms(records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction,
+                                       self.map_block, self.recompute_in_backward))  # fmt: skip
         total = self.add_weighted(ce, terms, num_updates)
         denominator = n if num_items_in_batch is None else num_items_in_batch
         if torch.is_tensor(denominator):
@@ -171,14 +173,15 @@ class Recorder:
                     site = self.layout.attention(layer, t)
                     rec = {"site": site}
                     self.attn[t].append(rec)
-                    self._hook(site.q, lambda out, r=rec: r.__setitem__("q", out))
-                    self._hook(site.k, lambda out, r=rec: r.__setitem__("k", out))
+                    self._hook(site.q, lambda out, inp, r=rec: r.update(q=out, q_in=inp[0]), with_input=True)
+                    self._hook(site.k, lambda out, inp, r=rec: r.update(k=out, k_in=inp[0]), with_input=True)
                     if site.bias_module is not None:
                         self._hook(site.bias_module, lambda out, r=rec: r.__setitem__("bias", out[1]))
         return self
 
-    def _hook(self, module, keep):
-        self.handles.append(module.register_forward_hook(lambda _m, _inp, out: keep(out)))
+    def _hook(self, module, keep, with_input=False):
+        hook = (lambda _m, inp, out: keep(out, inp)) if with_input else (lambda _m, _inp, out: keep(out))
+        self.handles.append(module.register_forward_hook(hook))
 
     def __exit__(self, *exc):
         for h in self.handles:
@@ -205,13 +208,34 @@ class Recorder:
                 if "q" not in r or "k" not in r:
                     raise RuntimeError(f"attention type {t!r} was not recorded in every selected layer")
                 causal = t == "decoder_self"
-                maps.append(_probs(r, key_pad if t != "decoder_self" else dec_key_pad, causal))
+                pad = key_pad if t != "decoder_self" else dec_key_pad
+                entries = r["site"].heads * r["q"].shape[0] * r["q"].shape[1] * r["k"].shape[1]
+                if entries <= self.spec.small_map:
+                    maps.append(_probs(r, pad, causal))
+                else:
+                    maps.append(_attention_inputs(r, pad, causal))
             records["attn"][t] = maps
         return records, pads
 
 
 def _first(out):
     return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _attention_inputs(rec, key_pad, causal):
+    """The core's record of one attention module with large maps, from its projections' inputs and
+    weights (which the model keeps for its own backward): the term recomputes the maps a block of
+    queries at a time, as it does fairseq's, and keeps no map."""
+    site, q_in, k_in = rec["site"], rec["q_in"], rec["k_in"]
+    query = q_in.transpose(0, 1)  # time-major, as the core's records are
+    key = query if k_in is q_in else k_in.transpose(0, 1)  # self-attention: one tensor, one gradient
+    tq, tk = query.shape[0], key.shape[0]
+    upper = torch.ones(tq, tk, dtype=torch.bool, device=query.device).triu(1) if causal else None
+    return AttentionInputs(
+        query=query, key=key, q_weight=site.q.weight, q_bias=site.q.bias, k_weight=site.k.weight,
+        k_bias=site.k.bias, num_heads=site.heads, scaling=site.scaling, key_padding_mask=key_pad, attn_mask=upper,
+        score_bias=rec.get("bias"), finite_masks=True,
+    )  # fmt: skip
 
 
 def _probs(rec, key_pad, causal):

@@ -36,6 +36,11 @@ def build_parser():
         help="lr_drop's --attn-small-map for the layer-term modes: 0 recomputes every self-attention map, a huge "
         "value records every one from fairseq's explicit path (default: lr_drop's own, 2^22)",
     )
+    ap.add_argument(
+        "--attn-recompute-in-backward",
+        action="store_true",
+        help="lr_drop's --attn-recompute-in-backward for the layer-term modes: recomputed maps again in the backward",
+    )
     ap.add_argument("--json", help="write all results here")
     return ap
 

@@ -23,6 +23,7 @@ def main(argv=None):
     ap.add_argument("--fp16", action="store_true")
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--attn-small-map", type=int)
+    ap.add_argument("--attn-recompute-in-backward", action="store_true")
     a = ap.parse_args(argv)
     worker = benchmark.train_worker if a.kind == "train" else benchmark.generate_worker
     print(json.dumps(worker(a)))

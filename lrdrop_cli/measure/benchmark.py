@@ -177,6 +177,8 @@ def train_worker(a):
     common = dict(sentence_avg=False, label_smoothing=0.1)
     if w is not None and a.attn_small_map is not None:
         w["attn_small_map"] = a.attn_small_map
+    if w is not None and getattr(a, "attn_recompute_in_backward", False):
+        w["attn_recompute_in_backward"] = True
     crit = LabelSmoothedCrossEntropyCriterion(task, **common) if w is None else LRDropCriterion(task, **common, **w)
     opt = torch.optim.Adam(model.parameters(), lr=1e-5, eps=1e-4 if dtype != torch.float32 else 1e-8)
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
@@ -278,6 +280,7 @@ def spawn(a, extra):
         + (["--fp16"] if a.fp16 else [])
         + (["--bf16"] if a.bf16 else [])
         + ([] if getattr(a, "attn_small_map", None) is None else ["--attn-small-map", str(a.attn_small_map)])
+        + (["--attn-recompute-in-backward"] if getattr(a, "attn_recompute_in_backward", False) else [])
     )
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "worker.log")

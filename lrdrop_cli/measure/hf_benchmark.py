@@ -2,7 +2,8 @@
 the model's own loss (the baseline), for a Marian and a BART built from configs (nothing downloaded).
 
     lrdrop-benchmark-hf [--models marian,bart] [--shapes 16x32,4x128] [--layers 6] [--dim 512]
-                        [--vocab 10000] [--steps 3] [--warmup 1] [--json out.json]
+                        [--vocab 10000] [--steps 3] [--warmup 1] [--attn-small-map N]
+                        [--attn-recompute-in-backward] [--json out.json]
 
 Per model, shape (sentences x tokens per copy, lengths drawn between half and full) and mode: the
 median time of an update (forward, backward, Adam step) and what the autograd graph holds for the
@@ -49,7 +50,7 @@ def make_batch(sentences, tokens, vocab, seed=0):
     return {"input_ids": ids, "attention_mask": (ids != 1).long(), "labels": labels}
 
 
-def measure(model, batch, mode, steps, warmup):
+def measure(model, batch, mode, steps, warmup, attn_small_map=None, in_backward=False):
     import torch
 
     from lrdrop_cli.measure.benchmark import saved_for_backward_mb
@@ -59,7 +60,9 @@ def measure(model, batch, mode, steps, warmup):
     if MODES[mode] is None:
         loss_of = lambda: model(**batch).loss  # noqa: E731
     else:
-        loss_fn = LRDropLoss(LRDropArguments(**MODES[mode]))
+        extra = {} if attn_small_map is None else {"attn_small_map": attn_small_map}
+        extra.update({"attn_recompute_in_backward": True} if in_backward else {})
+        loss_fn = LRDropLoss(LRDropArguments(**MODES[mode], **extra))
         loss_of = lambda: loss_fn(model, batch)[0]  # noqa: E731
     saved = saved_for_backward_mb(loss_of, exclude=list(model.parameters()))
     opt = torch.optim.Adam(model.parameters(), lr=1e-5)
@@ -85,6 +88,15 @@ def main(argv=None):
     ap.add_argument("--vocab", type=int, default=10000)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument(
+        "--attn-small-map",
+        type=int,
+        help="--attn_small_map of the attention modes: 0 hands every map to the recompute path, a huge value "
+        "keeps every map (default: LRDropArguments')",
+    )
+    ap.add_argument(
+        "--attn-recompute-in-backward", action="store_true", help="--attn_recompute_in_backward of the attention modes"
+    )
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     import torch
@@ -100,7 +112,9 @@ def main(argv=None):
             for mode in a.modes.split(","):
                 torch.manual_seed(1)
                 model = build(name, a.layers, a.dim, a.vocab)
-                results[mode] = measure(model, batch, mode, a.steps, a.warmup)
+                results[mode] = measure(
+                    model, batch, mode, a.steps, a.warmup, a.attn_small_map, a.attn_recompute_in_backward
+                )
             ref = results.get("rdrop")
             for mode, r in results.items():
                 rows.append({"model": name, "shape": shape, "mode": mode, **r})
@@ -111,6 +125,7 @@ def main(argv=None):
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"layers": a.layers, "dim": a.dim, "vocab": a.vocab, "threads": torch.get_num_threads(),
+                       "attn_small_map": a.attn_small_map, "attn_recompute_in_backward": a.attn_recompute_in_backward,
                        "rows": rows}, f, indent=1)  # fmt: skip
 
 

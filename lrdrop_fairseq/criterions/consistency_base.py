@@ -48,6 +48,9 @@ class ConsistencyConfig(FairseqDataclass):
     )
     attn_small_map: int = field(default=DEFAULTS["attn_small_map"], metadata={"help": HELP["attn_small_map"]})
     attn_map_block: int = field(default=DEFAULTS["attn_map_block"], metadata={"help": HELP["attn_map_block"]})
+    attn_recompute_in_backward: bool = field(
+        default=DEFAULTS["attn_recompute_in_backward"], metadata={"help": HELP["attn_recompute_in_backward"]}
+    )
     consistency_warmup_updates: int = field(
         default=DEFAULTS["consistency_warmup_updates"], metadata={"help": HELP["consistency_warmup_updates"]}
     )

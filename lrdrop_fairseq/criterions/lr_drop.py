@@ -90,6 +90,7 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
         consistency_warmup_updates=0,
         attn_small_map=SMALL_MAP,
         attn_map_block=C.MAP_BLOCK,
+        attn_recompute_in_backward=False,
         ignore_prefix_size=0,
         report_accuracy=False,
     ):
@@ -107,6 +108,7 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
             consistency_warmup_updates=consistency_warmup_updates,
             attn_small_map=attn_small_map,
             attn_map_block=attn_map_block,
+            attn_recompute_in_backward=attn_recompute_in_backward,
         )
         self.kl_weight = self.output_weights["kl_loss"]
         if ignore_prefix_size > 0 and self.record_spec is not None:
@@ -173,8 +175,15 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
             units = (~target_pad).sum(1)  # each sentence counts as its target tokens, as in its cross-entropy
             terms.update(
                 C.layer_terms(
-                    records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction, self.map_block
-                )
+                    records,
+                    pads,
+                    units,
+                    self.hidden_loss,
+                    self.attn_loss,
+                    self.layer_reduction,
+                    self.map_block,
+                    self.recompute_in_backward,
+                )  # fmt: skip
             )
         return terms
 

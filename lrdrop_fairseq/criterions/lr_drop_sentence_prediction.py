@@ -133,8 +133,9 @@ class LRDropSentencePredictionCriterion(ConsistencyCriterionMixin, SentencePredi
         src_tokens = net_input["src_tokens"]
         units = torch.ones(src_tokens.shape[0], device=src_tokens.device)  # each sentence counts once
         return C.layer_terms(
-            records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction, self.map_block
-        )
+            records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction, self.map_block,
+            self.recompute_in_backward,
+        )  # fmt: skip
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:

@@ -12,6 +12,7 @@ from transformers.trainer_pt_utils import LabelSmoother  # noqa: E402
 
 from lrdrop import consistency as C  # noqa: E402
 from lrdrop.options import LRDropConfigError  # noqa: E402
+from lrdrop.records import AttentionInputs  # noqa: E402
 from lrdrop_hf import LRDropArguments, LRDropLoss, lrdrop_loss  # noqa: E402
 from lrdrop_hf.loss import Recorder  # noqa: E402
 
@@ -96,6 +97,70 @@ def test_recorded_maps_are_the_models_own_attention(kind):
             real_q = (~pads["encoder" if t == "encoder_self" else "decoder"]).repeat(2, 1)  # rows that count
             ours, ref = ours.permute(1, 2, 0, 3), ref.float().transpose(1, 2)  # both (2B, Tq, H, Tk)
             torch.testing.assert_close(ours[real_q], ref[real_q], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("in_backward", [False, True], ids=["gradient-in-forward", "maps-again-in-backward"])
+@pytest.mark.parametrize("kind", ALL)
+def test_the_recompute_path_gives_the_map_paths_loss_and_gradients(kind, in_backward):
+    """--attn_small_map 0 hands every attention module to the core's recompute path (the
+    projections' inputs and weights; T5's position bias and the masks included), with or without
+    --attn_recompute_in_backward: the same loss and the same gradient for every parameter as the
+    maps built from the projections' outputs."""
+    model = tiny(kind, 0.1)
+    model.train()
+    b = batch(kind)
+    results = {}
+    for small_map in (2**40, 0):
+        args = full(attn_small_map=small_map, attn_recompute_in_backward=in_backward)
+        torch.manual_seed(7)
+        loss, logs = lrdrop_loss(model, b, args)
+        model.zero_grad()
+        loss.backward()
+        results[small_map] = (
+            loss.detach(),
+            float(logs["attn_loss"]),
+            {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+        )
+    (l_maps, a_maps, g_maps), (l_rec, a_rec, g_rec) = results[2**40], results[0]
+    assert a_maps > 1e-6
+    assert a_rec == pytest.approx(a_maps, rel=1e-5)
+    torch.testing.assert_close(l_rec, l_maps, rtol=1e-6, atol=1e-7)
+    assert g_rec.keys() == g_maps.keys()
+    for name in g_maps:
+        torch.testing.assert_close(g_rec[name], g_maps[name], rtol=1e-4, atol=1e-7, msg=name)
+    # and it did take the recompute path: records of the projections' inputs, not maps
+    loss = LRDropLoss(full(attn_small_map=0))
+    inputs = {k: v for k, v in b.items() if k != "labels"}
+    if kind in SEQ2SEQ:
+        inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=b["labels"])
+    with Recorder(loss.layout(model), loss.record_spec) as rec:
+        model(**{k: torch.cat([v, v]) for k, v in inputs.items()})
+    records, _ = rec.records(b, b["labels"].eq(-100) if kind in SEQ2SEQ else None, inputs)
+    kept = [r for recs in records["attn"].values() for r in recs]
+    assert kept and all(isinstance(r, AttentionInputs) and r.q_weight is not None for r in kept)
+
+
+@pytest.mark.parametrize("kind", ["marian", "t5", "bert"])
+def test_maps_again_in_backward_keep_the_attention_term_at_rdrops_memory(kind):
+    """What the autograd graph holds for the backward (exact, storage by storage): KL + attention
+    with every map recomputed in the backward holds what R-Drop's graph holds (to a few scalars);
+    with the maps kept, more."""
+    from lrdrop_cli.measure.benchmark import saved_for_backward_mb
+
+    model = tiny(kind, 0.1)
+    model.train()
+    b = batch(kind)
+    params = list(model.parameters())
+    mb = {}
+    for name, args in (
+        ("rdrop", full(hidden_weight=0.0, attn_weight=0.0)),
+        ("maps", full(hidden_weight=0.0)),
+        ("in_backward", full(hidden_weight=0.0, attn_small_map=0, attn_recompute_in_backward=True)),
+    ):
+        loss_fn = LRDropLoss(args)
+        mb[name] = saved_for_backward_mb(lambda: loss_fn(model, b)[0], exclude=params)  # noqa: B023
+    # (a few scalars of the term's own arithmetic aside: < 1 KB; the maps are tens of KB here)
+    assert abs(mb["in_backward"] - mb["rdrop"]) < 1e-3 and mb["maps"] > mb["rdrop"] + 1e-2, mb
 
 
 @pytest.mark.parametrize("kind", ["bart", "t5", "bert"])

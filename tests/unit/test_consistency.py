@@ -357,11 +357,13 @@ def _attention_inputs(seed=0, tq=5, tk=6, b2=4, heads=2, dim=8, causal=False):
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("in_backward", [False, True], ids=["gradient-in-forward", "maps-again-in-backward"])
 @pytest.mark.parametrize("loss", ["kl", "mse"])
 @pytest.mark.parametrize("causal", [False, True])
-def test_recomputed_term_in_blocks_equals_the_term_of_the_full_maps(loss, causal):
-    """Blocks of 2 queries under checkpointing: the same value and the same gradients for every
-    input (query, key, both projections) as the term of the whole maps computed at once."""
+def test_recomputed_term_in_blocks_equals_the_term_of_the_full_maps(loss, causal, in_backward):
+    """Blocks of 2 queries: the same value and the same gradients for every input (query, key,
+    both projections) as the term of the whole maps computed at once, whether the gradient is
+    computed in the forward or the maps again in the backward."""
     qpad = torch.zeros(2, 5, dtype=torch.bool)
     qpad[0, -1] = True
     leaves = lambda r: (r.query, r.key, r.q_weight, r.q_bias, r.k_weight, r.k_bias)  # noqa: E731
@@ -369,14 +371,73 @@ def test_recomputed_term_in_blocks_equals_the_term_of_the_full_maps(loss, causal
     ref = C.attention_consistency(*C.split_halves(full.probs(), 1), qpad, loss)
     ref_grads = torch.autograd.grad(ref, leaves(full))
     blocked = _attention_inputs(causal=causal, tk=5 if causal else 6)
-    got = C.recomputed_attention_consistency(blocked, qpad, loss, block=2)
+    got = C.recomputed_attention_consistency(blocked, qpad, loss, block=2, in_backward=in_backward)
     whole = _attention_inputs(causal=causal, tk=5 if causal else 6)  # the default: one block here
-    torch.testing.assert_close(C.recomputed_attention_consistency(whole, qpad, loss), ref, rtol=1e-6, atol=1e-7)
+    whole_term = C.recomputed_attention_consistency(whole, qpad, loss, in_backward=in_backward)
+    torch.testing.assert_close(whole_term, ref, rtol=1e-6, atol=1e-7)
     got_grads = torch.autograd.grad(got, leaves(blocked))
     torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-7)
     assert ref.item() > 0
     for g, r in zip(got_grads, ref_grads):
         torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("in_backward", [False, True], ids=["gradient-in-forward", "maps-again-in-backward"])
+def test_score_bias_is_added_and_gets_its_gradient(in_backward):
+    """T5's relative position bias, (1, H, Tq, Tk) added to every copy's scores: the probabilities
+    are softmax(q k^T * scaling + bias) by hand, and the recomputed term gives the bias (and every
+    other input) the gradient autograd gives through the full maps."""
+    inputs = _attention_inputs(causal=True, tk=5)
+    bias = torch.randn(1, 2, 5, 5, generator=torch.Generator().manual_seed(4)).requires_grad_(True)
+    inputs = dataclasses.replace(inputs, score_bias=bias, key_padding_mask=None)
+    q = F.linear(inputs.query, inputs.q_weight, inputs.q_bias).view(5, 4, 2, 4).permute(2, 1, 0, 3)
+    k = F.linear(inputs.key, inputs.k_weight, inputs.k_bias).view(5, 4, 2, 4).permute(2, 1, 0, 3)
+    scores = q @ k.transpose(-1, -2) * inputs.scaling + bias[0][:, None] + inputs.attn_mask
+    torch.testing.assert_close(inputs.probs(), scores.softmax(-1))
+    leaves = (bias, inputs.query, inputs.key, inputs.q_weight, inputs.k_weight)
+    ref = C.attention_consistency(*C.split_halves(inputs.probs(), 1), None, "kl")
+    ref_grads = torch.autograd.grad(ref, leaves)
+    got = C.recomputed_attention_consistency(inputs, None, "kl", block=2, in_backward=in_backward)
+    torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-7)
+    assert ref_grads[0].abs().sum() > 0
+    for g, r in zip(torch.autograd.grad(got, leaves), ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+
+
+def test_finite_masks_make_a_fully_masked_row_uniform_not_nan():
+    """Left-padded targets under a causal mask leave a query with no visible key: with -inf that
+    row is NaN (and a NaN times a pad's zero weight is still NaN in the gradient); Hugging Face
+    models mask with the lowest finite value, which makes it uniform, and so does finite_masks."""
+    inputs = _attention_inputs(causal=True, tk=5)
+    pad = torch.zeros(4, 5, dtype=torch.bool)
+    pad[1, :2] = pad[3, :2] = True  # left padding: query 0 of sentence 1 sees only padded keys
+    causal = torch.ones(5, 5, dtype=torch.bool).triu(1)  # bool: True = masked
+    inputs = dataclasses.replace(inputs, key_padding_mask=pad, attn_mask=causal)
+    assert inputs.probs()[:, 1, 0].isnan().all()
+    finite = dataclasses.replace(inputs, finite_masks=True)
+    torch.testing.assert_close(finite.probs()[:, 1, 0], torch.full((2, 5), 0.2))
+    qpad = pad[:2]  # those queries are pads themselves
+    term = C.recomputed_attention_consistency(finite, qpad, "kl", block=2, in_backward=True)
+    grads = torch.autograd.grad(term, (finite.query, finite.q_weight))
+    assert term.isfinite() and all(g.isfinite().all() for g in grads)
+
+
+def test_maps_again_in_backward_keep_nothing_but_the_inputs():
+    """The deferred path keeps only its inputs (the model's graph keeps them anyway) until the
+    backward: no gradient, no map; the path that computes the gradient in the forward keeps the
+    input-sized gradients (fp32 copies) instead."""
+    inputs = _attention_inputs(tq=6, tk=6)
+    inputs = dataclasses.replace(inputs, key=inputs.query)
+    ptrs = {t.data_ptr() for t in (inputs.query, inputs.q_weight, inputs.q_bias, inputs.k_weight, inputs.k_bias)}
+
+    def kept(in_backward):  # what the term's node holds until the backward
+        term = C.recomputed_attention_consistency(inputs, None, "kl", block=2, in_backward=in_backward)
+        return term.grad_fn.saved_tensors
+
+    deferred = kept(True)
+    assert len(deferred) == 5 and all(t.data_ptr() in ptrs for t in deferred)
+    eager = kept(False)  # gradients: new tensors
+    assert len(eager) == 5 and not any(t.data_ptr() in ptrs for t in eager)
 
 
 def test_recorded_probabilities_mask_keys_and_future():
@@ -401,8 +462,9 @@ def _converged_halves(dtype, noise):
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("in_backward", [False, True], ids=["gradient-in-forward", "maps-again-in-backward"])
 @pytest.mark.parametrize("noise", [3e-3, 3e-2])
-def test_recomputed_term_in_fp16_has_the_fp32_gradient(noise):
+def test_recomputed_term_in_fp16_has_the_fp32_gradient(noise, in_backward):
     """The recompute path under --fp16: its gradient is computed inside the forward, before any
     loss scale exists, so it must not be computed in fp16 (there the q_proj gradient was 124% off
     the fp32 one as the halves converged). Backward here as fairseq's FP16 optimizer does it: the
@@ -412,7 +474,7 @@ def test_recomputed_term_in_fp16_has_the_fp32_gradient(noise):
     def term_and_grads(dtype):
         inputs = _converged_halves(dtype, noise)
         inputs = dataclasses.replace(inputs, key=inputs.query)  # self-attention: one tensor
-        term = C.recomputed_attention_consistency(inputs, None, "kl", block=4)
+        term = C.recomputed_attention_consistency(inputs, None, "kl", block=4, in_backward=in_backward)
         (term * scale).backward()
         return term, [t.grad.float() / scale for t in (inputs.q_weight, inputs.k_weight, inputs.query)]
 

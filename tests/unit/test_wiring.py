@@ -212,16 +212,20 @@ def test_diagnose_groups_the_compared_layer_norms(toy_data):
     assert gains["ln_other_mean"] == pytest.approx((3.0 + 5 * 1.0) / 6)
 
 
+@pytest.mark.parametrize("in_backward", [False, True], ids=["gradient-in-forward", "maps-again-in-backward"])
 @pytest.mark.parametrize("arch, data_fixture", ARCHS)
-def test_attention_term_is_the_same_recorded_or_recomputed(request, arch, data_fixture):
+def test_attention_term_is_the_same_recorded_or_recomputed(request, arch, data_fixture, in_backward):
     """Small maps are recorded from fairseq's explicit path, large ones recomputed by the term
     (--attn-small-map 0: every self-attention map counts as large; --attn-map-block 64: blocks of
-    a query or two): the same masks give the same term and the same gradients either way."""
+    a query or two; --attn-recompute-in-backward: the maps again in the backward): the same masks
+    give the same term and the same gradients either way."""
     data = request.getfixturevalue(data_fixture)
     task, model, crit = build(data, arch=arch, extra=["--kl-weight", "0"])
+    again = ["--attn-recompute-in-backward"] if in_backward else []
     _, _, recomputing = build(data, arch=arch, extra=["--kl-weight", "0", "--attn-small-map", "0",
-                                                      "--attn-map-block", "64"])  # fmt: skip
+                                                      "--attn-map-block", "64", *again])  # fmt: skip
     assert recomputing.record_spec.small_map == 0 and recomputing.map_block == 64
+    assert recomputing.recompute_in_backward is in_backward and crit.recompute_in_backward is False
     sample = first_batch(task)
     results = []
     for crit in (crit, recomputing):
