@@ -21,3 +21,9 @@ def test_benchmark_rows_and_memory_order(tmp_path, capsys):
     )
     assert all(r["median_s"] > 0 for r in rows.values())
     assert "| bart | 4x16 | lrdrop |" in capsys.readouterr().out
+    # the recompute flags reach the loss: KL + attention at R-Drop's graph memory (to a few scalars)
+    hf_benchmark.main(["--models", "bart", "--shapes", "4x16", "--layers", "1", "--dim", "64", "--vocab", "300",
+                       "--steps", "1", "--warmup", "0", "--modes", "rdrop,attn", "--attn-small-map", "0",
+                       "--attn-recompute-in-backward", "--json", str(out)])  # fmt: skip
+    lean = {r["mode"]: r["saved_mb"] for r in json.loads(out.read_text())["rows"]}
+    assert abs(lean["attn"] - lean["rdrop"]) < 1e-3 < rows["attn"]["saved_mb"] - rows["rdrop"]["saved_mb"]

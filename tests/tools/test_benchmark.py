@@ -33,6 +33,16 @@ def test_benchmark_script_runs_every_mode(tmp_path):
     assert all(r["median_s"] > 0 and r["peak_mb"] > 0 for r in res["train"])
     assert res["generate"]["identical_hypotheses"] is True
     assert "| 4x8 | lrdrop |" in p.stdout
+    # the recompute flags reach the criterion: every self-attention map recomputed, its gradient kept
+    # from the forward, or nothing kept until the backward (a smaller graph)
+    saved = []
+    for again in ([], ["--attn-recompute-in-backward"]):
+        lean = tmp_path / f"lean{len(again)}.json"
+        run([tool("lrdrop-benchmark"), "--arch", "transformer_lrdrop_tiny", "--vocab", "60", "--shapes", "4x8",
+             "--steps", "1", "--warmup", "0", "--gen-shape", "", "--modes", "attn", "--attn-small-map", "0",
+             *again, "--json", str(lean)])  # fmt: skip
+        saved.append(json.loads(lean.read_text())["train"][0]["saved_mb"])
+    assert saved[1] < saved[0]
 
 
 def test_benchmark_counts_what_autograd_keeps_once_per_storage():
