@@ -4,16 +4,18 @@ import torch
 
 transformers = __import__("transformers")
 
-SEQ2SEQ = ("bart", "marian", "t5")
+SEQ2SEQ = ("bart", "marian", "mbart", "pegasus", "t5")
 CLASSIFIERS = ("bert", "roberta")
 PAD = 1
 
 
 def tiny(kind, dropout=0.1, **extra):
     T = transformers
-    if kind in ("bart", "marian"):
+    if kind in ("bart", "marian", "mbart", "pegasus"):
         cls_config, cls_model = {"bart": (T.BartConfig, T.BartForConditionalGeneration),
-                                 "marian": (T.MarianConfig, T.MarianMTModel)}[kind]  # fmt: skip
+                                 "marian": (T.MarianConfig, T.MarianMTModel),
+                                 "mbart": (T.MBartConfig, T.MBartForConditionalGeneration),
+                                 "pegasus": (T.PegasusConfig, T.PegasusForConditionalGeneration)}[kind]  # fmt: skip
         config = cls_config(
             vocab_size=60, d_model=16, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
             decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,

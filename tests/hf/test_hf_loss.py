@@ -70,7 +70,7 @@ def test_output_kl_by_hand():
     assert C.symmetric_kl_from_log_probs(p, q).item() == pytest.approx(torch.log(torch.tensor(3.0)).item() / 8)
 
 
-@pytest.mark.parametrize("kind", ["bart", "marian", "t5", "bert"])
+@pytest.mark.parametrize("kind", ["bart", "marian", "mbart", "pegasus", "t5", "bert"])
 def test_recorded_maps_are_the_models_own_attention(kind):
     """At dropout 0 the eager implementation's returned weights are the pre-dropout probabilities:
     the maps rebuilt from the recorded projections (scaling, T5's position bias, key padding, the
