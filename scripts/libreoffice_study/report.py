@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -52,6 +53,14 @@ def main():
         lines += ["", f"Signatures: BLEU `{runs[0]['signature']}`, chrF `{runs[0]['chrf_signature']}`."]
     lines += ["", "Per configuration (`lrdrop-compare --report`; the translation memory: 22.53 BLEU / 38.86 chrF):",
               "", table, ""]  # fmt: skip
+    curves = []
+    for src in sorted(glob.glob(f"{STUDY}/grid/curves-d*.png")):  # seed 1's runs, one figure per dropout
+        name = "libreoffice_" + os.path.basename(src)
+        shutil.copyfile(src, os.path.join(ROOT, "docs", name))
+        curves.append(f"![seed 1 at dropout {name[len('libreoffice_curves-d') : -4]}]({name})")
+    if curves:
+        lines += ["Training curves of seed 1's finished runs (train and valid loss and nll, each consistency term, "
+                  "over updates):", "", *curves, ""]  # fmt: skip
     done = {r["name"] for r in runs}
     running = []
     for d in sorted(glob.glob(f"{STUDY}/grid/*/")):
