@@ -245,6 +245,8 @@ def test_clear_errors():
         lrdrop_loss(tiny("bert"), batch("bert"), full(attn_types="decoder_self"))
     with pytest.raises(LRDropConfigError, match="no 'labels'"):
         lrdrop_loss(tiny("bart"), {"input_ids": torch.ones(1, 3, dtype=torch.long)}, full())
+    with pytest.raises(LRDropConfigError, match="--attn-recompute-in-backward takes true or false, got 'yes'"):
+        LRDropLoss(full(attn_recompute_in_backward="yes"))
 
 
 def test_hf_argument_parser_reads_the_same_flags():
@@ -260,6 +262,15 @@ def test_hf_argument_parser_reads_the_same_flags():
         "last",
     )
     assert LRDropLoss(args).record_spec.layers == (-1,)
+    (args,) = HfArgumentParser(LRDropArguments).parse_args_into_dataclasses(
+        ["--attn_small_map", "0", "--attn_map_block", "4096", "--attn_recompute_in_backward"]
+    )
+    loss = LRDropLoss(args)
+    assert (loss.record_spec.small_map, loss.map_block, loss.recompute_in_backward) == (0, 4096, True)
+    assert LRDropLoss(LRDropArguments()).recompute_in_backward is False
+    from lrdrop.options import DEFAULTS
+
+    assert set(DEFAULTS) <= set(LRDropArguments.__dataclass_fields__)  # every core option has its HF flag
 
 
 @pytest.mark.parametrize("causal", [False, True])
