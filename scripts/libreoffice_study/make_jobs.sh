@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes $STUDY/jobs, issue 28's grid in the order it runs, seed by seed: the baselines, R-Drop and
 # LR-Drop at 0.3 and at 0.1 (the baseline's better dropout by far: seed 1 gave 34.4 BLEU at 0.1
-# against 11.5 at 0.3), the baseline at R-Drop's compute, KL + attention; and makes the worktrees of the
+# against 11.5 at 0.3), the baseline at R-Drop's compute, KL + attention (LR-Drop with hidden weight 1
+# for seed 1 only, then hidden weight 0.1: see below); and makes the worktrees of the
 # two commits that ran it. From the repository: STUDY=/work/study bash scripts/libreoffice_study/make_jobs.sh
 set -eu
 STUDY=${STUDY:-/work/study}
@@ -13,13 +14,29 @@ C="$C --kl-weight 1 --hidden-weight 1 --attn-weight 1 --lr 3e-3 --warmup 150 --m
 {
   echo "# NAME<TAB>CODE<TAB>lrdrop-compare args (grid.sh reads this before each start)"
   echo "# base_compute: the baseline at R-Drop's wall-clock compute (8,000 x 4.0 / 1.53 = 21,000 updates) at dropout 0.1"
+  echo "# lrdrop (hidden weight 1) ran for seed 1 only: it shrank the FFN outputs 9x (lrdrop-diagnose); from then on"
+  echo "# LR-Drop runs as lrdrop_h01, the paper's three terms with hidden weight 0.1 (docs/results.md section 0)"
+  H="--variant 'lrdrop_h01=--mode lrdrop --hidden-weight 0.1'"
   for s in 1 2 3; do
+    if [ $s = 1 ]; then  # seed 1's order as it ran: the weight-1 LR-Drop runs first, lrdrop_h01 before the rest
+      printf "baseline-d0.3-s1\t$A\t$C --configs baseline --dropouts 0.3 --seeds 1\n"
+      printf "baseline-d0.1-s1\t$A\t$C --configs baseline --dropouts 0.1 --seeds 1\n"
+      printf "rdrop-d0.3-s1\t$A\t$C --configs rdrop --dropouts 0.3 --seeds 1\n"
+      printf "lrdrop-d0.3-s1\t$B\t$C --configs lrdrop --dropouts 0.3 --seeds 1\n"
+      printf "rdrop-d0.1-s1\t$A\t$C --configs rdrop --dropouts 0.1 --seeds 1\n"
+      printf "lrdrop-d0.1-s1\t$B\t$C --configs lrdrop --dropouts 0.1 --seeds 1\n"
+      printf "lrdrop_h01-d0.3-s1\t$B\t$C --configs '' --dropouts 0.3 --seeds 1 $H\n"
+      printf "attn-d0.3-s1\t$B\t$C --configs attn --dropouts 0.3 --seeds 1\n"
+      printf "lrdrop_h01-d0.1-s1\t$B\t$C --configs '' --dropouts 0.1 --seeds 1 $H\n"
+      printf "base_compute-d0.1-s1\t$A\t$C --configs '' --dropouts 0.1 --seeds 1 --variant 'base_compute=--mode baseline --max-update 21000'\n"
+      continue
+    fi
     printf "baseline-d0.3-s$s\t$A\t$C --configs baseline --dropouts 0.3 --seeds $s\n"
     printf "baseline-d0.1-s$s\t$A\t$C --configs baseline --dropouts 0.1 --seeds $s\n"
     printf "rdrop-d0.3-s$s\t$A\t$C --configs rdrop --dropouts 0.3 --seeds $s\n"
-    printf "lrdrop-d0.3-s$s\t$B\t$C --configs lrdrop --dropouts 0.3 --seeds $s\n"
+    printf "lrdrop_h01-d0.3-s$s\t$B\t$C --configs '' --dropouts 0.3 --seeds $s $H\n"
     printf "rdrop-d0.1-s$s\t$A\t$C --configs rdrop --dropouts 0.1 --seeds $s\n"
-    printf "lrdrop-d0.1-s$s\t$B\t$C --configs lrdrop --dropouts 0.1 --seeds $s\n"
+    printf "lrdrop_h01-d0.1-s$s\t$B\t$C --configs '' --dropouts 0.1 --seeds $s $H\n"
     printf "base_compute-d0.1-s$s\t$A\t$C --configs '' --dropouts 0.1 --seeds $s --variant 'base_compute=--mode baseline --max-update 21000'\n"
     printf "attn-d0.3-s$s\t$B\t$C --configs attn --dropouts 0.3 --seeds $s\n"
   done
