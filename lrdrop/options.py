@@ -35,7 +35,9 @@ DEFAULTS = {
 HELP = {
     "hidden_weight": "weight of the per-layer hidden-state consistency (the paper's alpha; its value is not known); "
     "off (0) by default: in the 3,000-pair study, MSE on layer outputs at weight 1 ended at a worse validation "
-    "perplexity than R-Drop, and MSE 0.1 at the FFN site level with it (docs/results.md)",
+    "perplexity than R-Drop, and MSE 0.1 at the FFN site level with it; at the FFN site the MSE is not "
+    "scale-invariant, and at weight 1 the LibreOffice study's model shrank its FFN outputs 9x and fell 1 bit behind "
+    "R-Drop (docs/results.md): use about 0.1 there",
     "attn_weight": "weight of the per-layer, per-head attention consistency (0 disables it)",
     "hidden_loss": "hidden-state distance: mse (squared difference, mean over the hidden dim) or cosine "
     "(1 - cosine similarity)",

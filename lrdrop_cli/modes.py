@@ -13,8 +13,11 @@ hidden        lr_drop, output KL + hidden states at the FFN output (ablation)
 attn          lr_drop, output KL + attention (ablation; lr_drop's own default terms)
 
 A mode's name always means the same terms, in every tool and recipe. A term that is on
-takes its weight from the flag, or else from DEFAULT_WEIGHTS (hidden 1 and attention 1: our
-choice, the paper's values are not known); a term that is off is 0 whatever the flag says.
+takes its weight from the flag, or else from DEFAULT_WEIGHTS (our choice, the paper's values
+are not known): attention 1; the hidden term 0.1 at the FFN output and 1 at the layer output.
+At the FFN output the MSE is not scale-invariant: at weight 1 the LibreOffice study's model
+shrank its FFN outputs 9x and ended 1 bit of validation nll behind R-Drop (docs/results.md,
+section 0). A term that is off is 0 whatever the flag says.
 The KL weight has no default here: it is the recipe's (R-Drop's alpha: 5 for IWSLT, 0.7 for
 CNN/DM).
 
@@ -37,8 +40,9 @@ MODES = {
 }
 
 
-# the weight of a layer term that a mode turns on, where no weight is given
-DEFAULT_WEIGHTS = {"hidden": 1.0, "attn": 1.0}
+# the weight of a layer term that a mode turns on, where no weight is given; the hidden term's by
+# its site (see the module's docstring)
+DEFAULT_WEIGHTS = {"hidden": {"ffn": 0.1, "layer": 1.0}, "attn": 1.0}
 
 
 def weights(mode: str, kl: float, hidden: Optional[float] = None, attn: Optional[float] = None) -> Optional[dict]:
@@ -49,7 +53,7 @@ def weights(mode: str, kl: float, hidden: Optional[float] = None, attn: Optional
     on = MODES[mode]
     if on is None:
         return None
-    hidden = DEFAULT_WEIGHTS["hidden"] if hidden is None else hidden
+    hidden = DEFAULT_WEIGHTS["hidden"].get(on.get("site"), 0.0) if hidden is None else hidden
     attn = DEFAULT_WEIGHTS["attn"] if attn is None else attn
     return {
         "kl_weight": kl if on["kl"] else 0.0,

@@ -16,7 +16,7 @@
 # Environment: DATA (default data/cnndm/data-bin), BART (data/bart.large/model.pt, from
 # https://dl.fbaipublicfiles.com/fairseq/models/bart.large.tar.gz), SAVE
 # (checkpoints/cnndm-MODE), KL (0.7), HIDDEN and ATTN (the weights of the terms MODE has;
-# default 1 each, lrdrop-modes), MAX_TOKENS (1024 per copy), UPDATE_FREQ (default:
+# defaults: lrdrop-modes --help), MAX_TOKENS (1024 per copy), UPDATE_FREQ (default:
 # 65,536 tokens per update / (MAX_TOKENS x GPUS); GPUS defaults to the visible GPUs), TOTAL_UPDATES (20000), FP16 (1).
 # All local GPUs are used (fairseq's own multi-GPU training); for several nodes, run
 # this command through scripts/train_distributed.sh (see the README). Extra arguments

@@ -17,7 +17,7 @@
 # Environment: DATA (default data/glue/TASK-bin), ROBERTA (data/roberta.large/model.pt, from
 # https://dl.fbaipublicfiles.com/fairseq/models/roberta.large.tar.gz), SIZE (large; base
 # with roberta.base), SAVE (checkpoints/glue-TASK-MODE), KL (1), HIDDEN and ATTN
-# (the weights of the terms MODE has; default 1 each, lrdrop-modes),
+# (the weights of the terms MODE has; defaults: lrdrop-modes --help),
 # SEED (1), FP16 (1). The task's own metric (accuracy, F1, Matthews correlation,
 # Pearson/Spearman) is logged at each validation; examples/glue/evaluate.sh reports it for
 # the best checkpoint. Extra arguments go last, so they override anything here.

@@ -12,7 +12,7 @@
 #   attn      ablation: R-Drop + attention consistency (lr_drop's own default terms)
 #
 # Environment: DATA (default data/iwslt14/data-bin), SAVE (checkpoints/iwslt14-MODE),
-# KL (5), HIDDEN and ATTN (the weights of the terms MODE has; default 1 each, lrdrop-modes),
+# KL (5), HIDDEN and ATTN (the weights of the terms MODE has; defaults: lrdrop-modes --help),
 # MAX_UPDATE, SEED. Extra arguments go last to
 # fairseq-train, so they override anything here (e.g. --fp16, --update-freq 2).
 set -euo pipefail

@@ -11,7 +11,11 @@ def main(argv=None):
     ap.add_argument("mode")
     ap.add_argument("--kl-weight", type=float, default=5.0)
     ap.add_argument(
-        "--hidden-weight", type=float, help=f"when the mode has the term (default {modes.DEFAULT_WEIGHTS['hidden']:g})"
+        "--hidden-weight",
+        type=float,
+        help="when the mode has the term (default: "
+        + ", ".join(f"{w:g} at the {site} site" for site, w in modes.DEFAULT_WEIGHTS["hidden"].items())
+        + ")",
     )
     ap.add_argument(
         "--attn-weight", type=float, help=f"when the mode has the term (default {modes.DEFAULT_WEIGHTS['attn']:g})"

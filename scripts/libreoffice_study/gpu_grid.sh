@@ -2,7 +2,8 @@
 # Issue 28's grid on one lent GPU, one command of < 10 minutes: the GPU demo's model (3+3 x 256,
 # fp16, lr 1e-3, 300 warm-up updates, 4,096 tokens) on the LibreOffice data, the same fixed budget
 # for every configuration (linear decay to 0), seeds 1-3, all runs sharing the GPU at once:
-#   dropout 0.3: baseline, R-Drop, LR-Drop (the paper's three terms), KL + attention  (12 runs)
+#   dropout 0.3: baseline, R-Drop, LR-Drop (the paper's three terms, hidden weight 0.1, as the CPU
+#   grid's lrdrop_h01), KL + attention  (12 runs)
 #   dropout 0.1: baseline, and the baseline at R-Drop's compute (COMPUTE_RATIO x the budget)  (6 runs)
 # Runs not finished when MINUTES is up are left out of the table. Writes into $OUT (default runs/gpu_grid):
 # results.md / results.json (lrdrop-compare --report over every finished run), curves-d*.png,
@@ -35,7 +36,7 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 COMPUTE=$(awk -v u="$UPDATES" -v r="$COMPUTE_RATIO" 'BEGIN { printf "%d", u * r + 0.5 }')
 VARIANT="base_compute=--mode baseline --max-update $COMPUTE"
 C=(--data-bin "$DATA/data-bin" --raw "$DATA/corpus" --corpus-name libreoffice --device "$DEVICE" --model "$MODEL"
-   --max-update "$UPDATES" --kl-weight 1 --hidden-weight 1 --attn-weight 1 --seeds "$SEEDS")
+   --max-update "$UPDATES" --kl-weight 1 --hidden-weight 0.1 --attn-weight 1 --seeds "$SEEDS")
 [ -n "${TRAIN_ARGS:-}" ] && C+=(--train-args "$TRAIN_ARGS")
 read -ra extra <<< "${COMPARE_ARGS:-}" && C+=("${extra[@]}")  # e.g. "--lr 2e-3"
 n_seeds=$(tr ',' '\n' <<< "$SEEDS" | wc -l)

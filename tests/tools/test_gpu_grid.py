@@ -27,7 +27,7 @@ def test_gpu_grid_script_runs_every_configuration_and_returns_few_files(tmp_path
         "rdrop-d0.3-s1",
     ]  # fmt: skip
     assert {n: r["updates"] for n, r in by_name.items()} == {n: 10 if n.startswith("base_") else 4 for n in by_name}
-    assert "--hidden-weight 1 --attn-weight 1 --hidden-site ffn" in by_name["lrdrop-d0.3-s1"]["flags"]
+    assert "--hidden-weight 0.1 --attn-weight 1 --hidden-site ffn" in by_name["lrdrop-d0.3-s1"]["flags"]
     assert "label_smoothed_cross_entropy" in by_name["base_compute-d0.1-s1"]["flags"]
     md = (out / "results.md").read_text()
     assert "| 0.1 | base_compute | 1 |" in md and "| 0.3 | lrdrop | 1 |" in md
