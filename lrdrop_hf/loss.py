@@ -207,13 +207,16 @@ class Recorder:
             for r in recs:
                 if "q" not in r or "k" not in r:
                     raise RuntimeError(f"attention type {t!r} was not recorded in every selected layer")
-                causal = t == "decoder_self"
                 pad = key_pad if t != "decoder_self" else dec_key_pad
-                entries = r["site"].heads * r["q"].shape[0] * r["q"].shape[1] * r["k"].shape[1]
-                if entries <= self.spec.small_map:
-                    maps.append(_probs(r, pad, causal))
+                (b, tq, _), tk = r["q"].shape, r["k"].shape[1]
+                # decoder self-attention: a query sees no later key (True = masked, as fairseq's masks)
+                upper = None
+                if t == "decoder_self":
+                    upper = torch.ones(tq, tk, dtype=torch.bool, device=r["q"].device).triu(1)
+                if r["site"].heads * b * tq * tk <= self.spec.small_map:
+                    maps.append(_probs(r, pad, upper))
                 else:
-                    maps.append(_attention_inputs(r, pad, causal))
+                    maps.append(_attention_inputs(r, pad, upper))
             records["attn"][t] = maps
         return records, pads
 
@@ -222,15 +225,13 @@ def _first(out):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def _attention_inputs(rec, key_pad, causal):
+def _attention_inputs(rec, key_pad, upper):
     """The core's record of one attention module with large maps, from its projections' inputs and
     weights (which the model keeps for its own backward): the term recomputes the maps a block of
     queries at a time, as it does fairseq's, and keeps no map."""
     site, q_in, k_in = rec["site"], rec["q_in"], rec["k_in"]
     query = q_in.transpose(0, 1)  # time-major, as the core's records are
     key = query if k_in is q_in else k_in.transpose(0, 1)  # self-attention: one tensor, one gradient
-    tq, tk = query.shape[0], key.shape[0]
-    upper = torch.ones(tq, tk, dtype=torch.bool, device=query.device).triu(1) if causal else None
     return AttentionInputs(
         query=query, key=key, q_weight=site.q.weight, q_bias=site.q.bias, k_weight=site.k.weight,
         k_bias=site.k.bias, num_heads=site.heads, scaling=site.scaling, key_padding_mask=key_pad, attn_mask=upper,
@@ -238,7 +239,7 @@ def _attention_inputs(rec, key_pad, causal):
     )  # fmt: skip
 
 
-def _probs(rec, key_pad, causal):
+def _probs(rec, key_pad, upper):
     """(H, 2B, Tq, Tk) fp32 pre-dropout probabilities from the recorded projections."""
     site, q, k = rec["site"], C.at_least_fp32(rec["q"]), C.at_least_fp32(rec["k"])
     h = site.heads
@@ -250,8 +251,6 @@ def _probs(rec, key_pad, causal):
     low = torch.finfo(scores.dtype).min
     if key_pad is not None:
         scores = scores.masked_fill(key_pad[None, :, None, :], low)
-    if causal:
-        tq, tk = scores.shape[-2:]
-        upper = torch.ones(tq, tk, dtype=torch.bool, device=scores.device).triu(1)
+    if upper is not None:
         scores = scores.masked_fill(upper, low)
     return F.softmax(scores, dim=-1)

@@ -290,11 +290,12 @@ def test_the_core_gives_the_same_terms_for_fairseqs_and_hfs_layouts(causal):
     key_pad = torch.cat([pad, pad])
     scaling = (c // heads) ** -0.5
     rec = {"site": AttentionSite(q_proj, k_proj, heads, scaling), "q": q_proj(x), "k": k_proj(x)}
-    hf_maps = _probs(rec, key_pad, causal)
+    upper = torch.ones(t, t, dtype=torch.bool).triu(1) if causal else None
+    hf_maps = _probs(rec, key_pad, upper)
     fairseq = AttentionInputs(
         query=x.transpose(0, 1), key=x.transpose(0, 1), q_weight=q_proj.weight, q_bias=q_proj.bias,
         k_weight=k_proj.weight, k_bias=k_proj.bias, num_heads=heads, scaling=scaling, key_padding_mask=key_pad,
-        attn_mask=torch.ones(t, t, dtype=torch.bool).triu(1) if causal else None,
+        attn_mask=upper,
     )  # fmt: skip
     real = (~key_pad)[None, :, :, None]  # padded query rows differ (a fully masked row) and never count
     torch.testing.assert_close((hf_maps * real), (fairseq.probs() * real), rtol=1e-5, atol=1e-6)
