@@ -143,6 +143,45 @@ def test_split():
         C.split_halves(torch.zeros(3))
 
 
+def test_double_repeats_tensors_along_the_batch_and_passes_anything_else():
+    x = torch.tensor([[1, 2], [3, 4]])
+    assert C.double(x).tolist() == [[1, 2], [3, 4], [1, 2], [3, 4]]  # [x; x]: copy 1, then copy 2
+    assert C.double(None) is None and C.double(7) == 7
+
+
+def test_precision_upcast_keeps_float64():
+    assert C.at_least_fp32(torch.zeros(1, dtype=torch.float16)).dtype == torch.float32
+    assert C.at_least_fp32(torch.zeros(1, dtype=torch.bfloat16)).dtype == torch.float32
+    assert C.at_least_fp32(torch.zeros(1, dtype=torch.float64)).dtype == torch.float64  # finite differences
+
+
+def test_squared_difference_hand_value():
+    """A regression head's consistency: summed over sentences and outputs, in fp32 for fp16 inputs."""
+    y1, y2 = torch.tensor([[1.0], [2.0], [0.5]]), torch.tensor([[0.0], [4.0], [0.5]])
+    assert C.squared_difference(y1, y2).item() == 5.0  # 1 + 4 + 0
+    got = C.squared_difference(y1.half(), y2.half())
+    assert got.dtype == torch.float32 and got.shape == () and got.item() == 5.0
+
+
+def test_layer_terms_take_recorded_maps_when_present_and_recompute_otherwise():
+    """An attention record with maps (a module that computed them anyway) is scored on those maps;
+    one without is recomputed from its inputs. Recorded maps that differ from the inputs' show which
+    path ran."""
+    units = torch.tensor([4.0, 3.0])
+    pads = {"encoder": torch.tensor([[False] * 5, [False, False, False, True, True]])}
+
+    def term(record):
+        return C.layer_terms({"attn": {"encoder_self": [record]}}, pads, units)["attn_loss"]
+
+    inputs = _attention_inputs(tk=5)
+    recomputed = term(inputs)
+    torch.testing.assert_close(recomputed, term(inputs.probs()))  # the same maps, either way
+    other = _attention_inputs(seed=1, tk=5).probs().detach()
+    with_maps = dataclasses.replace(_attention_inputs(tk=5), maps=other)
+    torch.testing.assert_close(term(with_maps), term(other))
+    assert abs(term(with_maps).item() - recomputed.item()) > 1e-3
+
+
 def test_combine_layers_mean_and_sum():
     per_layer = [torch.tensor(1.0), torch.tensor(2.0), torch.tensor(6.0)]
     assert C.combine_layers(per_layer, "mean").item() == 3.0
