@@ -31,13 +31,15 @@ def test_symmetric_kl_hand_value_and_padding():
 
 
 def test_symmetric_kl_matches_rdrop_kl_div_formulation():
+    """(B, T, V) log-probabilities, as the Hugging Face adapter passes them: the last dim is the
+    distribution, the padding mask (B, T)."""
     torch.manual_seed(0)
-    lp = torch.randn(7, 11).log_softmax(-1)
-    lq = torch.randn(7, 11).log_softmax(-1)
-    pad = torch.tensor([0, 0, 1, 0, 0, 1, 0], dtype=torch.bool)
+    lp = torch.randn(2, 7, 11).log_softmax(-1)
+    lq = torch.randn(2, 7, 11).log_softmax(-1)
+    pad = torch.tensor([[0, 0, 1, 0, 0, 1, 0], [0, 0, 0, 0, 0, 1, 1]], dtype=torch.bool)
     # R-Drop's published compute_kl_loss
-    p_loss = F.kl_div(lp, lq.exp(), reduction="none").masked_fill(pad[:, None], 0.0).sum()
-    q_loss = F.kl_div(lq, lp.exp(), reduction="none").masked_fill(pad[:, None], 0.0).sum()
+    p_loss = F.kl_div(lp, lq.exp(), reduction="none").masked_fill(pad[..., None], 0.0).sum()
+    q_loss = F.kl_div(lq, lp.exp(), reduction="none").masked_fill(pad[..., None], 0.0).sum()
     ref = (p_loss + q_loss) / 2
     assert C.symmetric_kl_from_log_probs(lp, lq, pad).item() == pytest.approx(ref.item(), rel=1e-5)
 
@@ -63,7 +65,7 @@ def test_output_kl_keeps_only_its_inputs_for_the_backward():
 
 def test_symmetric_kl_gradients_match_reference():
     torch.manual_seed(1)
-    logits = torch.randn(2, 5, 9, requires_grad=True)
+    logits = torch.randn(2, 3, 5, 9, requires_grad=True)  # two copies of (B, T, V)
     lp, lq = logits.log_softmax(-1).unbind(0)
     C.symmetric_kl_from_log_probs(lp, lq).backward()
     g_fused = logits.grad.clone()
