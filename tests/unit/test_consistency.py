@@ -423,6 +423,48 @@ def test_recomputed_term_in_blocks_equals_the_term_of_the_full_maps(loss, causal
         torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
 
 
+def test_map_block_sets_how_many_queries_each_block_computes(monkeypatch):
+    """``map_block`` map entries per block: with H=2, 2B=4, Tk=6 a query row has 48 entries."""
+    seen = []
+    probs = AttentionInputs.probs
+
+    def spy(self, rows=slice(None), keys=None):
+        seen.append((rows.start, rows.stop))
+        return probs(self, rows, keys)
+
+    monkeypatch.setattr(AttentionInputs, "probs", spy)
+    C.recomputed_attention_consistency(_attention_inputs(tq=5, tk=6), None, "kl", map_block=2 * 48)
+    assert seen == [(0, 2), (2, 4), (4, 6)]
+    seen.clear()
+    C.recomputed_attention_consistency(_attention_inputs(tq=5, tk=6), None, "kl", map_block=47)
+    assert seen == [(q, q + 1) for q in range(5)]  # never fewer than one query
+
+
+@pytest.mark.parametrize("in_backward", [False, True], ids=["gradient-in-forward", "maps-again-in-backward"])
+def test_frozen_projections_get_no_gradient_and_the_rest_theirs(in_backward):
+    """A frozen key projection and query bias (fine-tuning part of a model): no gradient for them,
+    the same gradients as the full maps' term for the rest."""
+    qpad = torch.zeros(2, 5, dtype=torch.bool)
+    qpad[1, -1] = True
+
+    def frozen():
+        r = _attention_inputs(tk=6)
+        for t in (r.k_weight, r.k_bias, r.q_bias):
+            t.requires_grad_(False)
+        return r
+
+    ref_in, got_in = frozen(), frozen()
+    trained = lambda r: (r.query, r.key, r.q_weight)  # noqa: E731
+    ref = C.attention_consistency(*C.split_halves(ref_in.probs(), 1), qpad, "kl")
+    got = C.recomputed_attention_consistency(got_in, qpad, "kl", block=2, in_backward=in_backward)
+    got.backward()
+    ref.backward()
+    torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-7)
+    for g, r in zip(trained(got_in), trained(ref_in)):
+        torch.testing.assert_close(g.grad, r.grad, rtol=1e-5, atol=1e-6)
+    assert got_in.k_weight.grad is None and got_in.q_bias.grad is None
+
+
 @pytest.mark.parametrize("in_backward", [False, True], ids=["gradient-in-forward", "maps-again-in-backward"])
 def test_score_bias_is_added_and_gets_its_gradient(in_backward):
     """T5's relative position bias, (1, H, Tq, Tk) added to every copy's scores: the probabilities
