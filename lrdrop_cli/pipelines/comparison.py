@@ -222,6 +222,26 @@ def paired(results, cfg, dropout, key, reference="rdrop"):
     return [by_seed[cfg][s] - by_seed[reference][s] for s in sorted(by_seed[cfg]) if s in by_seed[reference]]
 
 
+def reading(diffs, values, reference_values, higher_is_better):
+    """The paired difference from R-Drop in words: ``level`` when its mean is inside the seed spread
+    (the larger of the two configurations' standard deviations over seeds), else ``better`` or
+    ``worse``; ``one seed`` when fewer than two seeds pair up (no spread to compare with)."""
+    if len(diffs) < 2:
+        return "one seed"
+    spread = max(statistics.stdev(values), statistics.stdev(reference_values))
+    mean = statistics.mean(diffs)
+    if abs(mean) <= spread:
+        return "level"
+    return "better" if (mean > 0) == higher_is_better else "worse"
+
+
+READING = (
+    "vs R-Drop: the mean ± sd over seeds of each seed's difference from R-Drop's run at the same dropout; "
+    "level: the mean is inside the seed spread (the larger of the two configurations' sds), so no difference; "
+    "better/worse: outside it (lower nll, higher BLEU is better)."
+)
+
+
 def table(results, order):
     lines = [
         "| dropout | configuration | seeds | best valid nll (bits, mean ± sd) | nll vs R-Drop (paired) "
@@ -236,9 +256,14 @@ def table(results, order):
                 continue
             mean = lambda k: statistics.mean(r[k] for r in rs if k in r) if any(k in r for r in rs) else float("nan")  # noqa: E731
             vs = {}
-            for key, fmt in (("best_valid_nll", ".3f"), ("bleu", ".2f")):
+            for key, fmt, higher_is_better in (("best_valid_nll", ".3f", False), ("bleu", ".2f", True)):
                 diffs = paired(results, cfg, dropout, key)
-                vs[key] = _mean_sd(diffs, fmt) if diffs and cfg != "rdrop" else ""
+                if not diffs or cfg == "rdrop":
+                    vs[key] = ""
+                    continue
+                ref = [r[key] for r in results if r["config"] == "rdrop" and r["dropout"] == dropout and key in r]
+                words = reading(diffs, [r[key] for r in rs if key in r], ref, higher_is_better)
+                vs[key] = f"{_mean_sd(diffs, fmt)} ({words})"
             chrfs = [r["chrf"] for r in rs if "chrf" in r]
             lines.append(
                 f"| {dropout:g} | {cfg} | {len(rs)} | {_mean_sd([r['best_valid_nll'] for r in rs], '.3f')} "
@@ -310,7 +335,7 @@ def write_report(a, planned, results, threads, t0):
     """OUT/results.md (also printed), OUT/results.json and OUT/curves-dDROPOUT.png (first seed)."""
     order = list(dict.fromkeys(r.config for r in sorted(planned, key=lambda r: r.name)))
     order = [c for c in modes.MODES if c in order] + [c for c in order if c not in modes.MODES]
-    md = table(results, order)
+    md = table(results, order) + "\n\n" + READING
     print("\n" + md)
     summary = {
         "corpus": a.corpus_name, "runs": results, "max_update": a.max_update, "patience": a.patience,

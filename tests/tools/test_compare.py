@@ -190,15 +190,20 @@ def test_compare_over_two_dropouts_plans_pairs_and_reports_each(tmp_path):
              "--configs", "baseline,rdrop", "--seeds", "1,2", "--dropouts", "0.1,0.3"])  # fmt: skip
     assert "8 of 8 runs finished" in p.stdout
     rows = [
-        [c.strip() for c in line.strip("|").split("|")] for line in (out / "results.md").read_text().splitlines()[2:]
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in (out / "results.md").read_text().splitlines()[2:]
+        if line.startswith("|")
     ]
+    assert "level: the mean is inside the seed spread" in (out / "results.md").read_text()
     cells = {(r[0], r[1]): r for r in rows}
     assert list(cells) == [("0.1", "baseline"), ("0.1", "rdrop"), ("0.3", "baseline"), ("0.3", "rdrop")]
     # columns: nll mean ± sd, nll vs R-Drop, BLEU mean ± sd, per seed, BLEU vs R-Drop, chrF
-    assert cells["0.1", "baseline"][3:9] == ["4.450 ± 0.071", "0.350 ± 0.212", "9.50 ± 0.71", "9.00, 10.00",
-                                             "-1.50 ± 0.71", "19.00 ± 1.41"]  # fmt: skip
-    assert cells["0.3", "baseline"][3:9] == ["3.450 ± 0.354", "0.400 ± 0.283", "19.50 ± 2.12", "18.00, 21.00",
-                                             "-1.00 ± 1.41", "39.00 ± 4.24"]  # fmt: skip
+    # with the reading: level when the mean paired difference is inside the larger seed sd of the two
+    # (0.1 BLEU: |-1.50| > R-Drop's 1.41, worse; 0.3 BLEU: |-1.00| <= the baseline's 2.12, level)
+    assert cells["0.1", "baseline"][3:9] == ["4.450 ± 0.071", "0.350 ± 0.212 (worse)", "9.50 ± 0.71", "9.00, 10.00",
+                                             "-1.50 ± 0.71 (worse)", "19.00 ± 1.41"]  # fmt: skip
+    assert cells["0.3", "baseline"][3:9] == ["3.450 ± 0.354", "0.400 ± 0.283 (worse)", "19.50 ± 2.12",
+                                             "18.00, 21.00", "-1.00 ± 1.41 (level)", "39.00 ± 4.24"]  # fmt: skip
     assert cells["0.3", "rdrop"][4] == cells["0.3", "rdrop"][7] == ""  # no difference of R-Drop from itself
     assert curve_panels(out / "curves-d0.1.png") == curve_panels(out / "curves-d0.3.png") == 2
 
@@ -258,3 +263,17 @@ def test_variant_flags_choose_the_mode_and_the_budget():
     ):
         with pytest.raises(SystemExit, match=why):
             compare.parse_variants([bad])
+
+
+def test_reading_of_a_paired_difference():
+    """Inside the seed spread is level; lower nll and higher BLEU are better; one seed is no reading."""
+    from lrdrop_cli.pipelines.comparison import reading
+
+    nll, rdrop_nll = [2.50, 2.60, 2.70], [2.80, 2.85, 2.90]  # sds 0.10 and 0.05
+    assert reading([-0.30, -0.25, -0.20], nll, rdrop_nll, higher_is_better=False) == "better"
+    assert reading([0.30, 0.25, 0.20], nll, rdrop_nll, higher_is_better=False) == "worse"
+    assert reading([0.30, 0.25, 0.20], nll, rdrop_nll, higher_is_better=True) == "better"
+    assert reading([0.10, 0.10, 0.10], nll, rdrop_nll, higher_is_better=False) == "level"  # = the spread
+    assert reading([0.11, 0.11, 0.11], nll, rdrop_nll, higher_is_better=False) == "worse"
+    assert reading([0.11, 0.11, 0.11], [2.5, 2.5, 2.5], [2.0, 2.3, 2.6], False) == "level"  # R-Drop's sd 0.3
+    assert reading([5.0], [30.0], [25.0], higher_is_better=True) == "one seed"
