@@ -13,7 +13,10 @@ dropout masks:
   the hidden term at both sites with both distances;
 - each term's gradient (at weight 1) against the cross-entropy's: its norm as a
   fraction of the CE gradient's norm, and the cosine between the two. A negative
-  cosine means the term pulls against fitting.
+  cosine means the term pulls against fitting;
+- the entropy (bits) of each attention type's rows (pre-dropout, every head and
+  layer, real queries): what the attention term leaves of the model's attention
+  (a uniform row over n keys has log2 n bits, a one-hot row 0).
 
 Prints one table row per checkpoint (update from the checkpoint) and writes them
 all to --json.
@@ -78,6 +81,8 @@ def _grad(value, params):
 
 
 def diagnose(model, task, samples, seed=1):
+    from lrdrop.consistency import double
+    from lrdrop.records import QUERY_SIDE
     from lrdrop_fairseq.criterions.lr_drop import LRDropCriterion
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -111,6 +116,14 @@ def diagnose(model, task, samples, seed=1):
             names = {"hidden_loss": f"hidden_{site}_{dist}"}
             if (site, dist) == CANDIDATES[0]:
                 names.update({"kl_loss": "kl", "attn_loss": "attn"})
+                records = net_output[1]["lrdrop"]
+                target_pad = double(sample["target"]).eq(crit.padding_idx)
+                query_pads = {"encoder": records["encoder_padding_mask"], "decoder": target_pad}
+                for attn_type, recs in records["attn"].items():
+                    pad = query_pads[QUERY_SIDE[attn_type]]
+                    with torch.no_grad():
+                        ent = [attention_entropy(r if torch.is_tensor(r) else r.probs(), pad) for r in recs]
+                    add(f"attn_entropy_{attn_type}", sum(ent) / len(ent))
             for term, label in names.items():
                 per_token = terms[term] / ntok  # every term is a sum in target-token units
                 g = _grad(per_token, params)
@@ -118,6 +131,16 @@ def diagnose(model, task, samples, seed=1):
                 add(f"{label}_grad_ratio", (g.norm() / g_ce.norm()).item())
                 add(f"{label}_grad_cos", torch.nn.functional.cosine_similarity(g, g_ce, dim=0).item())
     return {k: v / len(samples) for k, v in sums.items()}
+
+
+def attention_entropy(maps, query_pad=None):
+    """Mean entropy in bits of the rows of (H, 2B, Tq, Tk) attention maps, over the real queries
+    (``query_pad``: (2B, Tq), True = pad); a masked key's zero counts as 0 log 0 = 0."""
+    p = maps.float()
+    per_row = -(p * p.clamp_min(1e-30).log2()).sum(-1)  # (H, 2B, Tq)
+    if query_pad is not None:
+        return per_row[(~query_pad)[None].expand_as(per_row)].mean().item()
+    return per_row.mean().item()
 
 
 def _rms(states):
@@ -146,6 +169,9 @@ def run_diagnose(a):
         "kl_grad_cos",
         "attn_grad_ratio",
         "attn_grad_cos",
+        "attn_entropy_encoder_self",
+        "attn_entropy_decoder_self",
+        "attn_entropy_encoder_decoder",
     ]
     print("| checkpoint | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")

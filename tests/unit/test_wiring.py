@@ -9,6 +9,8 @@ a wrong normalisation then changes the value; each test also checks that the
 padded positions would change it, so it cannot pass by accident.
 """
 
+import math
+
 import pytest
 import torch
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
@@ -180,6 +182,10 @@ def test_diagnose_measures_the_criterions_own_terms(toy_data):
         value = _criterion_terms(other, model, sample, seed=7)[0]["hidden_loss"].item() / ntok
         assert row[f"hidden_{site}_{dist}"] == pytest.approx(value, rel=1e-5), (site, dist)
 
+    src_len, tgt_len = sample["net_input"]["src_tokens"].shape[1], sample["target"].shape[1]
+    for attn_type, keys in (("encoder_self", src_len), ("decoder_self", tgt_len), ("encoder_decoder", src_len)):
+        assert 0.5 < row[f"attn_entropy_{attn_type}"] < math.log2(keys), attn_type  # an untrained model: near uniform
+
     params = [p for p in model.parameters() if p.requires_grad]
 
     def grad_of_loss(*flags):
@@ -195,6 +201,17 @@ def test_diagnose_measures_the_criterions_own_terms(toy_data):
         assert row[f"{name}_grad_ratio"] == pytest.approx((g_term.norm() / g_ce.norm()).item(), rel=1e-3), name
         cos = torch.nn.functional.cosine_similarity(g_term, g_ce, dim=0).item()
         assert row[f"{name}_grad_cos"] == pytest.approx(cos, rel=1e-3, abs=1e-4), name
+
+
+def test_attention_entropy_by_hand():
+    """Bits per real query row: [1/2, 1/2, 0] has 1 bit, [1, 0, 0] 0, [1/4]*4 2; a padded query
+    row counts for nothing."""
+    from lrdrop_cli.measure.diagnose import attention_entropy
+
+    maps = torch.tensor([[[[0.5, 0.5, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]], [[0.25] * 4, [0.9, 0.1, 0.0, 0.0]]]])
+    pad = torch.tensor([[False, False], [False, True]])  # (2B=2, Tq=2): the second copy's last query
+    assert attention_entropy(maps, pad) == pytest.approx((1 + 0 + 2) / 3)
+    assert attention_entropy(maps) == pytest.approx((1 + 0 + 2 + 0.4689956) / 4, rel=1e-6)
 
 
 def test_diagnose_groups_the_compared_layer_norms(toy_data):
