@@ -170,18 +170,23 @@ def test_layer_terms_take_recorded_maps_when_present_and_recompute_otherwise():
     one without is recomputed from its inputs. Recorded maps that differ from the inputs' show which
     path ran."""
     units = torch.tensor([4.0, 3.0])
-    pads = {"encoder": torch.tensor([[False] * 5, [False, False, False, True, True]])}
+    # encoder-decoder attention: 5 target queries over 6 source keys (the weights go by the queries)
+    pads = {"decoder": torch.tensor([[False] * 5, [False, False, False, True, True]])}
 
     def term(record):
-        return C.layer_terms({"attn": {"encoder_self": [record]}}, pads, units)["attn_loss"]
+        return C.layer_terms({"attn": {"encoder_decoder": [record]}}, pads, units)["attn_loss"]
 
-    inputs = _attention_inputs(tk=5)
+    inputs = _attention_inputs(tq=5, tk=6)
     recomputed = term(inputs)
     torch.testing.assert_close(recomputed, term(inputs.probs()))  # the same maps, either way
-    other = _attention_inputs(seed=1, tk=5).probs().detach()
-    with_maps = dataclasses.replace(_attention_inputs(tk=5), maps=other)
+    other = _attention_inputs(seed=1, tq=5, tk=6).probs().detach()
+    with_maps = dataclasses.replace(_attention_inputs(tq=5, tk=6), maps=other)
     torch.testing.assert_close(term(with_maps), term(other))
     assert abs(term(with_maps).item() - recomputed.item()) > 1e-3
+    pads.clear()  # no padding: each sentence's mean over its 5 queries, whichever path
+    torch.testing.assert_close(term(inputs), term(inputs.probs()))
+    per_query = 0.5 * C._sym_kl_rows(*C.split_halves(inputs.probs(), 1)).mean(0)  # (B, Tq): sym KL, heads averaged
+    torch.testing.assert_close(term(inputs.probs()), (per_query.mean(1) * units).sum(), rtol=1e-5, atol=1e-6)
 
 
 def test_combine_layers_mean_and_sum():
