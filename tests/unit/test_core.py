@@ -47,3 +47,31 @@ def test_setup_checks_and_ramps_the_weights():
         loss.setup_consistency({"kl_loss": ("--kl-weight", float("nan"))})
     with pytest.raises(TypeError, match="hidden_weigth"):
         loss.setup_consistency({}, hidden_weigth=1.0)
+
+
+def test_the_readmes_flag_table_gives_lr_drops_own_defaults():
+    """README's "Flags of --criterion lr_drop" table states each flag's default as lr_drop has it
+    (the core's options and the output KL's weight): a changed default changes the docs too."""
+    import dataclasses
+    import os
+    import re
+
+    from lrdrop_fairseq.criterions.lr_drop import LRDropConfig
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    table = readme.split("### Flags of `--criterion lr_drop`")[1].split("\n\n")[1]
+    documented = {}
+    for row in table.splitlines()[2:]:
+        flag, default = (c.strip() for c in row.strip("|").split("|")[:2])
+        if re.fullmatch(r"`--[a-z-]+`", flag):
+            documented[flag.strip("`")[2:].replace("-", "_")] = default.replace("*", "").replace("`", "").split(" ")[0]
+    fields = {f.name: f.default for f in dataclasses.fields(LRDropConfig)}
+    assert set(DEFAULTS) | {"kl_weight"} <= set(documented)
+    for name, text in documented.items():
+        value = fields[name]
+        if isinstance(value, bool):
+            assert text == ("on" if value else "off"), name
+        elif isinstance(value, (int, float)):
+            assert float(text) == value, name
+        else:
+            assert text == value, name
