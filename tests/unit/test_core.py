@@ -75,3 +75,14 @@ def test_the_readmes_flag_table_gives_lr_drops_own_defaults():
             assert float(text) == value, name
         else:
             assert text == value, name
+
+
+def test_parse_layers():
+    from lrdrop.options import parse_layers
+
+    assert parse_layers("all") is None and parse_layers(" ALL ") is None
+    assert parse_layers("Last") == (-1,)
+    assert parse_layers("0,2,-1") == (0, 2, -1) and parse_layers("1,") == (1,)
+    for bad in ("", "first", "1,x"):
+        with pytest.raises(ValueError, match="--consistency-layers"):
+            parse_layers(bad)
