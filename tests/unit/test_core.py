@@ -47,6 +47,9 @@ def test_setup_checks_and_ramps_the_weights():
         loss.setup_consistency({"kl_loss": ("--kl-weight", float("nan"))})
     with pytest.raises(TypeError, match="hidden_weigth"):
         loss.setup_consistency({}, hidden_weigth=1.0)
+    loss.setup_consistency({}, attn_map_block=1)  # one map entry at a time: slow, but valid
+    with pytest.raises(LRDropConfigError, match="--attn-map-block must be >= 1"):
+        loss.setup_consistency({}, attn_map_block=0)
 
 
 def test_the_readmes_flag_table_gives_lr_drops_own_defaults():
@@ -86,3 +89,14 @@ def test_parse_layers():
     for bad in ("", "first", "1,x"):
         with pytest.raises(ValueError, match="--consistency-layers"):
             parse_layers(bad)
+
+
+def test_parse_attn_types():
+    from lrdrop.options import parse_attn_types
+    from lrdrop.records import ATTN_TYPES
+
+    assert parse_attn_types(" All ") == ATTN_TYPES
+    assert parse_attn_types("Encoder_Self, decoder_self,") == ("encoder_self", "decoder_self")
+    for bad in ("", "cross", "encoder_self,cross"):
+        with pytest.raises(ValueError, match="--attn-types"):
+            parse_attn_types(bad)
