@@ -47,6 +47,13 @@ def test_setup_checks_and_ramps_the_weights():
         loss.setup_consistency({"kl_loss": ("--kl-weight", float("nan"))})
     with pytest.raises(TypeError, match="hidden_weigth"):
         loss.setup_consistency({}, hidden_weigth=1.0)
+    # a term at weight 0 records nothing (no memory, no time); both at 0: plain R-Drop, no recording
+    loss.setup_consistency({}, hidden_weight=0.0, attn_weight=0.5, attn_types="ALL")
+    assert not loss.record_spec.hidden and len(loss.record_spec.attn_types) == 3 and not loss.attn_types_named
+    loss.setup_consistency({}, hidden_weight=0.5, attn_weight=0.0)
+    assert loss.record_spec.hidden and loss.record_spec.attn_types == ()
+    loss.setup_consistency({}, hidden_weight=0.0, attn_weight=0.0)
+    assert loss.record_spec is None
     loss.setup_consistency({}, attn_map_block=1)  # one map entry at a time: slow, but valid
     with pytest.raises(LRDropConfigError, match="--attn-map-block must be >= 1"):
         loss.setup_consistency({}, attn_map_block=0)
