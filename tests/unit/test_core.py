@@ -54,6 +54,9 @@ def test_setup_checks_and_ramps_the_weights():
     assert loss.record_spec.hidden and loss.record_spec.attn_types == ()
     loss.setup_consistency({}, hidden_weight=0.0, attn_weight=0.0)
     assert loss.record_spec is None
+    loss.setup_consistency({"kl_loss": ("--kl-weight", 2.0)}, hidden_weight=1.0, consistency_warmup_updates=1)
+    assert loss.weights_at(0) == {"kl_loss": 0.0, "hidden_loss": 0.0, "attn_loss": 0.0}  # ramped from 0
+    assert loss.weights_at(1) == {"kl_loss": 2.0, "hidden_loss": 1.0, "attn_loss": 1.0}
     loss.setup_consistency({}, attn_map_block=1)  # one map entry at a time: slow, but valid
     with pytest.raises(LRDropConfigError, match="--attn-map-block must be >= 1"):
         loss.setup_consistency({}, attn_map_block=0)
