@@ -110,3 +110,17 @@ def test_parse_attn_types():
     for bad in ("", "cross", "encoder_self,cross"):
         with pytest.raises(ValueError, match="--attn-types"):
             parse_attn_types(bad)
+
+
+def test_record_spec_selects_the_named_layers():
+    """--consistency-layers' indices as Python's, normalised, sorted, each once; out of range is an error."""
+    from lrdrop.records import RecordSpec
+
+    assert RecordSpec().select(4) == [0, 1, 2, 3]
+    assert RecordSpec(layers=(1,)).select(4) == [1]
+    assert RecordSpec(layers=(-1,)).select(4) == [3]
+    assert RecordSpec(layers=(3, 0, -1, -4)).select(4) == [0, 3]
+    assert RecordSpec(layers=(2, -3)).select(4) == [1, 2]
+    for bad in (4, -5):
+        with pytest.raises(IndexError, match=f"names layer {bad}, but the model has 4 layers"):
+            RecordSpec(layers=(bad,)).select(4)
