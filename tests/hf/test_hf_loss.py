@@ -62,6 +62,10 @@ def test_with_the_layer_terms_off_it_is_rdrops_published_formula(kind):
           + F.kl_div(q, p, log_target=True, reduction="none").masked_fill(mask, 0).sum()) / 2  # fmt: skip
     torch.testing.assert_close(loss, (ce + 3.0 * kl) / n, rtol=1e-5, atol=1e-6)
     assert float(logs["kl_loss"]) == pytest.approx((kl / n).item(), rel=1e-5) and set(logs) == {"nll_loss", "kl_loss"}
+    # the NLL per token of one copy (the mean of the two), comparable with a single-pass model's
+    token_dim = (lambda x: x.transpose(1, 2)) if kind in SEQ2SEQ else (lambda x: x)  # noqa: E731
+    nll = sum(F.cross_entropy(token_dim(x.float()), b["labels"], ignore_index=-100, reduction="sum") for x in (l1, l2))
+    assert float(logs["nll_loss"]) == pytest.approx((nll / 2 / n).item(), rel=1e-5)
 
 
 def test_output_kl_by_hand():
