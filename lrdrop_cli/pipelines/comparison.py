@@ -213,13 +213,15 @@ def _mean_sd(xs, fmt):
     return f"{statistics.mean(xs):{fmt}} ± {sd:{fmt}}"
 
 
+def values_by_seed(results, cfg, dropout, key):
+    """``{seed: result[key]}`` of ``cfg``'s finished runs at ``dropout`` (runs without ``key`` left out)."""
+    return {r["seed"]: r[key] for r in results if r["config"] == cfg and r["dropout"] == dropout and key in r}
+
+
 def paired(results, cfg, dropout, key, reference="rdrop"):
     """``key`` of ``cfg`` minus that of ``reference``, paired by seed (seeds both have)."""
-    by_seed = {
-        c: {r["seed"]: r[key] for r in results if r["config"] == c and r["dropout"] == dropout and key in r}
-        for c in (cfg, reference)
-    }
-    return [by_seed[cfg][s] - by_seed[reference][s] for s in sorted(by_seed[cfg]) if s in by_seed[reference]]
+    mine, ref = (values_by_seed(results, c, dropout, key) for c in (cfg, reference))
+    return [mine[s] - ref[s] for s in sorted(mine) if s in ref]
 
 
 def reading(diffs, values, reference_values, higher_is_better):
@@ -261,8 +263,12 @@ def table(results, order):
                 if not diffs or cfg == "rdrop":
                     vs[key] = ""
                     continue
-                ref = [r[key] for r in results if r["config"] == "rdrop" and r["dropout"] == dropout and key in r]
-                words = reading(diffs, [r[key] for r in rs if key in r], ref, higher_is_better)
+                words = reading(
+                    diffs,
+                    list(values_by_seed(results, cfg, dropout, key).values()),
+                    list(values_by_seed(results, "rdrop", dropout, key).values()),
+                    higher_is_better,
+                )
                 vs[key] = f"{_mean_sd(diffs, fmt)} ({words})"
             chrfs = [r["chrf"] for r in rs if "chrf" in r]
             lines.append(
