@@ -39,7 +39,49 @@ def test_all_weights_zero_is_two_copy_label_smoothing(toy_data):
     assert sample_size == sample["ntokens"]
     torch.testing.assert_close(loss.detach(), 2 * ls_loss, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(log["loss"], ls_log["loss"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(log["nll_loss"], ls_log["nll_loss"], rtol=1e-5, atol=1e-5)  # per copy
+    assert log["nsentences"] == sample["nsentences"] == ls_log["nsentences"]
     assert not any(k in log for k in ("kl_loss", "hidden_loss", "attn_loss"))
+
+
+def test_report_accuracy_counts_per_copy(toy_data):
+    # --report-accuracy: n_correct and total per copy, as a single pass logs them (dropout 0: the two
+    # copies agree, so the training pass's counts are the eval pass's)
+    task, model, crit = build(toy_data, extra=[*W0, "--report-accuracy"], dropout=0.0)
+    sample = first_batch(task)
+    model.train()
+    _, _, log = crit(model, sample)
+    model.eval()
+    with torch.no_grad():
+        _, _, eval_log = crit(model, sample)
+    assert log["total"] == sample["ntokens"] == eval_log["total"]
+    assert 0 < eval_log["n_correct"] < sample["ntokens"]
+    assert log["n_correct"] == eval_log["n_correct"]
+
+
+def test_layer_terms_get_each_sides_padding_and_the_target_token_counts(toy_data, monkeypatch):
+    # the criterion's wiring: the encoder's mask is the source's pad (one copy's), the decoder's the
+    # target's; each sentence counts as its target tokens. Rows of different lengths, so both sides pad.
+    from lrdrop import consistency as C
+
+    seen = {}
+    real = C.layer_terms
+
+    def spy(records, pads, units, *args, **kwargs):
+        seen.update(pads=pads, units=units)
+        return real(records, pads, units, *args, **kwargs)
+
+    monkeypatch.setattr(C, "layer_terms", spy)
+    task, model, crit = build(toy_data, extra=["--hidden-weight", "1"])
+    sample = first_batch(task)
+    pad = task.tgt_dict.pad()
+    src_pad, tgt_pad = sample["net_input"]["src_tokens"].eq(pad), sample["target"].eq(pad)
+    assert src_pad.any() and tgt_pad.any(), "the test needs padding on both sides"
+    model.train()
+    crit(model, sample)
+    assert torch.equal(seen["pads"]["encoder"], src_pad)
+    assert torch.equal(seen["pads"]["decoder"], tgt_pad)
+    assert seen["units"].tolist() == (~tgt_pad).sum(1).tolist()
 
 
 def test_dropout_zero_makes_every_consistency_term_exactly_zero(toy_data):
