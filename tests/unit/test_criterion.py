@@ -116,6 +116,7 @@ def test_full_lrdrop_terms_positive_and_weighted_sum(toy_data):
     loss, _, log = crit(model, sample)
     for k in ("kl_loss", "hidden_loss", "attn_loss"):
         assert log[k].item() > 0, k
+        assert not log[k].requires_grad, k  # logged, not kept with its graph
     expected = 2 * log["loss"] + 2 * log["kl_loss"] + 3 * log["hidden_loss"] + 4 * log["attn_loss"]
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-4)
     assert log["objective"] == loss.detach()
@@ -181,7 +182,9 @@ def test_bad_flags_fail_at_startup_naming_the_flag(toy_data, extra, match):
 def test_plain_arch_with_layer_terms_is_refused_with_the_fix(toy_data):
     task, model, crit = build(toy_data, arch="transformer_tiny")
     model.train()
-    with pytest.raises(LRDropConfigError, match="transformer_lrdrop_iwslt_de_en"):
+    with pytest.raises(
+        LRDropConfigError, match="architecture 'transformer_tiny' does not.*transformer_lrdrop_iwslt_de_en"
+    ):
         crit(model, first_batch(task))
     # weights 0 for the layer terms: R-Drop with any architecture
     task, model, crit = build(toy_data, arch="transformer_tiny", extra=["--hidden-weight", "0", "--attn-weight", "0"])
@@ -202,6 +205,12 @@ def test_all_dropout_zero_warns(toy_data, caplog):
     with caplog.at_level("WARNING"):
         crit(model, first_batch(task))
     assert "consistency terms are exactly 0" in caplog.text
+    caplog.clear()
+    task, model, crit = build(toy_data, dropout=0.1)
+    model.train()
+    with caplog.at_level("WARNING"):
+        crit(model, first_batch(task))
+    assert "exactly 0" not in caplog.text
 
 
 def _inject_inf_attention(monkeypatch):
@@ -330,3 +339,28 @@ def test_quant_noise_is_refused_with_layer_terms(toy_data):
     task, model, crit = build(toy_data, extra=["--quant-noise-pq", "0.1", "--hidden-weight", "0", "--attn-weight", "0"])
     model.train()
     assert crit(model, first_batch(task))[2]["kl_loss"] > 0
+
+
+def test_reduce_metrics_divides_each_term_by_its_unit():
+    # two workers' logging outputs, by hand: objective in bits per sample_size, each term per target
+    # token, a term no worker logged is not logged
+    import math
+
+    from fairseq.logging import metrics
+
+    from lrdrop_fairseq.criterions.lr_drop import LRDropCriterion
+
+    logs = [
+        {"loss": 6.0, "nll_loss": 5.0, "ntokens": 10, "nsentences": 2, "sample_size": 10, "objective": 14.0,
+         "kl_loss": 3.0, "attn_loss": 1.0},
+        {"loss": 9.0, "nll_loss": 7.0, "ntokens": 30, "nsentences": 3, "sample_size": 30, "objective": 26.0,
+         "kl_loss": 5.0, "attn_loss": 2.0},
+    ]  # fmt: skip
+    with metrics.aggregate(new_root=True) as agg:
+        LRDropCriterion.reduce_metrics(logs)
+    got = agg.get_smoothed_values()
+    assert got["objective"] == pytest.approx(40.0 / 40 / math.log(2), abs=1e-3)
+    assert got["kl_loss"] == pytest.approx(8.0 / 40, abs=1e-4)
+    assert got["attn_loss"] == pytest.approx(3.0 / 40, abs=1e-4)
+    assert "hidden_loss" not in got
+    assert got["loss"] == pytest.approx(15.0 / 40 / math.log(2), abs=1e-3)  # fairseq's own, per copy
