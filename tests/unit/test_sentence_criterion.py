@@ -108,6 +108,13 @@ def test_regression_terms_by_hand(toy_sentences):
     assert log["prediction_mse_loss"].item() == pytest.approx(0.25)
     assert "kl_loss" not in log and "ncorrect" not in log
     assert loss.item() == pytest.approx(2.25 + 2 * 0.25)
+    # weight 0: the term is neither computed nor logged
+    _, _, crit = build_sentence(
+        toy_sentences["regression"],
+        extra=[*REGRESSION, "--prediction-mse-weight", "0", "--hidden-weight", "0", "--attn-weight", "0"],
+    )
+    loss, _, log = crit(model, _stub_sample(torch.tensor([[1.0], [3.0]])))
+    assert "prediction_mse_loss" not in log and loss.item() == pytest.approx(2.25)
 
 
 def test_defaults_compare_outputs_and_attention(toy_sentences):
