@@ -85,6 +85,15 @@ class LRDropLoss(ConsistencySetup):
                 terms["kl_loss"] = C.symmetric_kl_from_log_probs(*C.split_halves(lprobs, 0), pad1)
             units = (~pad1).sum(1)
         else:
+            if logits.dim() != 2:
+                shape = ", ".join(["batch", *map(str, logits.shape[1:])])
+                raise LRDropConfigError(
+                    f"{type(core).__name__} returns logits of shape ({shape}), a row per token: the "
+                    "LR-Drop loss reads encoder-decoder models (BART, Marian, T5: labels per target token) and "
+                    "sequence classifiers and regressors (a row per sentence). A causal language model shifts its "
+                    "labels inside the model and a token classifier counts tokens, so their loss here would be "
+                    "wrong: neither is supported."
+                )
             ce, nll = self._sentence_loss(core, logits, labels, terms)
             units = torch.ones(labels.shape[0], device=logits.device)
         n = units.sum()
@@ -117,8 +126,15 @@ class LRDropLoss(ConsistencySetup):
 
     def _sentence_loss(self, model, logits, labels, terms):
         """A classifier's (or a regression head's) loss of both copies, summed over sentences."""
-        regression = model.config.num_labels == 1 or labels.is_floating_point()
-        if regression:
+        problem = problem_type(model.config, labels)
+        if problem == "multi_label_classification":
+            raise LRDropConfigError(
+                f"{type(model).__name__} with problem_type 'multi_label_classification' (float labels, "
+                f"{model.config.num_labels} outputs): its loss is a sigmoid cross-entropy per label, which the LR-Drop "
+                "loss does not implement. Single-label classification (integer labels) and regression "
+                "(num_labels=1 or problem_type='regression') are supported."
+            )
+        if problem == "regression":
             preds = C.at_least_fp32(logits).view(logits.shape[0], -1)
             target = C.double(labels.float().view(labels.shape[0], -1))
             loss = F.mse_loss(preds, target, reduction="sum")
@@ -129,6 +145,19 @@ class LRDropLoss(ConsistencySetup):
         if self.output_weights["kl_loss"] > 0:
             terms["kl_loss"] = C.symmetric_kl_from_log_probs(*C.split_halves(lprobs, 0))
         return ce, nll
+
+
+def problem_type(config, labels) -> str:
+    """A sequence head's problem as Hugging Face's ``*ForSequenceClassification`` decide it:
+    ``config.problem_type`` if set, else ``regression`` for one output, ``single_label_classification``
+    for integer labels, ``multi_label_classification`` otherwise."""
+    if getattr(config, "problem_type", None):
+        return config.problem_type
+    if config.num_labels == 1:
+        return "regression"
+    if labels.dtype in (torch.long, torch.int):
+        return "single_label_classification"
+    return "multi_label_classification"
 
 
 def unwrap(model):

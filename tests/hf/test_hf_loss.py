@@ -235,6 +235,26 @@ def test_regression_head_compares_its_two_predictions():
     assert float(logs["prediction_mse_loss"]) == pytest.approx(diff.item() / 3, rel=1e-5)
 
 
+def test_heads_whose_loss_it_would_get_wrong_are_refused():
+    # R-Drop alone reads any model, but a causal LM shifts its labels inside the model and a
+    # multi-label head takes a sigmoid cross-entropy: the loss here would be silently wrong
+    T = __import__("transformers")
+    gpt2 = T.GPT2LMHeadModel(T.GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=60))
+    ids = batch("bert")["input_ids"]
+    rdrop = LRDropArguments(hidden_weight=0.0, attn_weight=0.0)
+    with pytest.raises(LRDropConfigError, match=r"GPT2LMHeadModel returns logits of shape \(batch, 6, 60\).*causal"):
+        lrdrop_loss(gpt2, {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}, rdrop)
+    b = batch("bert")
+    b["labels"] = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    with pytest.raises(LRDropConfigError, match="problem_type 'multi_label_classification'"):
+        lrdrop_loss(tiny("bert"), b, rdrop)
+    # the same float labels with problem_type='regression' (three outputs): MSE, as the model's own loss
+    model = tiny("bert", 0.0, problem_type="regression")
+    loss, _ = lrdrop_loss(model, b, LRDropArguments(kl_weight=0.0, hidden_weight=0.0, attn_weight=0.0))
+    own = model(**b).loss  # mean over the 9 outputs; ours sums both copies per sentence
+    torch.testing.assert_close(loss, own * 9 * 2 / 3)
+
+
 def test_clear_errors():
     gpt2 = __import__("transformers").GPT2LMHeadModel(
         __import__("transformers").GPT2Config(n_layer=1, n_embd=8, n_head=2)
