@@ -184,13 +184,46 @@ def test_padded_positions_change_nothing(kind):
         assert float(logs[0][t]) == pytest.approx(float(logs[1][t]), rel=1e-5), t
 
 
-def test_the_batch_is_not_mutated():
+@pytest.mark.parametrize("small_map", [1 << 30, 0], ids=["maps_kept", "recomputed"])
+def test_a_decoder_attention_mask_masks_decoder_self_attention_keys(small_map, monkeypatch):
+    """decoder_attention_mask: right padding (the labels' own) changes nothing, a causal query sees
+    no pad anyway; left padding masks those keys in the term's maps too, and a query whose keys
+    are all masked gets a uniform row, not NaN (finite masks, as the model's own)."""
+    model = tiny("bart", 0.1)
+    model.train()
+    b = batch("bart")
+    b["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=b["labels"])
+    args = full(attn_small_map=small_map)
+    seen = []
+    real = C.layer_terms
+    monkeypatch.setattr(C, "layer_terms", lambda records, *a, **k: seen.append(records) or real(records, *a, **k))
+    right = torch.cat([torch.ones_like(b["labels"][:, :1]), (b["labels"][:, :-1] != -100).long()], 1)
+    left = right.clone()
+    left[0, :2] = 0  # sentence 0: decoder positions 0 and 1 are pads
+    losses = []
+    for mask in (None, right, left):
+        torch.manual_seed(3)
+        extra = {} if mask is None else {"decoder_attention_mask": mask}
+        losses.append(lrdrop_loss(model, {**b, **extra}, args)[0])
+    torch.testing.assert_close(losses[1], losses[0])
+    assert torch.isfinite(losses[2])
+    rec = seen[2]["attn"]["decoder_self"][0]
+    probs = rec if torch.is_tensor(rec) else rec.probs()  # (H, 2B, Tq, Tk)
+    assert torch.isfinite(probs).all()
+    for row in (0, 3):  # sentence 0 in both copies
+        assert probs[:, row, 2:, :2].abs().max() == 0  # later queries give the pads nothing
+        # queries 0 and 1 see only pads: every key masked, a uniform row over all keys
+        torch.testing.assert_close(probs[:, row, :2], torch.full_like(probs[:, row, :2], 1 / probs.shape[-1]))
+
+
+def test_the_batch_and_the_model_are_left_as_they_were():
     model = tiny("bart", 0.1)
     model.train()
     b = batch("bart")
     before = {k: v.clone() for k, v in b.items()}
     lrdrop_loss(model, b, full())
     assert b.keys() == before.keys() and all(torch.equal(b[k], before[k]) for k in b)
+    assert not any(m._forward_hooks for m in model.modules())  # the recorder's hooks are gone
 
 
 def test_gradients_match_finite_differences():
