@@ -288,6 +288,17 @@ def test_heads_whose_loss_it_would_get_wrong_are_refused():
     torch.testing.assert_close(loss, own * 9 * 2 / 3)
 
 
+@pytest.mark.parametrize("kind", ["bart", "bert", "bert_regression"])
+def test_a_weight_0_output_term_is_neither_computed_nor_logged(kind):
+    model = tiny("bert", 0.1, num_labels=1) if kind == "bert_regression" else tiny(kind, 0.1)
+    b = batch("bert" if kind == "bert_regression" else kind)
+    if kind == "bert_regression":
+        b["labels"] = torch.tensor([0.5, 1.0, -0.2])
+    model.train()
+    _, logs = lrdrop_loss(model, b, LRDropArguments(kl_weight=0.0, hidden_weight=0.0, attn_weight=0.0))
+    assert set(logs) == {"nll_loss"}, logs
+
+
 def test_clear_errors():
     gpt2 = __import__("transformers").GPT2LMHeadModel(
         __import__("transformers").GPT2Config(n_layer=1, n_embd=8, n_head=2)
