@@ -216,6 +216,36 @@ def test_a_decoder_attention_mask_masks_decoder_self_attention_keys(small_map, m
         torch.testing.assert_close(probs[:, row, :2], torch.full_like(probs[:, row, :2], 1 / probs.shape[-1]))
 
 
+@pytest.mark.parametrize("kind", ["bart", "t5", "bert"])
+@pytest.mark.parametrize("site", ["ffn", "layer"])
+def test_the_hidden_term_reads_the_site_it_names(kind, site, monkeypatch):
+    """--hidden_site ffn: the FFN sublayer's output (the paper's HS(x): BART's fc2, T5's DenseReluDense,
+    BERT's output.dense); layer: the layer's output. The core gets them time-major, every layer."""
+    from lrdrop_hf.layout import layout_of
+
+    model = tiny(kind, 0.1)
+    model.train()
+    layout = layout_of(model)
+    want = {"encoder": [], "decoder": []}
+    for side, layers in (("encoder", layout.encoder_layers), ("decoder", layout.decoder_layers)):
+        for layer in layers or []:
+            module = layout.ffn(layer) if site == "ffn" else layer
+            module.register_forward_hook(
+                lambda _m, _i, out, keep=want[side]: keep.append(out[0] if isinstance(out, tuple) else out)
+            )
+    seen = []
+    real = C.layer_terms
+    monkeypatch.setattr(C, "layer_terms", lambda records, *a, **k: seen.append(records) or real(records, *a, **k))
+    lrdrop_loss(
+        model, batch(kind), LRDropArguments(kl_weight=0.0, hidden_weight=1.0, attn_weight=0.0, hidden_site=site)
+    )
+    for side in want:
+        got = seen[0][f"{side}_states"]
+        assert len(got) == len(want[side])
+        for g, w in zip(got, want[side]):
+            assert torch.equal(g, w.transpose(0, 1))
+
+
 def test_the_batch_and_the_model_are_left_as_they_were():
     model = tiny("bart", 0.1)
     model.train()
