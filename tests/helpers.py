@@ -62,6 +62,15 @@ def build_from_args(input_args):
     return task, model, crit
 
 
+def reduced(criterion_cls, logging_outputs):
+    """What fairseq logs for these workers' logging outputs: the criterion's reduce_metrics, smoothed."""
+    from fairseq.logging import metrics
+
+    with metrics.aggregate(new_root=True) as agg:
+        criterion_cls.reduce_metrics(logging_outputs)
+    return agg.get_smoothed_values()
+
+
 def first_batch(task, max_tokens=400):
     itr = task.get_batch_iterator(
         dataset=task.dataset("train"), max_tokens=max_tokens, seed=1, ignore_invalid_inputs=True

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from fairseq.criterions.label_smoothed_cross_entropy import label_smoothed_nll_loss
-from helpers import build, first_batch
+from helpers import build, first_batch, reduced
 
 from lrdrop_fairseq.criterions.lr_drop import LRDropConfigError
 
@@ -341,26 +341,40 @@ def test_quant_noise_is_refused_with_layer_terms(toy_data):
     assert crit(model, first_batch(task))[2]["kl_loss"] > 0
 
 
-def test_reduce_metrics_divides_each_term_by_its_unit():
-    # two workers' logging outputs, by hand: objective in bits per sample_size, each term per target
-    # token, a term no worker logged is not logged
-    import math
+LN2 = 0.6931471805599453
+TOKEN_LOGS = [  # two workers' logging outputs of lr_drop
+    {"loss": 6.0, "nll_loss": 5.0, "ntokens": 10, "nsentences": 2, "sample_size": 10, "objective": 14.0,
+     "kl_loss": 3.0, "attn_loss": 1.0},
+    {"loss": 9.0, "nll_loss": 7.0, "ntokens": 30, "nsentences": 3, "sample_size": 30, "objective": 26.0,
+     "kl_loss": 5.0, "attn_loss": 2.0},
+]  # fmt: skip
+SENTENCE_LOGS = [  # ... and of lr_drop_sentence_prediction
+    {"loss": 2.0, "ntokens": 20, "nsentences": 2, "sample_size": 2, "objective": 5.0, "ncorrect": 1.5,
+     "kl_loss": 1.0, "attn_loss": 4.0},
+    {"loss": 4.0, "ntokens": 60, "nsentences": 6, "sample_size": 6, "objective": 11.0, "ncorrect": 4.5,
+     "kl_loss": 3.0, "attn_loss": 2.0},
+]  # fmt: skip
 
-    from fairseq.logging import metrics
 
-    from lrdrop_fairseq.criterions.lr_drop import LRDropCriterion
+@pytest.mark.parametrize(
+    "criterion, logs, expected",
+    [
+        # objective in bits per sample_size, each term per target token; fairseq's loss per copy
+        ("lr_drop", TOKEN_LOGS, {"objective": 40 / 40 / LN2, "kl_loss": 8 / 40, "attn_loss": 3 / 40,
+                                 "loss": 15 / 40 / LN2, "hidden_loss": None}),
+        # fairseq's loss and accuracy, each term per sentence
+        ("lr_drop_sentence_prediction", SENTENCE_LOGS, {"objective": 16 / 8 / LN2, "kl_loss": 4 / 8,
+         "attn_loss": 6 / 8, "loss": 6 / 8 / LN2, "accuracy": 75.0, "hidden_loss": None,
+         "prediction_mse_loss": None}),
+    ],
+)  # fmt: skip
+def test_reduce_metrics_by_hand(criterion, logs, expected):
+    # what fairseq logs for two workers' outputs; None: a term no worker logged is not logged
+    from fairseq.criterions import CRITERION_REGISTRY
 
-    logs = [
-        {"loss": 6.0, "nll_loss": 5.0, "ntokens": 10, "nsentences": 2, "sample_size": 10, "objective": 14.0,
-         "kl_loss": 3.0, "attn_loss": 1.0},
-        {"loss": 9.0, "nll_loss": 7.0, "ntokens": 30, "nsentences": 3, "sample_size": 30, "objective": 26.0,
-         "kl_loss": 5.0, "attn_loss": 2.0},
-    ]  # fmt: skip
-    with metrics.aggregate(new_root=True) as agg:
-        LRDropCriterion.reduce_metrics(logs)
-    got = agg.get_smoothed_values()
-    assert got["objective"] == pytest.approx(40.0 / 40 / math.log(2), abs=1e-3)
-    assert got["kl_loss"] == pytest.approx(8.0 / 40, abs=1e-4)
-    assert got["attn_loss"] == pytest.approx(3.0 / 40, abs=1e-4)
-    assert "hidden_loss" not in got
-    assert got["loss"] == pytest.approx(15.0 / 40 / math.log(2), abs=1e-3)  # fairseq's own, per copy
+    got = reduced(CRITERION_REGISTRY[criterion], logs)
+    for key, value in expected.items():
+        if value is None:
+            assert key not in got
+        else:
+            assert got[key] == pytest.approx(value, abs=1e-3), key

@@ -249,30 +249,6 @@ def test_eval_is_fairseqs_single_pass(toy_sentences):
     assert log["ncorrect"] == ref_log["ncorrect"] and "objective" not in log and "kl_loss" not in log
 
 
-def test_reduce_metrics_logs_fairseqs_and_each_term_per_sentence():
-    # two workers' logging outputs, by hand: fairseq's loss and accuracy, the objective in bits per
-    # sample_size, every consistency term per sentence, a term no worker logged is not logged
-    from fairseq.logging import metrics
-
-    from lrdrop_fairseq.criterions.lr_drop_sentence_prediction import LRDropSentencePredictionCriterion
-
-    logs = [
-        {"loss": 2.0, "ntokens": 20, "nsentences": 2, "sample_size": 2, "objective": 5.0, "ncorrect": 1.5,
-         "kl_loss": 1.0, "attn_loss": 4.0},
-        {"loss": 4.0, "ntokens": 60, "nsentences": 6, "sample_size": 6, "objective": 11.0, "ncorrect": 4.5,
-         "kl_loss": 3.0, "attn_loss": 2.0},
-    ]  # fmt: skip
-    with metrics.aggregate(new_root=True) as agg:
-        LRDropSentencePredictionCriterion.reduce_metrics(logs)
-    got = agg.get_smoothed_values()
-    assert got["loss"] == pytest.approx(6.0 / 8 / math.log(2), abs=1e-3)
-    assert got["accuracy"] == pytest.approx(75.0, abs=0.1)
-    assert got["objective"] == pytest.approx(16.0 / 8 / math.log(2), abs=1e-3)
-    assert got["kl_loss"] == pytest.approx(4.0 / 8, abs=1e-4)
-    assert got["attn_loss"] == pytest.approx(6.0 / 8, abs=1e-4)
-    assert "hidden_loss" not in got and "prediction_mse_loss" not in got
-
-
 def test_plain_roberta_trains_with_output_consistency_only(toy_sentences):
     task, model, crit = build_sentence(toy_sentences["classification"], arch="roberta", extra=["--attn-weight", "0"])
     model.train()
