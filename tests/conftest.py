@@ -74,6 +74,22 @@ def _binarized_toy_corpus(d, joined: bool, uneven: bool = False):
     return str(d / "bin")
 
 
+@pytest.fixture
+def layer_terms_calls(monkeypatch):
+    """What ``lrdrop.consistency.layer_terms`` is called with, by any adapter (fairseq or HF): a list
+    with one ``{"records", "pads", "units"}`` per call; the real function still computes the terms."""
+    from lrdrop import consistency
+
+    calls, real = [], consistency.layer_terms
+
+    def spy(records, pads, units, *args, **kwargs):
+        calls.append({"records": records, "pads": pads, "units": units})
+        return real(records, pads, units, *args, **kwargs)
+
+    monkeypatch.setattr(consistency, "layer_terms", spy)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def toy_data(tmp_path_factory):
     """A binarized toy translation corpus (see lrdrop-make-toy-corpus)."""

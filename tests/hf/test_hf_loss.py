@@ -185,7 +185,7 @@ def test_padded_positions_change_nothing(kind):
 
 
 @pytest.mark.parametrize("small_map", [1 << 30, 0], ids=["maps_kept", "recomputed"])
-def test_a_decoder_attention_mask_masks_decoder_self_attention_keys(small_map, monkeypatch):
+def test_a_decoder_attention_mask_masks_decoder_self_attention_keys(small_map, layer_terms_calls):
     """decoder_attention_mask: right padding (the labels' own) changes nothing, a causal query sees
     no pad anyway; left padding masks those keys in the term's maps too, and a query whose keys
     are all masked gets a uniform row, not NaN (finite masks, as the model's own)."""
@@ -194,9 +194,6 @@ def test_a_decoder_attention_mask_masks_decoder_self_attention_keys(small_map, m
     b = batch("bart")
     b["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=b["labels"])
     args = full(attn_small_map=small_map)
-    seen = []
-    real = C.layer_terms
-    monkeypatch.setattr(C, "layer_terms", lambda records, *a, **k: seen.append(records) or real(records, *a, **k))
     right = torch.cat([torch.ones_like(b["labels"][:, :1]), (b["labels"][:, :-1] != -100).long()], 1)
     left = right.clone()
     left[0, :2] = 0  # sentence 0: decoder positions 0 and 1 are pads
@@ -207,7 +204,7 @@ def test_a_decoder_attention_mask_masks_decoder_self_attention_keys(small_map, m
         losses.append(lrdrop_loss(model, {**b, **extra}, args)[0])
     torch.testing.assert_close(losses[1], losses[0])
     assert torch.isfinite(losses[2])
-    rec = seen[2]["attn"]["decoder_self"][0]
+    rec = layer_terms_calls[2]["records"]["attn"]["decoder_self"][0]
     probs = rec if torch.is_tensor(rec) else rec.probs()  # (H, 2B, Tq, Tk)
     assert torch.isfinite(probs).all()
     for row in (0, 3):  # sentence 0 in both copies
@@ -218,7 +215,7 @@ def test_a_decoder_attention_mask_masks_decoder_self_attention_keys(small_map, m
 
 @pytest.mark.parametrize("kind", ["bart", "t5", "bert"])
 @pytest.mark.parametrize("site", ["ffn", "layer"])
-def test_the_hidden_term_reads_the_site_it_names(kind, site, monkeypatch):
+def test_the_hidden_term_reads_the_site_it_names(kind, site, layer_terms_calls):
     """--hidden_site ffn: the FFN sublayer's output (the paper's HS(x): BART's fc2, T5's DenseReluDense,
     BERT's output.dense); layer: the layer's output. The core gets them time-major, every layer."""
     from lrdrop_hf.layout import layout_of
@@ -233,14 +230,11 @@ def test_the_hidden_term_reads_the_site_it_names(kind, site, monkeypatch):
             module.register_forward_hook(
                 lambda _m, _i, out, keep=want[side]: keep.append(out[0] if isinstance(out, tuple) else out)
             )
-    seen = []
-    real = C.layer_terms
-    monkeypatch.setattr(C, "layer_terms", lambda records, *a, **k: seen.append(records) or real(records, *a, **k))
     lrdrop_loss(
         model, batch(kind), LRDropArguments(kl_weight=0.0, hidden_weight=1.0, attn_weight=0.0, hidden_site=site)
     )
     for side in want:
-        got = seen[0][f"{side}_states"]
+        got = layer_terms_calls[0]["records"][f"{side}_states"]
         assert len(got) == len(want[side])
         for g, w in zip(got, want[side]):
             assert torch.equal(g, w.transpose(0, 1))

@@ -59,19 +59,9 @@ def test_report_accuracy_counts_per_copy(toy_data):
     assert log["n_correct"] == eval_log["n_correct"]
 
 
-def test_layer_terms_get_each_sides_padding_and_the_target_token_counts(toy_data, monkeypatch):
+def test_layer_terms_get_each_sides_padding_and_the_target_token_counts(toy_data, layer_terms_calls):
     # the criterion's wiring: the encoder's mask is the source's pad (one copy's), the decoder's the
     # target's; each sentence counts as its target tokens. Rows of different lengths, so both sides pad.
-    from lrdrop import consistency as C
-
-    seen = {}
-    real = C.layer_terms
-
-    def spy(records, pads, units, *args, **kwargs):
-        seen.update(pads=pads, units=units)
-        return real(records, pads, units, *args, **kwargs)
-
-    monkeypatch.setattr(C, "layer_terms", spy)
     task, model, crit = build(toy_data, extra=["--hidden-weight", "1"])
     sample = first_batch(task)
     pad = task.tgt_dict.pad()
@@ -79,6 +69,7 @@ def test_layer_terms_get_each_sides_padding_and_the_target_token_counts(toy_data
     assert src_pad.any() and tgt_pad.any(), "the test needs padding on both sides"
     model.train()
     crit(model, sample)
+    (seen,) = layer_terms_calls
     assert torch.equal(seen["pads"]["encoder"], src_pad)
     assert torch.equal(seen["pads"]["decoder"], tgt_pad)
     assert seen["units"].tolist() == (~tgt_pad).sum(1).tolist()
