@@ -24,7 +24,9 @@ def compare_report():
             "--corpus-name", "libreoffice", "--max-update", "8000", "--configs", "baseline,rdrop,lrdrop,attn",
             "--dropouts", "0.1,0.3", "--seeds", "1,2,3", "--variant",
             "base_compute=--mode baseline --max-update 21000", "--variant",
-            "lrdrop_h01=--mode lrdrop --hidden-weight 0.1", "--report"]  # fmt: skip
+            "lrdrop_h01=--mode lrdrop --hidden-weight 0.1", "--variant",
+            "hidden_h01=--mode hidden --hidden-weight 0.1", "--variant",
+            "lrdrop_a01=--mode lrdrop --hidden-weight 0.1 --attn-weight 0.1", "--report"]  # fmt: skip
     p = subprocess.run([os.path.join(ROOT, ".venv", "bin", "python"), "-m", "lrdrop_cli.bin.compare", *args],
                        cwd="/tmp", capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT})  # fmt: skip
     if p.returncode:
