@@ -16,7 +16,11 @@ dropout masks:
   cosine means the term pulls against fitting;
 - the entropy (bits) of each attention type's rows (pre-dropout, every head and
   layer, real queries): what the attention term leaves of the model's attention
-  (a uniform row over n keys has log2 n bits, a one-hot row 0).
+  (a uniform row over n keys has log2 n bits, a one-hot row 0);
+- the spread of each attention type's scores (``q k^T / sqrt(d)`` before the softmax): their
+  standard deviation over a row's unmasked keys, in nats, averaged like the entropy. Two
+  copies' maps agree more when the scores shrink (at 0 every row is uniform, whatever the
+  dropout noise), so this shows whether the attention term is met by flattening attention.
 
 Prints one table row per checkpoint (update from the checkpoint) and writes them
 all to --json.
@@ -122,8 +126,11 @@ def diagnose(model, task, samples, seed=1):
                 for attn_type, recs in records["attn"].items():
                     pad = query_pads[QUERY_SIDE[attn_type]]
                     with torch.no_grad():
-                        ent = [attention_entropy(r if torch.is_tensor(r) else r.probs(), pad) for r in recs]
+                        maps = [r if torch.is_tensor(r) else r.probs() for r in recs]
+                        ent = [attention_entropy(m, pad) for m in maps]
+                        spread = [attention_score_sd(m, pad) for m in maps]
                     add(f"attn_entropy_{attn_type}", sum(ent) / len(ent))
+                    add(f"attn_score_sd_{attn_type}", sum(spread) / len(spread))
             for term, label in names.items():
                 per_token = terms[term] / ntok  # every term is a sum in target-token units
                 g = _grad(per_token, params)
@@ -138,6 +145,22 @@ def attention_entropy(maps, query_pad=None):
     (``query_pad``: (2B, Tq), True = pad); a masked key's zero counts as 0 log 0 = 0."""
     p = maps.float()
     per_row = -(p * p.clamp_min(1e-30).log2()).sum(-1)  # (H, 2B, Tq)
+    if query_pad is not None:
+        return per_row[(~query_pad)[None].expand_as(per_row)].mean().item()
+    return per_row.mean().item()
+
+
+def attention_score_sd(maps, query_pad=None):
+    """Mean over the real query rows of (H, 2B, Tq, Tk) attention maps of the standard deviation
+    (population, nats) of the row's scores over its unmasked keys, read from the probabilities:
+    ``log p`` is the scores less the row's log-sum-exp, so it has their spread. A masked key has
+    probability 0 and does not count (as would a key whose probability underflowed fp32)."""
+    p = maps.float()
+    real = p > 0
+    logp = p.clamp_min(1e-45).log() * real
+    n = real.sum(-1).clamp_min(1)
+    mean = logp.sum(-1, keepdim=True) / n.unsqueeze(-1)
+    per_row = (((logp - mean) * real).pow(2).sum(-1) / n).sqrt()  # (H, 2B, Tq)
     if query_pad is not None:
         return per_row[(~query_pad)[None].expand_as(per_row)].mean().item()
     return per_row.mean().item()
@@ -172,6 +195,9 @@ def run_diagnose(a):
         "attn_entropy_encoder_self",
         "attn_entropy_decoder_self",
         "attn_entropy_encoder_decoder",
+        "attn_score_sd_encoder_self",
+        "attn_score_sd_decoder_self",
+        "attn_score_sd_encoder_decoder",
     ]
     print("| checkpoint | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")

@@ -185,6 +185,24 @@ def test_diagnose_measures_the_criterions_own_terms(toy_data):
     src_len, tgt_len = sample["net_input"]["src_tokens"].shape[1], sample["target"].shape[1]
     for attn_type, keys in (("encoder_self", src_len), ("decoder_self", tgt_len), ("encoder_decoder", src_len)):
         assert 0.5 < row[f"attn_entropy_{attn_type}"] < math.log2(keys), attn_type  # an untrained model: near uniform
+        assert 0 < row[f"attn_score_sd_{attn_type}"] < 3, attn_type
+    # the spread is the scores': scaling every query projection by 3 scales it about 3 times (exactly in
+    # a first layer; a later layer's inputs change a little with the attention below it)
+    with torch.no_grad():
+        for m in model.modules():
+            if hasattr(m, "q_proj"):
+                m.q_proj.weight.mul_(3)
+                m.q_proj.bias.mul_(3)
+    tripled = diagnose.diagnose(model, task, [sample], seed=7)
+    for attn_type in ("encoder_self", "decoder_self", "encoder_decoder"):
+        key = f"attn_score_sd_{attn_type}"
+        assert tripled[key] == pytest.approx(3 * row[key], rel=0.1), attn_type
+    # back as it was (the gradient checks below use the model)
+    with torch.no_grad():
+        for m in model.modules():
+            if hasattr(m, "q_proj"):
+                m.q_proj.weight.div_(3)
+                m.q_proj.bias.div_(3)
 
     params = [p for p in model.parameters() if p.requires_grad]
 
@@ -212,6 +230,24 @@ def test_attention_entropy_by_hand():
     pad = torch.tensor([[False, False], [False, True]])  # (2B=2, Tq=2): the second copy's last query
     assert attention_entropy(maps, pad) == pytest.approx((1 + 0 + 2) / 3)
     assert attention_entropy(maps) == pytest.approx((1 + 0 + 2 + 0.4689956) / 4, rel=1e-6)
+
+
+def test_attention_score_sd_by_hand():
+    """The sd over a row's unmasked keys of the scores behind it: softmax([0, 2, 4], masked) has
+    scores 0, 2, 4 (sd sqrt(8/3)); a uniform row has 0; a row with one real key 0; a padded query
+    row counts for nothing; shifting every score of a row changes nothing."""
+    from lrdrop_cli.measure.diagnose import attention_score_sd
+
+    inf = math.inf
+    scores = torch.tensor(
+        [[[[0.0, 2.0, 4.0, -inf], [1.0, 1.0, 1.0, 1.0]], [[5.0, -inf, -inf, -inf], [0.0, 9.0, 0.0, 0.0]]]]
+    )  # (H=1, 2B=2, Tq=2, Tk=4)
+    maps = scores.softmax(-1)
+    pad = torch.tensor([[False, False], [False, True]])  # the second copy's last query is a pad
+    sd = math.sqrt(8 / 3)
+    assert attention_score_sd(maps, pad) == pytest.approx((sd + 0 + 0) / 3, rel=1e-5)
+    assert attention_score_sd(maps) == pytest.approx((sd + 0 + 0 + math.sqrt(3 * 81 / 16)) / 4, rel=1e-5)
+    assert attention_score_sd((scores + 7).softmax(-1), pad) == pytest.approx(sd / 3, rel=1e-5)
 
 
 def test_diagnose_groups_the_compared_layer_norms(toy_data):
