@@ -4,14 +4,17 @@
 - :func:`fairseq_command`: ``python -m fairseq_cli.TOOL ...`` with this interpreter
   (no reliance on console scripts sitting next to it);
 - :func:`run`: the step runner (stream or quiet, log file, a named failure);
-- :func:`read_log`: fairseq's JSON log records; :func:`read_hypotheses`:
+- :func:`read_log`: fairseq's JSON log records; :func:`training_seconds`: how long the
+  fairseq-train processes of a log ran, a resumed run's included; :func:`read_hypotheses`:
   fairseq-generate's ``D-`` lines in corpus order (also ``lrdrop-hypotheses
   GENERATE_LOG``, which the recipes' shell scripts call).
 """
 
+import datetime
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -153,6 +156,34 @@ def read_log(path) -> Dict[str, List[dict]]:
             elif "num_updates" in rec and "loss" in rec:
                 rows["train_inner"].append(rec)
     return rows
+
+
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \| ")
+# the first line fairseq-train writes (its configuration), once per process
+_TRAIN_START = "| fairseq_cli.train | {'_name'"
+
+
+def training_seconds(path) -> float:
+    """Seconds that the fairseq-train processes writing the log ``path`` ran, from the
+    timestamps of their lines: per process (each begins with its configuration line), its last
+    line's time less its first's, summed. A run that was killed and resumed counts every
+    process, up to its last line (fairseq's own ``wall`` restarts on resume, and it is not
+    kept in ``train_inner`` records); 0.0 for a log without timestamps."""
+    total, first, last = 0.0, None, None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = _STAMP.match(line)
+            if not m:
+                continue
+            t = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")
+            if first is None or _TRAIN_START in line:
+                if first is not None:
+                    total += (last - first).total_seconds()
+                first = t
+            last = t
+    if first is not None:
+        total += (last - first).total_seconds()
+    return total
 
 
 def read_hypotheses(gen_log, expected: Optional[int] = None) -> List[str]:

@@ -55,7 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import List, NamedTuple, Optional
 
 from lrdrop_cli import curves, modes, runs, steps
-from lrdrop_cli.fairseq_io import StepFailed, read_log, run
+from lrdrop_cli.fairseq_io import StepFailed, read_log, run, training_seconds
 
 
 def criterion_flags(mode, a):
@@ -135,7 +135,6 @@ def run_one(a, name, dropout, seed, crit, threads, updates=None):
     os.makedirs(d, exist_ok=True)
     env = {"OMP_NUM_THREADS": str(threads)}
     ckpt_dir, log = os.path.join(d, "checkpoints"), os.path.join(d, "train.log")
-    seconds_file = os.path.join(d, "train_seconds")
     if not steps.finished_training(ckpt_dir, log):
         schedule = runs.Schedule(
             lr=a.lr, warmup=a.warmup, max_tokens=a.max_tokens, updates=updates or a.max_update, patience=a.patience,
@@ -145,13 +144,9 @@ def run_one(a, name, dropout, seed, crit, threads, updates=None):
             a.data_bin, ckpt_dir, crit, schedule, seed=seed, dropout=dropout, device=a.device,
             model=steps.translation_model(a), train_args=a.train_args,
         )  # fmt: skip
-        t0 = time.time()
-        try:  # a resumed run continues its log
-            run(runs.train_command(train_run), log=log, name=f"{name}: train", append=True, quiet=True, env=env)
-        finally:
-            with open(seconds_file, "a") as f:
-                f.write(f"{time.time() - t0:.1f}\n")
-    train_minutes = sum(float(x) for x in open(seconds_file)) / 60 if os.path.isfile(seconds_file) else 0.0
+        # a resumed run continues its log, whose timestamps give its minutes (kills included)
+        run(runs.train_command(train_run), log=log, name=f"{name}: train", append=True, quiet=True, env=env)
+    train_minutes = training_seconds(log) / 60
     gen_log = os.path.join(d, "generate.log")
     best = os.path.join(ckpt_dir, "checkpoint_best.pt")
     run(runs.generate_command(a.data_bin, best, a.device), log=gen_log, name=f"{name}: generate", quiet=True, env=env)
@@ -330,7 +325,12 @@ def finished_results(a, planned):
     for name, cfg, *_ in planned:
         result_file = os.path.join(a.out, name, "result.json")
         if os.path.isfile(result_file):
-            results.append({**json.load(open(result_file)), "config": cfg})
+            result = json.load(open(result_file))
+            log = os.path.join(a.out, name, "train.log")
+            seconds = training_seconds(log) if os.path.isfile(log) else 0.0
+            if seconds:  # from the log: runs finished by older code counted only their last process
+                result["train_minutes"] = round(seconds / 60, 2)
+            results.append({**result, "config": cfg})
     print(f"[compare] --report: {len(results)} of {len(planned)} runs finished")
     if not results:
         sys.exit(1)

@@ -186,6 +186,13 @@ def test_compare_over_two_dropouts_plans_pairs_and_reports_each(tmp_path):
             (d / "result.json").write_text(json.dumps(result))
             record = {"valid_loss": "5", "valid_nll_loss": "4", "valid_num_updates": "100"}
             (d / "train.log").write_text("x | INFO | valid | " + json.dumps(record) + "\n")
+    # a run finished by older code counted only its last process: its minutes come from the log
+    (out / "rdrop-d0.3-s2" / "train.log").write_text(
+        "2026-12-05 10:00:00 | INFO | fairseq_cli.train | {'_name': None}\n"
+        "2026-12-05 10:02:00 | INFO | fairseq.trainer | killed after this line\n"
+        "2026-12-05 10:03:00 | INFO | fairseq_cli.train | {'_name': None}\n"
+        "2026-12-05 10:09:00 | INFO | valid | " + json.dumps(record) + "\n"
+    )
     p = run([tool("lrdrop-compare"), "--out", str(out), "--data-bin", str(tmp_path), "--raw", str(raw), "--report",
              "--configs", "baseline,rdrop", "--seeds", "1,2", "--dropouts", "0.1,0.3"])  # fmt: skip
     assert "8 of 8 runs finished" in p.stdout
@@ -205,6 +212,10 @@ def test_compare_over_two_dropouts_plans_pairs_and_reports_each(tmp_path):
     assert cells["0.3", "baseline"][3:9] == ["3.450 ± 0.354", "0.400 ± 0.283 (worse)", "19.50 ± 2.12",
                                              "18.00, 21.00", "-1.00 ± 1.41 (level)", "39.00 ± 4.24"]  # fmt: skip
     assert cells["0.3", "rdrop"][4] == cells["0.3", "rdrop"][7] == ""  # no difference of R-Drop from itself
+    # minutes per run: result.json's 1.0, except the timed log's 2 + 6
+    assert cells["0.3", "rdrop"][-1] == "4.5" and cells["0.1", "rdrop"][-1] == "1.0"
+    runs = {r["name"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    assert runs["rdrop-d0.3-s2"]["train_minutes"] == 8.0
     assert curve_panels(out / "curves-d0.1.png") == curve_panels(out / "curves-d0.3.png") == 2
 
 

@@ -83,6 +83,27 @@ def test_read_log_separates_validation_from_training(tmp_path):
     assert [r["valid_ppl"] for r in rows["valid"]] == ["8"]
 
 
+def test_training_seconds_add_up_a_killed_and_resumed_runs_processes(tmp_path):
+    """Each fairseq-train process (from its configuration line to its last line) counts; the gap
+    while nothing ran does not; a process may cross midnight; untimed lines are skipped."""
+    from lrdrop_cli.fairseq_io import training_seconds
+
+    def line(stamp, text):
+        return f"2026-12-0{stamp} | INFO | {text}"
+
+    config = "fairseq_cli.train | {'_name': None, 'common': {}}"
+    log = tmp_path / "train.log"
+    log.write_text("\n".join([
+        line("5 10:00:00", config), line("5 10:00:05", "fairseq.trainer | begin"), "a line without a time",
+        line("5 10:30:00", "train_inner | " + '{"num_updates": "400", "loss": "5"}'),  # killed here: 30 min
+        line("5 23:50:00", config), line("5 23:55:00", "fairseq.trainer | Loaded checkpoint"),
+        line("6 00:10:30", "fairseq_cli.train | done training in 1230.0 seconds"),  # 20.5 min
+    ]) + "\n")  # fmt: skip
+    assert training_seconds(str(log)) == 30 * 60 + 20.5 * 60
+    log.write_text("x | INFO | valid | {}\n")
+    assert training_seconds(str(log)) == 0.0
+
+
 def test_hypotheses_command_prints_corpus_order(tmp_path, capsys):
     from lrdrop_cli.bin.hypotheses import main
 
