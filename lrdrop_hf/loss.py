@@ -69,6 +69,12 @@ class LRDropLoss(ConsistencySetup):
         labels = batch["labels"]
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         core = unwrap(model)  # DDP / accelerate wrappers: the forward goes through them, the rest is the model's
+        if self.record_spec is not None and _data_parallel(model):
+            raise LRDropConfigError(
+                "the layer terms cannot run under torch.nn.DataParallel: its replicas run the recording hooks in "
+                "threads, on every GPU. Use DistributedDataParallel (torchrun), one GPU, or R-Drop alone "
+                "(--hidden_weight 0 --attn_weight 0)."
+            )
         seq2seq = bool(getattr(core.config, "is_encoder_decoder", False))
         if seq2seq and "decoder_input_ids" not in inputs and "decoder_inputs_embeds" not in inputs:
             inputs["decoder_input_ids"] = core.prepare_decoder_input_ids_from_labels(labels=labels)
@@ -166,6 +172,14 @@ def unwrap(model):
     while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
         model = model.module
     return model
+
+
+def _data_parallel(model):
+    while isinstance(model, torch.nn.Module):
+        if isinstance(model, torch.nn.DataParallel):
+            return True
+        model = getattr(model, "module", None)
+    return False
 
 
 def lrdrop_loss(model, batch, args: Optional[LRDropArguments] = None, label_smoothing: float = 0.0,

@@ -12,6 +12,8 @@ one batch: every term is a sum over sentences.
 
 from transformers import Seq2SeqTrainer, Trainer
 
+from lrdrop.options import LRDropConfigError
+
 from .arguments import LRDropArguments
 from .loss import LRDropLoss
 
@@ -19,6 +21,13 @@ from .loss import LRDropLoss
 class _LRDropMixin:
     def __init__(self, *args, lrdrop_args: LRDropArguments = None, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.args.n_gpu > 1:
+            raise LRDropConfigError(
+                f"{type(self).__name__} sees {self.args.n_gpu} GPUs in one process, where the Trainer uses torch's "
+                "DataParallel: its replicas run the layer terms' hooks in threads, and it hands the loss per-GPU "
+                "token counts. Launch with torchrun --nproc_per_node "
+                f"{self.args.n_gpu} (DistributedDataParallel), or make one GPU visible (CUDA_VISIBLE_DEVICES=0)."
+            )
         self.lrdrop_args = lrdrop_args or LRDropArguments()
         self.lrdrop_loss = LRDropLoss(self.lrdrop_args, label_smoothing=self.args.label_smoothing_factor)
         self.label_smoother = None  # the cross-entropy is the LR-Drop loss's own, smoothed as the Trainer's

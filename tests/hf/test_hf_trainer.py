@@ -9,7 +9,8 @@ import torch  # noqa: E402
 from models import batch, tiny  # noqa: E402
 from transformers import Seq2SeqTrainingArguments, TrainingArguments  # noqa: E402
 
-from lrdrop_hf import LRDropArguments, LRDropSeq2SeqTrainer, LRDropTrainer  # noqa: E402
+from lrdrop.options import LRDropConfigError  # noqa: E402
+from lrdrop_hf import LRDropArguments, LRDropLoss, LRDropSeq2SeqTrainer, LRDropTrainer  # noqa: E402
 
 ARGS = LRDropArguments(kl_weight=1.0, hidden_weight=1.0, attn_weight=1.0)
 
@@ -64,3 +65,74 @@ def test_the_loss_is_normalised_by_num_items_in_batch(tmp_path):
         losses.append(trainer.compute_loss(model, b, num_items_in_batch=items))
     torch.testing.assert_close(losses[0], losses[1])  # 3 sentences: its own count
     torch.testing.assert_close(losses[2], losses[0] / 4)
+
+
+@pytest.mark.parametrize("average", [True, False])
+def test_the_loss_is_multiplied_by_the_processes_as_the_trainers_own(tmp_path, monkeypatch, average):
+    """With average_tokens_across_devices the Trainer divides by every process's tokens and DDP
+    averages the gradients, so each process's loss is multiplied by their number (as
+    Trainer.compute_loss does); not without it, nor without num_items_in_batch."""
+    import accelerate
+
+    monkeypatch.setattr(accelerate.Accelerator, "num_processes", property(lambda self: 2))
+    model = tiny("bert", 0.1)
+    model.train()
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True,
+                             average_tokens_across_devices=average)  # fmt: skip
+    trainer = LRDropTrainer(model=model, args=args, lrdrop_args=ARGS)
+    b = batch("bert")
+    for items, factor in ((torch.tensor(12), 2 if average else 1), (None, 1)):
+        torch.manual_seed(4)
+        got = trainer.compute_loss(model, b, num_items_in_batch=items)
+        torch.manual_seed(4)
+        want = LRDropLoss(ARGS)(model, b, items)[0]
+        torch.testing.assert_close(got, want * factor)
+
+
+def test_the_logged_terms_are_their_means_since_the_last_training_log(tmp_path):
+    """Each term in a training log is its mean over the micro-batches since the previous one; an
+    evaluation log (no "loss") neither takes them nor resets them."""
+    model = tiny("bert", 0.1)
+    model.train()
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True, average_tokens_across_devices=False)
+    trainer = LRDropTrainer(model=model, args=args, lrdrop_args=ARGS)
+    b = batch("bert")
+    terms = []
+    for seed in (4, 5, 6):
+        torch.manual_seed(seed)
+        trainer.compute_loss(model, b)
+        torch.manual_seed(seed)
+        terms.append({k: float(v) for k, v in LRDropLoss(ARGS)(model, b)[1].items()})
+        if seed == 4:
+            trainer.log({"loss": 1.0})
+            trainer.log({"eval_loss": 2.0})
+    trainer.log({"loss": 0.5})
+    trainer.log({"loss": 0.4})  # nothing since the last: the loss alone
+    first, evaluation, second, empty = trainer.state.log_history[-4:]
+    assert set(terms[0]) >= {"kl_loss", "hidden_loss", "attn_loss", "nll_loss"}
+    for name in terms[0]:
+        assert first[name] == pytest.approx(terms[0][name], rel=1e-5, abs=1e-6), name
+        assert second[name] == pytest.approx((terms[1][name] + terms[2][name]) / 2, rel=1e-5, abs=1e-6), name
+        assert name not in evaluation and name not in empty
+
+
+def test_several_gpus_in_one_process_are_refused(tmp_path, monkeypatch):
+    """Several GPUs in one process: the Trainer would wrap the model in DataParallel, whose
+    threaded replicas the hooks cannot tell apart and whose token counts are per GPU."""
+    monkeypatch.setattr(TrainingArguments, "n_gpu", property(lambda self: 2))
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    with pytest.raises(LRDropConfigError, match="torchrun --nproc_per_node 2"):
+        LRDropTrainer(model=tiny("bert", 0.1), args=args, lrdrop_args=ARGS)
+
+
+def test_a_data_parallel_model_is_refused_with_layer_terms_only():
+    model = tiny("bert", 0.1)
+    model.train()
+    b = batch("bert")
+    with pytest.raises(LRDropConfigError, match="DataParallel"):
+        LRDropLoss(ARGS)(torch.nn.DataParallel(model), b)
+    rdrop = LRDropArguments(kl_weight=1.0, hidden_weight=0.0, attn_weight=0.0)
+    torch.manual_seed(1)
+    got = LRDropLoss(rdrop)(torch.nn.DataParallel(model), b)[0]
+    torch.manual_seed(1)
+    torch.testing.assert_close(got, LRDropLoss(rdrop)(model, b)[0])  # R-Drop alone: the gathered outputs
