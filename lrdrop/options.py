@@ -14,6 +14,10 @@ from .records import ATTN_TYPES, HIDDEN_SITES, SMALL_MAP, RecordSpec
 # consistency.layer_terms' outputs
 LAYER_TERMS = ("hidden_loss", "attn_loss")
 
+# the output KL's weight in translation and summarization (R-Drop's alpha for IWSLT), fairseq's
+# lr_drop and LRDropArguments alike (lr_drop_sentence_prediction has its own, by head)
+KL_WEIGHT = 5.0
+
 # option -> default, in the order setup_consistency takes them (after the output weights)
 DEFAULTS = {
     "hidden_weight": 0.0,
@@ -38,7 +42,9 @@ HELP = {
     "perplexity than R-Drop, and MSE 0.1 at the FFN site level with it; at the FFN site the MSE is not "
     "scale-invariant, and at weight 1 the LibreOffice study's model shrank its FFN outputs 9x and fell 1 bit behind "
     "R-Drop (docs/results.md): use about 0.1 there",
-    "attn_weight": "weight of the per-layer, per-head attention consistency (0 disables it)",
+    "attn_weight": "weight of the per-layer, per-head attention consistency (0 disables it; its value in the paper "
+    "is not known); at weight 1 the LibreOffice study's models met it by flattening their encoder-decoder "
+    "attention to uniform rows and fell below the plain baseline (docs/results.md)",
     "hidden_loss": "hidden-state distance: mse (squared difference, mean over the hidden dim) or cosine "
     "(1 - cosine similarity)",
     "hidden_site": "which hidden state of each layer the hidden term compares: ffn (the feed-forward sublayer's "

@@ -3,13 +3,13 @@ names, defaults, meanings and help of fairseq's ``--criterion lr_drop`` flags (:
 
 from dataclasses import dataclass, field
 
-from lrdrop.options import DEFAULTS, HELP
+from lrdrop.options import DEFAULTS, HELP, KL_WEIGHT
 
 
 @dataclass
 class LRDropArguments:
     kl_weight: float = field(
-        default=5.0,
+        default=KL_WEIGHT,
         metadata={
             "help": "weight of the symmetric KL between the two sub-models' output distributions (R-Drop's "
             "alpha: 5 for IWSLT, 0.7 for BART on CNN/DM); with a regression head, of the squared difference "

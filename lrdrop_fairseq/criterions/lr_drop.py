@@ -46,6 +46,7 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
 )
 
 from lrdrop import consistency as C
+from lrdrop.options import KL_WEIGHT
 from lrdrop.records import SMALL_MAP
 
 from ..guards import LRDropConfigError
@@ -59,7 +60,7 @@ CONSISTENCY_TERMS = ("kl_loss", "hidden_loss", "attn_loss")
 @dataclass
 class LRDropConfig(LabelSmoothedCrossEntropyCriterionConfig, ConsistencyConfig):
     kl_weight: float = field(
-        default=5.0,
+        default=KL_WEIGHT,
         metadata={
             "help": "weight of the symmetric KL between the two sub-models' output "
             "distributions (R-Drop's alpha: 5 for IWSLT, 0.7 for BART on CNN/DM)"
@@ -78,7 +79,7 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
         task,
         sentence_avg,
         label_smoothing,
-        kl_weight=5.0,
+        kl_weight=KL_WEIGHT,
         hidden_weight=0.0,
         attn_weight=1.0,
         hidden_loss="mse",

@@ -365,6 +365,23 @@ def test_hf_argument_parser_reads_the_same_flags():
     assert set(DEFAULTS) <= set(LRDropArguments.__dataclass_fields__)  # every core option has its HF flag
 
 
+def test_every_default_is_fairseqs_lr_drop_default():
+    """LRDropArguments(), fairseq's LRDropConfig() and LRDropCriterion's keyword defaults agree on
+    every option they share, the output KL's R-Drop alpha 5 included."""
+    import dataclasses
+    import inspect
+
+    from lrdrop_fairseq.criterions.lr_drop import LRDropConfig, LRDropCriterion
+
+    hf, fs = dataclasses.asdict(LRDropArguments()), dataclasses.asdict(LRDropConfig())
+    init = {k: p.default for k, p in inspect.signature(LRDropCriterion.__init__).parameters.items()}
+    shared = set(hf) & set(fs)
+    assert shared >= {"kl_weight", "hidden_weight", "attn_weight", "hidden_site", "attn_small_map"}
+    for name in shared:
+        assert hf[name] == fs[name] == init[name], name
+    assert hf["kl_weight"] == 5.0
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_the_core_gives_the_same_terms_for_fairseqs_and_hfs_layouts(causal):
     """The same tensors laid out as fairseq records them (time-first inputs of the projections,
