@@ -55,3 +55,19 @@ def batch(kind, seed=0):
     labels[2, 2:] = -100
     out["labels"] = labels
     return out
+
+
+def fixed_halves(setattr_like):
+    """Make lrdrop.consistency.double lower the second copy's word ids above 4 by one: the halves
+    then differ without dropout masks (which two processes, or two runs, cannot share; the fairseq
+    tests' tests/integration/fixed_halves). ``setattr_like``: monkeypatch.setattr, or setattr."""
+    from lrdrop import consistency as C
+
+    real = C.double
+
+    def double(x):
+        if torch.is_tensor(x) and x.dtype == torch.long and x.dim() == 2:
+            return torch.cat([x, torch.where(x > 4, x - 1, x)])
+        return real(x)
+
+    setattr_like(C, "double", double)

@@ -13,25 +13,11 @@ pytest.importorskip("transformers")
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
-from models import batch, tiny  # noqa: E402
+from models import batch, fixed_halves, tiny  # noqa: E402
 
-from lrdrop import consistency as C  # noqa: E402
 from lrdrop_hf import LRDropArguments, LRDropLoss  # noqa: E402
 
 ARGS = LRDropArguments(kl_weight=1.0, hidden_weight=1.0, attn_weight=1.0)
-
-
-def _fixed_halves(monkeypatch_like):
-    """The second copy's word ids above 4 lowered by one: the halves differ without dropout masks,
-    which two processes cannot share (the fairseq test's tests/integration/fixed_halves)."""
-    real = C.double
-
-    def double(x):
-        if torch.is_tensor(x) and x.dtype == torch.long and x.dim() == 2:
-            return torch.cat([x, torch.where(x > 4, x - 1, x)])
-        return real(x)
-
-    monkeypatch_like(C, "double", double)
 
 
 def _grads(model):
@@ -42,7 +28,7 @@ def _worker(rank, port, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=2)
-    _fixed_halves(setattr)
+    fixed_halves(setattr)
     torch.manual_seed(0)
     model = tiny("bart", 0.0)
     model.train()
@@ -59,7 +45,7 @@ def _worker(rank, port, out):
 
 
 def test_two_gloo_processes_equal_one_process_with_the_whole_batch(tmp_path, monkeypatch):
-    _fixed_halves(monkeypatch.setattr)
+    fixed_halves(monkeypatch.setattr)
     torch.manual_seed(0)
     model = tiny("bart", 0.0)
     model.train()

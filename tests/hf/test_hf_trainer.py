@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("transformers")
 
 import torch  # noqa: E402
-from models import batch, tiny  # noqa: E402
+from models import batch, fixed_halves, tiny  # noqa: E402
 from transformers import Seq2SeqTrainingArguments, TrainingArguments  # noqa: E402
 
 from lrdrop.options import LRDropConfigError  # noqa: E402
@@ -87,6 +87,9 @@ def test_the_loss_is_multiplied_by_the_processes_as_the_trainers_own(tmp_path, m
         torch.manual_seed(4)
         want = LRDropLoss(ARGS)(model, b, items)[0]
         torch.testing.assert_close(got, want * factor)
+    torch.manual_seed(4)
+    loss, outputs = trainer.compute_loss(model, b, return_outputs=True)
+    assert loss.dim() == 0 and outputs.logits.shape[0] == 2 * b["input_ids"].shape[0]  # the doubled forward's
 
 
 def test_the_logged_terms_are_their_means_since_the_last_training_log(tmp_path):
@@ -118,11 +121,43 @@ def test_the_logged_terms_are_their_means_since_the_last_training_log(tmp_path):
 
 def test_several_gpus_in_one_process_are_refused(tmp_path, monkeypatch):
     """Several GPUs in one process: the Trainer would wrap the model in DataParallel, whose
-    threaded replicas the hooks cannot tell apart and whose token counts are per GPU."""
-    monkeypatch.setattr(TrainingArguments, "n_gpu", property(lambda self: 2))
+    threaded replicas the hooks cannot tell apart and whose token counts are per GPU. One is fine."""
     args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    monkeypatch.setattr(TrainingArguments, "n_gpu", property(lambda self: 1))
+    LRDropTrainer(model=tiny("bert", 0.1), args=args, lrdrop_args=ARGS)
+    monkeypatch.setattr(TrainingArguments, "n_gpu", property(lambda self: 2))
     with pytest.raises(LRDropConfigError, match="torchrun --nproc_per_node 2"):
         LRDropTrainer(model=tiny("bert", 0.1), args=args, lrdrop_args=ARGS)
+
+
+def test_gradient_accumulation_adds_up_to_one_batch(tmp_path, monkeypatch):
+    """One SGD update from 2 accumulated micro-batches of 2 sentences equals one from the batch of
+    4: the Trainer passes the 4 sentences' target tokens to each micro-batch's loss and does not
+    divide by the steps again (model_accepts_loss_kwargs). Target lengths differ by sentence, so a
+    per-micro-batch normalisation would differ; the halves differ without dropout."""
+    fixed_halves(monkeypatch.setattr)
+    rows = _copy_task(4)
+    for i, row in enumerate(rows):
+        row["labels"] = row["labels"].clone()
+        if i:
+            row["labels"][6 - i :] = -100  # 6, 5, 4 and 3 target tokens
+    params = []
+    for per_device, accumulation in ((4, 1), (2, 2)):
+        torch.manual_seed(0)
+        model = tiny("bart", 0.0)
+        args = Seq2SeqTrainingArguments(
+            output_dir=str(tmp_path / str(accumulation)), per_device_train_batch_size=per_device,
+            gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=1.0, optim="sgd",
+            lr_scheduler_type="constant", report_to=[], use_cpu=True, save_strategy="no",
+            remove_unused_columns=False, seed=1, disable_tqdm=True,
+        )  # fmt: skip
+        LRDropSeq2SeqTrainer(model=model, args=args, train_dataset=rows, data_collator=_stack,
+                             lrdrop_args=ARGS).train()  # fmt: skip
+        params.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+    torch.manual_seed(0)
+    start = torch.cat([p.detach().reshape(-1) for p in tiny("bart", 0.0).parameters()])
+    assert (params[0] - start).abs().max() > 1e-3  # it did move
+    torch.testing.assert_close(params[1], params[0], rtol=1e-4, atol=1e-6)
 
 
 def test_a_data_parallel_model_is_refused_with_layer_terms_only():
