@@ -40,8 +40,8 @@ HELP = {
     "hidden_weight": "weight of the per-layer hidden-state consistency (the paper's alpha; its value is not known); "
     "off (0) by default: in the 3,000-pair study, MSE on layer outputs at weight 1 ended at a worse validation "
     "perplexity than R-Drop, and MSE 0.1 at the FFN site level with it; at the FFN site the MSE is not "
-    "scale-invariant, and at weight 1 the LibreOffice study's model shrank its FFN outputs 9x and fell 1 bit behind "
-    "R-Drop (docs/results.md): use about 0.1 there",
+    "scale-invariant, and at weight 1 the LibreOffice study's model shrank its FFN outputs 6x below R-Drop's and "
+    "fell 1 bit behind R-Drop (docs/results.md): use about 0.1 there",
     "attn_weight": "weight of the per-layer, per-head attention consistency (0 disables it; its value in the paper "
     "is not known); at weight 1 the LibreOffice study's models met it by flattening their encoder-decoder "
     "attention to uniform rows and fell below the plain baseline (docs/results.md)",

@@ -3,8 +3,9 @@
     lrdrop-diagnose CHECKPOINT [CHECKPOINT ...] --data-bin DIR [--batches 8] [--json FILE]
 
 For each checkpoint (any ``transformer_lrdrop``/``bart_lrdrop`` run, whatever loss
-it was trained with), on the same first --batches training batches with the same
-dropout masks:
+it was trained with), on the same --batches training batches (the first of the
+training epoch shuffled with seed 1: fairseq's batches hold sentences of similar
+length, so these spread over the corpus's lengths) with the same dropout masks:
 
 - LayerNorm gains: the ``final_layer_norm`` of each post-norm layer (its output is
   the layer output that ``--hidden-site layer`` compares) vs every other LayerNorm;
@@ -16,7 +17,9 @@ dropout masks:
   cosine means the term pulls against fitting;
 - the entropy (bits) of each attention type's rows (pre-dropout, every head and
   layer, real queries): what the attention term leaves of the model's attention
-  (a uniform row over n keys has log2 n bits, a one-hot row 0);
+  (a one-hot row has 0 bits), beside the entropy of uniform rows over the same keys
+  (``attn_uniform_entropy_*``: log2 of each row's number of keys, from the padding and the
+  causal mask);
 - the spread of each attention type's scores (``q k^T / sqrt(d)`` before the softmax): their
   standard deviation over a row's unmasked keys, in nats, averaged like the entropy. Two
   copies' maps agree more when the scores shrink (at 0 every row is uniform, whatever the
@@ -54,7 +57,7 @@ def batches(task, n, max_tokens):
     task.load_dataset("train")
     itr = task.get_batch_iterator(
         dataset=task.dataset("train"), max_tokens=max_tokens, seed=1, ignore_invalid_inputs=True
-    ).next_epoch_itr(shuffle=False)
+    ).next_epoch_itr(shuffle=True)  # the batch order of seed 1's first epoch: every length, not the shortest
     out = []
     for sample in itr:
         out.append(sample)
@@ -129,7 +132,9 @@ def diagnose(model, task, samples, seed=1):
                         maps = [r if torch.is_tensor(r) else r.probs() for r in recs]
                         ent = [attention_entropy(m, pad) for m in maps]
                         spread = [attention_score_sd(m, pad) for m in maps]
+                        uniform = attention_uniform_entropy(key_counts(attn_type, records, pad), pad)
                     add(f"attn_entropy_{attn_type}", sum(ent) / len(ent))
+                    add(f"attn_uniform_entropy_{attn_type}", uniform)
                     add(f"attn_score_sd_{attn_type}", sum(spread) / len(spread))
             for term, label in names.items():
                 per_token = terms[term] / ntok  # every term is a sum in target-token units
@@ -147,6 +152,26 @@ def attention_entropy(maps, query_pad=None):
     per_row = -(p * p.clamp_min(1e-30).log2()).sum(-1)  # (H, 2B, Tq)
     if query_pad is not None:
         return per_row[(~query_pad)[None].expand_as(per_row)].mean().item()
+    return per_row.mean().item()
+
+
+def key_counts(attn_type, records, query_pad):
+    """(2B, Tq): how many keys each query of ``attn_type`` may attend to: the source's real tokens
+    (encoder self and encoder-decoder), or the target positions up to its own (decoder self; the
+    target is right-padded, so a real query sees no pad)."""
+    if attn_type == "decoder_self":
+        rows, tq = query_pad.shape
+        return torch.arange(1, tq + 1).expand(rows, tq)
+    source = (~records["encoder_padding_mask"]).sum(1, keepdim=True)  # (2B, 1)
+    return source.expand(-1, query_pad.shape[1])
+
+
+def attention_uniform_entropy(counts, query_pad=None):
+    """What :func:`attention_entropy` would give for uniform rows over the same keys: the mean over
+    the real query rows of log2 of their number of keys (``counts``: (2B, Tq))."""
+    per_row = counts.float().log2()
+    if query_pad is not None:
+        return per_row[~query_pad].mean().item()
     return per_row.mean().item()
 
 
@@ -195,6 +220,9 @@ def run_diagnose(a):
         "attn_entropy_encoder_self",
         "attn_entropy_decoder_self",
         "attn_entropy_encoder_decoder",
+        "attn_uniform_entropy_encoder_self",
+        "attn_uniform_entropy_decoder_self",
+        "attn_uniform_entropy_encoder_decoder",
         "attn_score_sd_encoder_self",
         "attn_score_sd_decoder_self",
         "attn_score_sd_encoder_decoder",

@@ -16,7 +16,7 @@ C="$C --kl-weight 1 --hidden-weight 1 --attn-weight 1 --lr 3e-3 --warmup 150 --m
 {
   echo "# NAME<TAB>CODE<TAB>lrdrop-compare args (grid.sh reads this before each start)"
   echo "# base_compute: the baseline at R-Drop's wall-clock compute (8,000 x 4.0 / 1.53 = 21,000 updates) at dropout 0.1"
-  echo "# lrdrop (hidden weight 1) ran for seed 1 only: it shrank the FFN outputs 9x (lrdrop-diagnose); from then on"
+  echo "# lrdrop (hidden weight 1) ran for seed 1 only: it shrank the FFN outputs 6x (lrdrop-diagnose); from then on"
   echo "# LR-Drop runs as lrdrop_h01, the paper's three terms with hidden weight 0.1 (docs/results.md section 0)"
   H="--variant 'lrdrop_h01=--mode lrdrop --hidden-weight 0.1'"
   for s in 1 2 3; do

@@ -186,6 +186,7 @@ def test_diagnose_measures_the_criterions_own_terms(toy_data):
     for attn_type, keys in (("encoder_self", src_len), ("decoder_self", tgt_len), ("encoder_decoder", src_len)):
         assert 0.5 < row[f"attn_entropy_{attn_type}"] < math.log2(keys), attn_type  # an untrained model: near uniform
         assert 0 < row[f"attn_score_sd_{attn_type}"] < 3, attn_type
+        assert row[f"attn_entropy_{attn_type}"] <= row[f"attn_uniform_entropy_{attn_type}"] <= math.log2(keys)
     # the spread is the scores': scaling every query projection by 3 scales it about 3 times (exactly in
     # a first layer; a later layer's inputs change a little with the attention below it)
     with torch.no_grad():
@@ -230,6 +231,17 @@ def test_attention_entropy_by_hand():
     pad = torch.tensor([[False, False], [False, True]])  # (2B=2, Tq=2): the second copy's last query
     assert attention_entropy(maps, pad) == pytest.approx((1 + 0 + 2) / 3)
     assert attention_entropy(maps) == pytest.approx((1 + 0 + 2 + 0.4689956) / 4, rel=1e-6)
+    # uniform rows over each row's keys: 2, 1, 4 and 2 of them
+    from lrdrop_cli.measure.diagnose import attention_uniform_entropy, key_counts
+
+    counts = torch.tensor([[2, 1], [4, 2]])
+    assert attention_uniform_entropy(counts, pad) == pytest.approx((1 + 0 + 2) / 3)
+    assert attention_uniform_entropy(counts) == pytest.approx((1 + 0 + 2 + 1) / 4)
+    # the keys: the source's real tokens, or the target positions so far
+    records = {"encoder_padding_mask": torch.tensor([[True, False, False], [False, False, False]])}
+    assert key_counts("encoder_decoder", records, pad).tolist() == [[2, 2], [3, 3]]
+    assert key_counts("encoder_self", records, torch.zeros(2, 3, dtype=torch.bool)).tolist() == [[2] * 3, [3] * 3]
+    assert key_counts("decoder_self", records, pad).tolist() == [[1, 2], [1, 2]]
 
 
 def test_attention_score_sd_by_hand():
@@ -248,6 +260,21 @@ def test_attention_score_sd_by_hand():
     assert attention_score_sd(maps, pad) == pytest.approx((sd + 0 + 0) / 3, rel=1e-5)
     assert attention_score_sd(maps) == pytest.approx((sd + 0 + 0 + math.sqrt(3 * 81 / 16)) / 4, rel=1e-5)
     assert attention_score_sd((scores + 7).softmax(-1), pad) == pytest.approx(sd / 3, rel=1e-5)
+
+
+def test_diagnose_batches_spread_over_the_corpus_and_are_the_same_each_time(toy_data):
+    """fairseq batches sentences of similar length: the first batches of the unshuffled epoch are
+    the shortest. diagnose takes the first of seed 1's shuffled epoch, the same for every checkpoint
+    (each loads its own task)."""
+    from lrdrop_cli.measure import diagnose
+
+    picked = diagnose.batches(build(toy_data)[0], 3, 300)
+    again = diagnose.batches(build(toy_data)[0], 3, 300)
+    assert [a["id"].tolist() for a in picked] == [b["id"].tolist() for b in again]
+    lengths = torch.cat([s["net_input"]["src_lengths"] for s in picked]).float()
+    task = build(toy_data)[0]
+    shortest = torch.sort(torch.as_tensor(task.dataset("train").src.sizes)).values[: len(lengths)].float()
+    assert lengths.mean() > shortest.mean() + 2
 
 
 def test_diagnose_groups_the_compared_layer_norms(toy_data):
