@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes $STUDY/jobs, issue 28's grid in the order it runs (seed 1 as it ran; then seeds 2 and 3 of
 # the six required configurations, then R-Drop at 0.1 for seeds 2 and 3, the defaults'
-# three probes at 0.1, LR-Drop at 0.1 for seeds 2 and 3): the baselines, R-Drop and
+# four probes at 0.1, LR-Drop at 0.1 for seeds 2 and 3): the baselines, R-Drop and
 # LR-Drop at 0.3 and at 0.1 (the baseline's better dropout by far: seed 1 gave 34.4 BLEU at 0.1
 # against 11.5 at 0.3), the baseline at R-Drop's compute, KL + attention (LR-Drop with hidden weight 1
 # for seed 1 only, then hidden weight 0.1: see below); and makes the worktrees of the
@@ -53,6 +53,10 @@ C="$C --kl-weight 1 --hidden-weight 1 --attn-weight 1 --lr 3e-3 --warmup 150 --m
   printf "attn-d0.1-s1\t$B\t$C --configs attn --dropouts 0.1 --seeds 1\n"
   printf "hidden_h01-d0.1-s1\t$B\t$C --configs '' --dropouts 0.1 --seeds 1 --variant 'hidden_h01=--mode hidden --hidden-weight 0.1'\n"
   printf "lrdrop_a01-d0.1-s1\t$B\t$C --configs '' --dropouts 0.1 --seeds 1 --variant 'lrdrop_a01=--mode lrdrop --hidden-weight 0.1 --attn-weight 0.1'\n"
+  # and whether the attention forms when the terms come in slowly (its term stays near 0 from update
+  # 100 in every failed run: the attention never formed): lrdrop_h01 with every weight ramped over
+  # 1,000 updates (added 2026-12-06 before any probe ran)
+  printf "lrdrop_wu-d0.1-s1\t$B\t$C --configs '' --dropouts 0.1 --seeds 1 --variant 'lrdrop_wu=--mode lrdrop --hidden-weight 0.1 --consistency-warmup-updates 1000'\n"
   # LR-Drop (hidden 0.1) at 0.1, seeds 2 and 3, last: seed 1 failed it by 1.6 bits
   for s in 2 3; do
     printf "lrdrop_h01-d0.1-s$s\t$B\t$C --configs '' --dropouts 0.1 --seeds $s $H\n"

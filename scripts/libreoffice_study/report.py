@@ -26,7 +26,8 @@ def compare_report():
             "base_compute=--mode baseline --max-update 21000", "--variant",
             "lrdrop_h01=--mode lrdrop --hidden-weight 0.1", "--variant",
             "hidden_h01=--mode hidden --hidden-weight 0.1", "--variant",
-            "lrdrop_a01=--mode lrdrop --hidden-weight 0.1 --attn-weight 0.1", "--report"]  # fmt: skip
+            "lrdrop_a01=--mode lrdrop --hidden-weight 0.1 --attn-weight 0.1", "--variant",
+            "lrdrop_wu=--mode lrdrop --hidden-weight 0.1 --consistency-warmup-updates 1000", "--report"]  # fmt: skip
     p = subprocess.run([os.path.join(ROOT, ".venv", "bin", "python"), "-m", "lrdrop_cli.bin.compare", *args],
                        cwd="/tmp", capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT})  # fmt: skip
     if p.returncode:
