@@ -31,6 +31,15 @@ def _stack(features):
     return {k: torch.stack([f[k] for f in features]) for k in features[0]}
 
 
+def _bert_trainer(tmp_path, average=False):
+    """(trainer, model in training mode, a batch): an LRDropTrainer on a tiny BERT classifier."""
+    model = tiny("bert", 0.1)
+    model.train()
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True,
+                             average_tokens_across_devices=average)  # fmt: skip
+    return LRDropTrainer(model=model, args=args, lrdrop_args=ARGS), model, batch("bert")
+
+
 def test_a_short_seq2seq_run_learns_and_logs_every_term(tmp_path):
     torch.manual_seed(0)
     model = tiny("bart", 0.1)
@@ -54,11 +63,7 @@ def test_a_short_seq2seq_run_learns_and_logs_every_term(tmp_path):
 def test_the_loss_is_normalised_by_num_items_in_batch(tmp_path):
     """Under gradient accumulation the Trainer passes the tokens of all micro-batches: the loss is
     then the sum divided by them, so that micro-batches add up to one batch."""
-    model = tiny("bert", 0.1)
-    model.train()
-    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True, average_tokens_across_devices=False)
-    trainer = LRDropTrainer(model=model, args=args, lrdrop_args=ARGS)
-    b = batch("bert")
+    trainer, model, b = _bert_trainer(tmp_path)
     losses = []
     for items in (None, torch.tensor(3), torch.tensor(12)):
         torch.manual_seed(4)
@@ -75,12 +80,7 @@ def test_the_loss_is_multiplied_by_the_processes_as_the_trainers_own(tmp_path, m
     import accelerate
 
     monkeypatch.setattr(accelerate.Accelerator, "num_processes", property(lambda self: 2))
-    model = tiny("bert", 0.1)
-    model.train()
-    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True,
-                             average_tokens_across_devices=average)  # fmt: skip
-    trainer = LRDropTrainer(model=model, args=args, lrdrop_args=ARGS)
-    b = batch("bert")
+    trainer, model, b = _bert_trainer(tmp_path, average)
     for items, factor in ((torch.tensor(12), 2 if average else 1), (None, 1)):
         torch.manual_seed(4)
         got = trainer.compute_loss(model, b, num_items_in_batch=items)
@@ -95,11 +95,7 @@ def test_the_loss_is_multiplied_by_the_processes_as_the_trainers_own(tmp_path, m
 def test_the_logged_terms_are_their_means_since_the_last_training_log(tmp_path):
     """Each term in a training log is its mean over the micro-batches since the previous one; an
     evaluation log (no "loss") neither takes them nor resets them."""
-    model = tiny("bert", 0.1)
-    model.train()
-    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True, average_tokens_across_devices=False)
-    trainer = LRDropTrainer(model=model, args=args, lrdrop_args=ARGS)
-    b = batch("bert")
+    trainer, model, b = _bert_trainer(tmp_path)
     terms = []
     for seed in (4, 5, 6):
         torch.manual_seed(seed)
