@@ -239,6 +239,36 @@ def test_compare_summary_of_a_hand_written_log(tmp_path):
     assert s["best_valid_loss"] == 6.2
     assert s["train_nll_at_best"] == 4.5  # updates 30 and 40: after the validation at 20, up to the best at 40
     assert s["gap"] == 0.7
+    # the best is the first validation: the train records from the start up to it
+    log.write_text("\n".join([t(1, 9.0), t(10, 7.0), v(20, 5.0), t(30, 4.0), v(40, 5.5)]) + "\n")
+    s = training_summary(str(log))
+    assert (s["best_update"], s["train_nll_at_best"], s["final_valid_nll"]) == (20, 8.0, 5.5)
+
+
+def test_table_of_one_seed_and_of_seeds_that_do_not_pair():
+    """A configuration with one run shows sd 0 and "one seed"; the difference from R-Drop pairs only
+    the seeds both have (the baseline's seed 3 has no R-Drop run); columns by hand."""
+    from lrdrop_cli.pipelines.comparison import table
+
+    def run(cfg, seed, nll, bleu, **extra):
+        return {"config": cfg, "dropout": 0.1, "seed": seed, "best_valid_nll": nll, "bleu": bleu,
+                "chrf": 2 * bleu, "best_update": 1000 * seed, "gap": 0.1 * seed, "train_minutes": 10.0 * seed,
+                **extra}  # fmt: skip
+
+    results = [run("rdrop", 1, 2.50, 30.0), run("rdrop", 2, 2.60, 31.0),
+               run("baseline", 1, 2.70, 28.0), run("baseline", 2, 2.70, 29.0), run("baseline", 3, 2.40, 35.0),
+               run("attn", 2, 3.10, 10.0)]  # fmt: skip
+    rows = {r.split("|")[2].strip(): [c.strip() for c in r.strip("|").split("|")]
+            for r in table(results, ["baseline", "rdrop", "attn"]).splitlines()[2:]}  # fmt: skip
+    assert rows["attn"][2:] == ["1", "3.100 ± 0.000", "0.500 ± 0.000 (one seed)", "10.00 ± 0.00", "10.00",
+                                "-21.00 ± 0.00 (one seed)", "20.00 ± 0.00", "2000", "0.20", "20.0"]  # fmt: skip
+    # baseline minus R-Drop for seeds 1 and 2: nll 0.20 and 0.10, BLEU -2 and -2
+    base = rows["baseline"]
+    assert base[2:4] == ["3", "2.600 ± 0.173"]
+    assert base[4] == "0.150 ± 0.071 (level)"  # inside the baseline's sd 0.173
+    assert base[7] == "-2.00 ± 0.00 (level)"  # inside the baseline's BLEU sd 3.79 (all three seeds)
+    assert base[9:] == ["2000", "0.20", "20.0"]
+    assert rows["rdrop"][4] == rows["rdrop"][7] == ""
 
 
 def test_variant_flags_choose_the_mode_and_the_budget():
