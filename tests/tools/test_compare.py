@@ -231,13 +231,15 @@ def test_compare_summary_of_a_hand_written_log(tmp_path):
     def t(update, nll):
         return "x | INFO | train_inner | " + json.dumps({"num_updates": str(update), "loss": "9", "nll_loss": str(nll)})
 
-    lines = [t(10, 6.0), v(20, 5.5), t(30, 5.0), t(40, 4.0), v(40, 5.2), v(40, 5.2), t(50, 3.0), v(60, 5.3)]
+    lines = [t(10, 6.0), t(20, 99.0), v(20, 5.5), t(30, 5.0), t(40, 4.0), v(40, 5.2), v(40, 5.2), t(50, 3.0)]
+    lines.append(v(60, 5.3))
     log = tmp_path / "train.log"
     log.write_text("\n".join(lines) + "\n")
     s = training_summary(str(log))
     assert (s["best_valid_nll"], s["best_update"], s["updates"], s["final_valid_nll"]) == (5.2, 40, 60, 5.3)
     assert s["best_valid_loss"] == 6.2
-    assert s["train_nll_at_best"] == 4.5  # updates 30 and 40: after the validation at 20, up to the best at 40
+    # updates 30 and 40: after the validation at 20 (update 20's record is before it), up to the best at 40
+    assert s["train_nll_at_best"] == 4.5
     assert s["gap"] == 0.7
     # the best is the first validation: the train records from the start up to it
     log.write_text("\n".join([t(1, 9.0), t(10, 7.0), v(20, 5.0), t(30, 4.0), v(40, 5.5)]) + "\n")
