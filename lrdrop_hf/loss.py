@@ -166,20 +166,22 @@ def problem_type(config, labels) -> str:
     return "multi_label_classification"
 
 
+def _wrappers(model):
+    """``model`` and the modules that data-parallel wrappers (``DistributedDataParallel``,
+    ``DataParallel``, accelerate's) keep inside it as ``.module``, outermost first."""
+    chain = [model]
+    while isinstance(getattr(chain[-1], "module", None), torch.nn.Module):
+        chain.append(chain[-1].module)
+    return chain
+
+
 def unwrap(model):
-    """The model inside data-parallel wrappers (``DistributedDataParallel``, accelerate's), which
-    keep it as ``.module``."""
-    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
-        model = model.module
-    return model
+    """The model inside its data-parallel wrappers."""
+    return _wrappers(model)[-1]
 
 
 def _data_parallel(model):
-    while isinstance(model, torch.nn.Module):
-        if isinstance(model, torch.nn.DataParallel):
-            return True
-        model = getattr(model, "module", None)
-    return False
+    return any(isinstance(m, torch.nn.DataParallel) for m in _wrappers(model))
 
 
 def lrdrop_loss(model, batch, args: Optional[LRDropArguments] = None, label_smoothing: float = 0.0,
