@@ -149,10 +149,7 @@ def attention_entropy(maps, query_pad=None):
     """Mean entropy in bits of the rows of (H, 2B, Tq, Tk) attention maps, over the real queries
     (``query_pad``: (2B, Tq), True = pad); a masked key's zero counts as 0 log 0 = 0."""
     p = maps.float()
-    per_row = -(p * p.clamp_min(1e-30).log2()).sum(-1)  # (H, 2B, Tq)
-    if query_pad is not None:
-        return per_row[(~query_pad)[None].expand_as(per_row)].mean().item()
-    return per_row.mean().item()
+    return _real_rows_mean(-(p * p.clamp_min(1e-30).log2()).sum(-1), query_pad)
 
 
 def key_counts(attn_type, records, query_pad):
@@ -169,10 +166,7 @@ def key_counts(attn_type, records, query_pad):
 def attention_uniform_entropy(counts, query_pad=None):
     """What :func:`attention_entropy` would give for uniform rows over the same keys: the mean over
     the real query rows of log2 of their number of keys (``counts``: (2B, Tq))."""
-    per_row = counts.float().log2()
-    if query_pad is not None:
-        return per_row[~query_pad].mean().item()
-    return per_row.mean().item()
+    return _real_rows_mean(counts.float().log2(), query_pad)
 
 
 def attention_score_sd(maps, query_pad=None):
@@ -185,10 +179,15 @@ def attention_score_sd(maps, query_pad=None):
     logp = p.clamp_min(1e-45).log() * real
     n = real.sum(-1).clamp_min(1)
     mean = logp.sum(-1, keepdim=True) / n.unsqueeze(-1)
-    per_row = (((logp - mean) * real).pow(2).sum(-1) / n).sqrt()  # (H, 2B, Tq)
-    if query_pad is not None:
-        return per_row[(~query_pad)[None].expand_as(per_row)].mean().item()
-    return per_row.mean().item()
+    return _real_rows_mean((((logp - mean) * real).pow(2).sum(-1) / n).sqrt(), query_pad)
+
+
+def _real_rows_mean(per_row, query_pad=None):
+    """The mean of per-row values ((2B, Tq), or (H, 2B, Tq) per head) over the real queries
+    (``query_pad``: (2B, Tq), True = pad)."""
+    if query_pad is None:
+        return per_row.mean().item()
+    return per_row[(~query_pad).expand_as(per_row)].mean().item()
 
 
 def _rms(states):
