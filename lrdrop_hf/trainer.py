@@ -28,6 +28,19 @@ class _LRDropMixin:
                 "token counts. Launch with torchrun --nproc_per_node "
                 f"{self.args.n_gpu} (DistributedDataParallel), or make one GPU visible (CUDA_VISIBLE_DEVICES=0)."
             )
+        split = {
+            kind: size
+            for kind, getter in (("tensor", "get_tp_size"), ("context", "get_cp_size"), ("sequence", "get_sp_size"))
+            if (size := getattr(self, getter, lambda: 1)()) > 1
+        }
+        if split:
+            sizes = ", ".join(f"{kind} parallelism over {size} ranks" for kind, size in split.items())
+            raise LRDropConfigError(
+                f"{type(self).__name__} is set up for {sizes}: that splits a layer's heads or a sentence's tokens "
+                "across ranks, so no rank holds both copies' whole attention maps and hidden states, and the Trainer's "
+                "loss scale counts those ranks differently. Train with data parallelism only (torchrun, DDP or FSDP): "
+                "drop the model's tp_plan / the ParallelismConfig's tp_size, cp_size and sp_size."
+            )
         self.lrdrop_args = lrdrop_args or LRDropArguments()
         self.lrdrop_loss = LRDropLoss(self.lrdrop_args, label_smoothing=self.args.label_smoothing_factor)
         self.label_smoother = None  # the cross-entropy is the LR-Drop loss's own, smoothed as the Trainer's

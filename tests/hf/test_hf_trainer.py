@@ -7,7 +7,7 @@ pytest.importorskip("transformers")
 
 import torch  # noqa: E402
 from models import batch, fixed_halves, tiny  # noqa: E402
-from transformers import Seq2SeqTrainingArguments, TrainingArguments  # noqa: E402
+from transformers import Seq2SeqTrainingArguments, Trainer, TrainingArguments  # noqa: E402
 
 from lrdrop.options import LRDropConfigError  # noqa: E402
 from lrdrop_hf import LRDropArguments, LRDropLoss, LRDropSeq2SeqTrainer, LRDropTrainer  # noqa: E402
@@ -123,6 +123,18 @@ def test_several_gpus_in_one_process_are_refused(tmp_path, monkeypatch):
     LRDropTrainer(model=tiny("bert", 0.1), args=args, lrdrop_args=ARGS)
     monkeypatch.setattr(TrainingArguments, "n_gpu", property(lambda self: 2))
     with pytest.raises(LRDropConfigError, match="torchrun --nproc_per_node 2"):
+        LRDropTrainer(model=tiny("bert", 0.1), args=args, lrdrop_args=ARGS)
+
+
+@pytest.mark.parametrize("getter", ["get_tp_size", "get_cp_size", "get_sp_size"])
+def test_tensor_context_and_sequence_parallelism_are_refused(tmp_path, monkeypatch, getter):
+    """Heads or tokens split across ranks: no rank holds both copies' whole maps and states, and the
+    Trainer divides its loss scale by the tensor-parallel size. Size 1 (data parallelism) is fine."""
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    LRDropTrainer(model=tiny("bert", 0.1), args=args, lrdrop_args=ARGS)
+    monkeypatch.setattr(Trainer, getter, lambda self: 2)
+    kind = {"get_tp_size": "tensor", "get_cp_size": "context", "get_sp_size": "sequence"}[getter]
+    with pytest.raises(LRDropConfigError, match=f"{kind} parallelism over 2 ranks.*data parallelism only"):
         LRDropTrainer(model=tiny("bert", 0.1), args=args, lrdrop_args=ARGS)
 
 
