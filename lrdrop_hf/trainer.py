@@ -21,9 +21,20 @@ from .loss import LRDropLoss
 class _LRDropMixin:
     def __init__(self, *args, lrdrop_args: LRDropArguments = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.lrdrop_args = lrdrop_args or LRDropArguments()
+        self.lrdrop_loss = LRDropLoss(self.lrdrop_args, label_smoothing=self.args.label_smoothing_factor)
+        self.label_smoother = None  # the cross-entropy is the LR-Drop loss's own, smoothed as the Trainer's
+        self.model_accepts_loss_kwargs = True  # the loss is normalised by num_items_in_batch
+        self._lrdrop_sums, self._lrdrop_steps = {}, 0
+        self._refuse_unsupported_parallelism()
+
+    def _refuse_unsupported_parallelism(self):
+        """Data parallelism across processes (torchrun, DDP) only: every other layout of the work
+        would make the loss silently wrong, so it is refused here, before any step."""
+        name = type(self).__name__
         if self.args.n_gpu > 1:
             raise LRDropConfigError(
-                f"{type(self).__name__} sees {self.args.n_gpu} GPUs in one process, where the Trainer uses torch's "
+                f"{name} sees {self.args.n_gpu} GPUs in one process, where the Trainer uses torch's "
                 "DataParallel: its replicas run the layer terms' hooks in threads, and it hands the loss per-GPU "
                 "token counts. Launch with torchrun --nproc_per_node "
                 f"{self.args.n_gpu} (DistributedDataParallel), or make one GPU visible (CUDA_VISIBLE_DEVICES=0)."
@@ -36,16 +47,22 @@ class _LRDropMixin:
         if split:
             sizes = ", ".join(f"{kind} parallelism over {size} ranks" for kind, size in split.items())
             raise LRDropConfigError(
-                f"{type(self).__name__} is set up for {sizes}: that splits a layer's heads or a sentence's tokens "
-                "across ranks, so no rank holds both copies' whole attention maps and hidden states, and the Trainer's "
-                "loss scale counts those ranks differently. Train with data parallelism only (torchrun, DDP or FSDP): "
-                "drop the model's tp_plan / the ParallelismConfig's tp_size, cp_size and sp_size."
+                f"{name} is set up for {sizes}: that splits a layer's heads or a sentence's tokens across ranks, "
+                "so no rank holds both copies' whole attention maps and hidden states, and the Trainer's loss scale "
+                "counts those ranks differently. Train with data parallelism only (torchrun, DDP): drop the "
+                "model's tp_plan / the ParallelismConfig's tp_size, cp_size and sp_size."
             )
-        self.lrdrop_args = lrdrop_args or LRDropArguments()
-        self.lrdrop_loss = LRDropLoss(self.lrdrop_args, label_smoothing=self.args.label_smoothing_factor)
-        self.label_smoother = None  # the cross-entropy is the LR-Drop loss's own, smoothed as the Trainer's
-        self.model_accepts_loss_kwargs = True  # the loss is normalised by num_items_in_batch
-        self._lrdrop_sums, self._lrdrop_steps = {}, 0
+        sharded = "FSDP" if getattr(self, "is_fsdp_enabled", False) else None
+        if getattr(self, "is_deepspeed_enabled", False) and self.accelerator.state.deepspeed_plugin.zero_stage == 3:
+            sharded = "DeepSpeed ZeRO-3"
+        if sharded and self.lrdrop_loss.record_spec is not None:
+            raise LRDropConfigError(
+                f"{name} with {sharded} and layer terms (--hidden_weight/--attn_weight > 0): {sharded} shards each "
+                "layer's weights again after its forward, while the attention term recomputes the maps from those "
+                "weights after the whole forward, and its wrapped layers hide the modules the hooks record. Use "
+                "DDP (ZeRO-1/2 shard only optimizer state and gradients), or R-Drop alone "
+                "(--hidden_weight 0 --attn_weight 0), which reads only the outputs."
+            )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not model.training:
