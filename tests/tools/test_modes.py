@@ -57,11 +57,14 @@ def test_sentence_prediction_flags_of_every_mode(mode, regression):
         return
     output_flag = "--prediction-mse-weight" if regression else "--kl-weight"
     assert got == sentence(output_flag, "0.5", *SENTENCE[mode])
+    if not regression:  # a classification head unless asked
+        assert modes.criterion_flags(mode, 0.5, task="sentence_prediction") == got
 
 
 def test_given_weights_apply_only_to_terms_the_mode_has():
     assert modes.criterion_flags("hidden", 5.0, hidden=0.3, attn=2.0) == lr_drop("5", "0.3", "0", "ffn")
     assert modes.criterion_flags("attn", 5.0, hidden=0.3, attn=2.0) == lr_drop("5", "0", "2")
+    assert modes.criterion_flags("rdrop", 5.0, hidden=0.3, attn=2.0) == lr_drop("5", "0", "0")
     # asked for explicitly: no hidden term, so no site
     assert modes.criterion_flags("lrdrop", 5.0, hidden=0.0) == lr_drop("5", "0", "1")
 

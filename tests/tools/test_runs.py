@@ -56,7 +56,8 @@ def test_train_command_from_a_typed_run():
         "--cpu", "--max-epoch", "7",
     ]  # fmt: skip
     fixed = runs.Schedule(lr=0.001, warmup=10, max_tokens=500, updates=100, save_every=20, minutes=6)
-    cmd = runs.train_command(runs.TrainRun("bin", "ckpt", [], fixed, device="cuda"))
+    cmd = runs.train_command(runs.TrainRun("bin", "ckpt", [], fixed, device="cuda", share_embeddings=False))
+    assert "--share-all-embeddings" not in cmd  # a classifier has one embedding table
     assert cmd[cmd.index("--lr-scheduler") :] == [
         "--lr-scheduler", "polynomial_decay", "--warmup-updates", "10", "--total-num-update", "100",
         "--max-update", "100", "--end-learning-rate", "0", "--no-epoch-checkpoints", "--save-interval-updates", "20",
@@ -67,6 +68,7 @@ def test_train_command_from_a_typed_run():
         "bin", "--user-dir", USER_DIR, "--path", "best.pt", "--gen-subset", "test", "--truncate-source", "--beam", "4",
         "--max-tokens", "80", "--remove-bpe", "sentencepiece", "--cpu",
     ]  # fmt: skip
+    assert "--cpu" not in runs.generate_command("bin", "best.pt", "cuda")
 
 
 def test_best_checkpoint_direction_follows_the_metric():
