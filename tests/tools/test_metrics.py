@@ -85,3 +85,11 @@ def test_chrf_by_hand():
     assert chrf(["xyz"], ["abc"])[0].score == pytest.approx(0.0)
     score, signature = chrf(["abc"], ["abd"])
     assert score.score == pytest.approx(100 * 7 / 18) and signature.startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0")
+
+
+def test_read_lines_keeps_every_line_and_drops_only_the_newline(tmp_path):
+    from lrdrop_cli.metrics import read_lines
+
+    p = tmp_path / "hyp.txt"
+    p.write_text("a b \n\nc\n", encoding="utf-8")
+    assert read_lines(p) == ["a b ", "", "c"]  # an empty hypothesis stays a line; spaces are the scorer's
