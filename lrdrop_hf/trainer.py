@@ -59,7 +59,7 @@ class _LRDropMixin:
             raise LRDropConfigError(
                 f"{name} with {sharded} and layer terms (--hidden_weight/--attn_weight > 0): {sharded} shards each "
                 "layer's weights again after its forward, while the attention term recomputes the maps from those "
-                "weights after the whole forward, and its wrapped layers hide the modules the hooks record. Use "
+                "weights after the whole forward (and the hidden term's hooks have not been tried under it). Use "
                 "DDP (ZeRO-1/2 shard only optimizer state and gradients), or R-Drop alone "
                 "(--hidden_weight 0 --attn_weight 0), which reads only the outputs."
             )
