@@ -3,7 +3,8 @@
 # fp16, lr 1e-3, 300 warm-up updates, 4,096 tokens) on the LibreOffice data, the same fixed budget
 # for every configuration (linear decay to 0), seeds 1-3, all runs sharing the GPU at once:
 #   dropout 0.3: baseline, R-Drop, LR-Drop (the paper's three terms, hidden weight 0.1, as the CPU
-#   grid's lrdrop_h01), KL + attention  (12 runs)
+#   grid's lrdrop_h01), the same with attention weight 0.1 (lrdrop_a01, as the CPU grid's since the
+#   attention screen of 2026-12-06), KL + attention  (15 runs)
 #   dropout 0.1: baseline, and the baseline at R-Drop's compute (COMPUTE_RATIO x the budget)  (6 runs)
 # Runs not finished when MINUTES is up are left out of the table. Writes into $OUT (default runs/gpu_grid):
 # results.md / results.json (lrdrop-compare --report over every finished run), curves-d*.png,
@@ -35,6 +36,7 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 "$PY" -c "import torch, fairseq; print('torch', torch.__version__, 'fairseq', fairseq.__version__)" || exit 1
 COMPUTE=$(awk -v u="$UPDATES" -v r="$COMPUTE_RATIO" 'BEGIN { printf "%d", u * r + 0.5 }')
 VARIANT="base_compute=--mode baseline --max-update $COMPUTE"
+A01="lrdrop_a01=--mode lrdrop --hidden-weight 0.1 --attn-weight 0.1"
 C=(--data-bin "$DATA/data-bin" --raw "$DATA/corpus" --corpus-name libreoffice --device "$DEVICE" --model "$MODEL"
    --max-update "$UPDATES" --kl-weight 1 --hidden-weight 0.1 --attn-weight 1 --seeds "$SEEDS")
 [ -n "${TRAIN_ARGS:-}" ] && C+=(--train-args "$TRAIN_ARGS")
@@ -42,14 +44,14 @@ read -ra extra <<< "${COMPARE_ARGS:-}" && C+=("${extra[@]}")  # e.g. "--lr 2e-3"
 n_seeds=$(tr ',' '\n' <<< "$SEEDS" | wc -l)
 echo "[gpu_grid] $(date +%H:%M:%S) $UPDATES updates (base_compute $COMPUTE), seeds $SEEDS, cap $MINUTES min"
 timeout -k 20 "${MINUTES}m" "$PY" -m lrdrop_cli.bin.compare "${C[@]}" --out "$WORK/d0.3" \
-  --configs baseline,rdrop,lrdrop,attn --dropouts 0.3 --parallel $(( 4 * n_seeds )) & pids=($!)
+  --configs baseline,rdrop,lrdrop,attn --variant "$A01" --dropouts 0.3 --parallel $(( 5 * n_seeds )) & pids=($!)
 timeout -k 20 "${MINUTES}m" "$PY" -m lrdrop_cli.bin.compare "${C[@]}" --out "$WORK/d0.1" \
   --configs baseline --variant "$VARIANT" --dropouts 0.1 --parallel $(( 2 * n_seeds )) & pids+=($!)
 wait "${pids[@]}"  # not a bare wait: bash would wait for the tee above too, which never ends
 echo "[gpu_grid] $(date +%H:%M:%S) training done; the table of every finished run:"
 mkdir -p "$WORK/all" && for d in "$WORK"/d0.*/*-s*/; do ln -sfn "$(cd "$d" && pwd)" "$WORK/all/$(basename "$d")"; done
 "$PY" -m lrdrop_cli.bin.compare "${C[@]}" --out "$WORK/all" --configs baseline,rdrop,lrdrop,attn \
-  --variant "$VARIANT" --dropouts 0.1,0.3 --report
+  --variant "$VARIANT" --variant "$A01" --dropouts 0.1,0.3 --report
 cp "$WORK"/all/results.md "$WORK"/all/results.json "$WORK"/all/curves-d*.png "$OUT/" 2>/dev/null
 (cd "$WORK/all" && tar czhf - */result.json */train.log */generate.log 2>/dev/null) > "$OUT/runs.tgz"
 ls -la "$OUT"

@@ -24,10 +24,11 @@ def test_gpu_grid_script_runs_every_configuration_and_returns_few_files(tmp_path
     by_name = {r["name"]: r for r in res["runs"]}
     assert sorted(by_name) == [
         "attn-d0.3-s1", "base_compute-d0.1-s1", "baseline-d0.1-s1", "baseline-d0.3-s1", "lrdrop-d0.3-s1",
-        "rdrop-d0.3-s1",
+        "lrdrop_a01-d0.3-s1", "rdrop-d0.3-s1",
     ]  # fmt: skip
     assert {n: r["updates"] for n, r in by_name.items()} == {n: 10 if n.startswith("base_") else 4 for n in by_name}
     assert "--hidden-weight 0.1 --attn-weight 1 --hidden-site ffn" in by_name["lrdrop-d0.3-s1"]["flags"]
+    assert by_name["lrdrop_a01-d0.3-s1"]["flags"].endswith("--hidden-weight 0.1 --attn-weight 0.1")
     assert "label_smoothed_cross_entropy" in by_name["base_compute-d0.1-s1"]["flags"]
     md = (out / "results.md").read_text()
     assert "| 0.1 | base_compute | 1 |" in md and "| 0.3 | lrdrop | 1 |" in md
@@ -36,5 +37,5 @@ def test_gpu_grid_script_runs_every_configuration_and_returns_few_files(tmp_path
     assert all((out / f).is_file() for f in files) and len(files) <= 8, files
     with tarfile.open(out / "runs.tgz") as t:
         names = t.getnames()
-    assert sum(n.endswith("/result.json") for n in names) == 6 and sum(n.endswith("/train.log") for n in names) == 6
+    assert sum(n.endswith("/result.json") for n in names) == 7 and sum(n.endswith("/train.log") for n in names) == 7
     assert "training done" in (out / "grid.log").read_text()
