@@ -1,4 +1,4 @@
-"""What the hidden-state term does to a trained model: state scale, LayerNorm gains, gradient shares.
+"""What the layer terms do to a trained model: state scale, LayerNorm gains, gradient shares, attention sharpness.
 
     lrdrop-diagnose CHECKPOINT [CHECKPOINT ...] --data-bin DIR [--batches 8] [--json FILE]
 
