@@ -124,10 +124,14 @@ def test_recording_leaves_the_models_output_unchanged(toy_data):
     model.train()
     sample = first_batch(task)
     torch.manual_seed(5)
-    plain = model(**_doubled(sample))[0]
+    plain, plain_extra = model(**_doubled(sample))
     torch.manual_seed(5)
-    small = model(**_doubled(sample), lrdrop_record=RecordSpec())[0]
+    small, small_extra = model(**_doubled(sample), lrdrop_record=RecordSpec())
     torch.testing.assert_close(small, plain, rtol=1e-4, atol=1e-5)
+    # and the alignment the decoder returns (its last layer's encoder-decoder attention, averaged
+    # over heads: what --print-alignment reads) is fairseq's too
+    assert plain_extra["attn"][0].shape == small_extra["attn"][0].shape
+    torch.testing.assert_close(small_extra["attn"][0], plain_extra["attn"][0], rtol=1e-4, atol=1e-5)
     torch.manual_seed(5)
     recomputed = model(**_doubled(sample), lrdrop_record=RecordSpec(small_map=0))[0]
     assert torch.equal(plain, recomputed)
