@@ -42,7 +42,8 @@ def main():
     report["protocol"] = ("issue 28: fixed budget, 8,000 updates (the baseline at R-Drop's compute: 21,000), "
                           "linear decay to 0 after 150 warm-up updates, 2+2 x 128 transformer_lrdrop, corpus "
                           "built 2026-12-05; LR-Drop with every weight 1 (lrdrop) for seed 1 only, then as "
-                          "lrdrop_h01 (hidden weight 0.1): docs/results.md section 0")  # fmt: skip
+                          "lrdrop_h01 (hidden weight 0.1), and from 2026-12-06 also as lrdrop_a01 (hidden and "
+                          "attention weight 0.1, after a 1,200-update screen): docs/results.md section 0")  # fmt: skip
     report["in_progress"] = True
     report["earlier"] = old.get("earlier", old)
     json.dump(report, open(path, "w"), indent=1)
