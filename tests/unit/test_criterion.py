@@ -147,6 +147,8 @@ def test_consistency_term_gradient_flows_to_both_halves(toy_data):
 
 def test_warmup_ramps_weights(toy_data):
     task, model, crit = build(toy_data, extra=["--consistency-warmup-updates", "10", "--hidden-weight", "1"])
+    # fairseq first sets the update count after the first update: the first step is update 0
+    assert crit.current_weights(model) == {"kl_loss": 0.0, "hidden_loss": 0.0, "attn_loss": 0.0}
     model.set_num_updates(5)
     w = crit.current_weights(model)
     assert w == {"kl_loss": 2.5, "hidden_loss": 0.5, "attn_loss": 0.5}
