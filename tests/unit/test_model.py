@@ -135,3 +135,17 @@ def test_recording_leaves_the_models_output_unchanged(toy_data):
     torch.manual_seed(5)
     recomputed = model(**_doubled(sample), lrdrop_record=RecordSpec(small_map=0))[0]
     assert torch.equal(plain, recomputed)
+
+
+@pytest.mark.parametrize("extra", [{"add_bias_kv": True}, {"add_zero_attn": True}])
+def test_attention_with_extra_keys_is_refused_while_recording(extra):
+    """--add-bias-kv / --add-zero-attn append keys the recorded projections cannot rebuild: either
+    one alone is refused when recording, and the module runs as fairseq's when not."""
+    from lrdrop_fairseq.models.recording import RecordingMultiheadAttention
+
+    m = RecordingMultiheadAttention(8, 2, self_attention=True, **extra)
+    x = torch.randn(3, 2, 8)
+    m(x, x, x)
+    m.record_weights = True
+    with pytest.raises(RuntimeError, match="--add-bias-kv / --add-zero-attn"):
+        m(x, x, x)
