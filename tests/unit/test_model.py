@@ -149,3 +149,16 @@ def test_attention_with_extra_keys_is_refused_while_recording(extra):
     m.record_weights = True
     with pytest.raises(RuntimeError, match="--add-bias-kv / --add-zero-attn"):
         m(x, x, x)
+
+
+def test_a_recorded_forward_leaves_no_hooks_and_no_recording_flags(toy_data):
+    """The forward hooks (encoder output, fc2 outputs) and the attention modules' recording flags
+    last one forward: a later plain forward records nothing and keeps nothing alive."""
+    task, model, _ = build(toy_data)
+    model.train()
+    sample = first_batch(task)
+    model(**_doubled(sample), lrdrop_record=RecordSpec(hidden_site="ffn"))
+    hooked = [name for name, m in model.named_modules() if m._forward_hooks]
+    assert hooked == []
+    assert not any(getattr(m, "record_weights", False) for m in model.modules())
+    assert not any(getattr(m, "recorded", None) is not None for m in model.modules())  # no references kept
