@@ -162,3 +162,19 @@ def test_a_recorded_forward_leaves_no_hooks_and_no_recording_flags(toy_data):
     assert hooked == []
     assert not any(getattr(m, "record_weights", False) for m in model.modules())
     assert not any(getattr(m, "recorded", None) is not None for m in model.modules())  # no references kept
+
+
+def test_small_map_threshold_counts_every_map_entry(toy_data):
+    """Self-attention keeps its maps when heads x batch x queries x keys <= --attn-small-map, and
+    leaves them to the term's recompute path above that; encoder-decoder attention always keeps them."""
+    task, model, _ = build(toy_data)
+    model.train()
+    sample = first_batch(task)
+    B, S = sample["net_input"]["src_tokens"].shape
+    T = sample["target"].size(1)
+    heads = model.encoder.layers[0].self_attn.num_heads
+    for small_map, kept in ((heads * 2 * B * S * S, True), (heads * 2 * B * S * S - 1, False)):
+        rec = model(**_doubled(sample), lrdrop_record=RecordSpec(small_map=small_map))[1]["lrdrop"]["attn"]
+        assert (rec["encoder_self"][0].maps is not None) is kept
+        assert (rec["decoder_self"][0].maps is not None) is (heads * 2 * B * T * T <= small_map)
+        assert rec["encoder_decoder"][0].maps is not None
