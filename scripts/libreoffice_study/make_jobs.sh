@@ -18,28 +18,25 @@ C="$C --kl-weight 1 --hidden-weight 1 --attn-weight 1 --lr 3e-3 --warmup 150 --m
   echo "# lrdrop (hidden weight 1) ran for seed 1 only: it shrank the FFN outputs 6x (lrdrop-diagnose); from then on"
   echo "# LR-Drop runs as lrdrop_h01, the paper's three terms with hidden weight 0.1 (docs/results.md section 0)"
   H="--variant 'lrdrop_h01=--mode lrdrop --hidden-weight 0.1'"
-  for s in 1 2; do
-    if [ $s = 1 ]; then  # seed 1's order as it ran: the weight-1 LR-Drop runs first, lrdrop_h01 before the rest
-      printf "baseline-d0.3-s1\t$A\t$C --configs baseline --dropouts 0.3 --seeds 1\n"
-      printf "baseline-d0.1-s1\t$A\t$C --configs baseline --dropouts 0.1 --seeds 1\n"
-      printf "rdrop-d0.3-s1\t$A\t$C --configs rdrop --dropouts 0.3 --seeds 1\n"
-      printf "lrdrop-d0.3-s1\t$B\t$C --configs lrdrop --dropouts 0.3 --seeds 1\n"
-      printf "rdrop-d0.1-s1\t$A\t$C --configs rdrop --dropouts 0.1 --seeds 1\n"
-      printf "lrdrop-d0.1-s1\t$B\t$C --configs lrdrop --dropouts 0.1 --seeds 1\n"
-      printf "lrdrop_h01-d0.3-s1\t$B\t$C --configs '' --dropouts 0.3 --seeds 1 $H\n"
-      printf "attn-d0.3-s1\t$B\t$C --configs attn --dropouts 0.3 --seeds 1\n"
-      printf "lrdrop_h01-d0.1-s1\t$B\t$C --configs '' --dropouts 0.1 --seeds 1 $H\n"
-      printf "base_compute-d0.1-s1\t$A\t$C --configs '' --dropouts 0.1 --seeds 1 --variant 'base_compute=--mode baseline --max-update 21000'\n"
-      continue
-    fi
-    # seed 2 of the issue's six configurations, as it ran
-    printf "baseline-d0.3-s$s\t$A\t$C --configs baseline --dropouts 0.3 --seeds $s\n"
-    printf "baseline-d0.1-s$s\t$A\t$C --configs baseline --dropouts 0.1 --seeds $s\n"
-    printf "rdrop-d0.3-s$s\t$A\t$C --configs rdrop --dropouts 0.3 --seeds $s\n"
-    printf "lrdrop_h01-d0.3-s$s\t$B\t$C --configs '' --dropouts 0.3 --seeds $s $H\n"
-    printf "attn-d0.3-s$s\t$B\t$C --configs attn --dropouts 0.3 --seeds $s\n"
-    printf "base_compute-d0.1-s$s\t$A\t$C --configs '' --dropouts 0.1 --seeds $s --variant 'base_compute=--mode baseline --max-update 21000'\n"
-  done
+  BC="--variant 'base_compute=--mode baseline --max-update 21000'"
+  # seed 1's order as it ran: the weight-1 LR-Drop runs first, lrdrop_h01 before the rest
+  printf "baseline-d0.3-s1\t$A\t$C --configs baseline --dropouts 0.3 --seeds 1\n"
+  printf "baseline-d0.1-s1\t$A\t$C --configs baseline --dropouts 0.1 --seeds 1\n"
+  printf "rdrop-d0.3-s1\t$A\t$C --configs rdrop --dropouts 0.3 --seeds 1\n"
+  printf "lrdrop-d0.3-s1\t$B\t$C --configs lrdrop --dropouts 0.3 --seeds 1\n"
+  printf "rdrop-d0.1-s1\t$A\t$C --configs rdrop --dropouts 0.1 --seeds 1\n"
+  printf "lrdrop-d0.1-s1\t$B\t$C --configs lrdrop --dropouts 0.1 --seeds 1\n"
+  printf "lrdrop_h01-d0.3-s1\t$B\t$C --configs '' --dropouts 0.3 --seeds 1 $H\n"
+  printf "attn-d0.3-s1\t$B\t$C --configs attn --dropouts 0.3 --seeds 1\n"
+  printf "lrdrop_h01-d0.1-s1\t$B\t$C --configs '' --dropouts 0.1 --seeds 1 $H\n"
+  printf "base_compute-d0.1-s1\t$A\t$C --configs '' --dropouts 0.1 --seeds 1 $BC\n"
+  # seed 2 of the issue's six configurations, as it ran
+  printf "baseline-d0.3-s2\t$A\t$C --configs baseline --dropouts 0.3 --seeds 2\n"
+  printf "baseline-d0.1-s2\t$A\t$C --configs baseline --dropouts 0.1 --seeds 2\n"
+  printf "rdrop-d0.3-s2\t$A\t$C --configs rdrop --dropouts 0.3 --seeds 2\n"
+  printf "lrdrop_h01-d0.3-s2\t$B\t$C --configs '' --dropouts 0.3 --seeds 2 $H\n"
+  printf "attn-d0.3-s2\t$B\t$C --configs attn --dropouts 0.3 --seeds 2\n"
+  printf "base_compute-d0.1-s2\t$A\t$C --configs '' --dropouts 0.1 --seeds 2 $BC\n"
   # Reordered 2026-12-06 (sixth session), after a screen (scripts/libreoffice_study/screen_attn.sh,
   # docs/results.md section 0): stopped at 1,200 of the same 8,000-update schedule, the paper's three
   # terms with attention weight 0.1 or 0.03 formed their encoder-decoder attention (score sd 1.56,
@@ -59,7 +56,7 @@ C="$C --kl-weight 1 --hidden-weight 1 --attn-weight 1 --lr 3e-3 --warmup 150 --m
   printf "baseline-d0.1-s3\t$A\t$C --configs baseline --dropouts 0.1 --seeds 3\n"
   printf "rdrop-d0.3-s3\t$A\t$C --configs rdrop --dropouts 0.3 --seeds 3\n"
   printf "attn-d0.3-s3\t$B\t$C --configs attn --dropouts 0.3 --seeds 3\n"
-  printf "base_compute-d0.1-s3\t$A\t$C --configs '' --dropouts 0.1 --seeds 3 --variant 'base_compute=--mode baseline --max-update 21000'\n"
+  printf "base_compute-d0.1-s3\t$A\t$C --configs '' --dropouts 0.1 --seeds 3 $BC\n"
   printf "rdrop-d0.1-s3\t$A\t$C --configs rdrop --dropouts 0.1 --seeds 3\n"
   for s in 2 3; do
     printf "lrdrop_a01-d0.1-s$s\t$B\t$C --configs '' --dropouts 0.1 --seeds $s $A01\n"
