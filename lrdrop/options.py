@@ -20,8 +20,8 @@ KL_WEIGHT = 5.0
 
 # option -> default, in the order setup_consistency takes them (after the output weights)
 DEFAULTS = {
-    "hidden_weight": 0.0,
-    "attn_weight": 1.0,
+    "hidden_weight": 0.1,
+    "attn_weight": 0.1,
     "hidden_loss": "mse",
     "hidden_site": "ffn",
     "layer_reduction": "mean",
@@ -37,15 +37,14 @@ DEFAULTS = {
 
 # option -> its help, for every adapter's flags (fairseq's dataclass, LRDropArguments)
 HELP = {
-    "hidden_weight": "weight of the per-layer hidden-state consistency (the paper's alpha; its value is not known); "
-    "off (0) by default: in the 3,000-pair study, MSE on layer outputs at weight 1 ended at a worse validation "
-    "perplexity than R-Drop, and MSE 0.1 at the FFN site level with it; at the FFN site the MSE is not "
-    "scale-invariant, and at weight 1 the LibreOffice study's model shrank its FFN outputs 6x below R-Drop's and "
-    "fell 1 bit behind R-Drop (docs/results.md): use about 0.1 there",
-    "attn_weight": "weight of the per-layer, per-head attention consistency (0 disables it; its value in the paper "
-    "is not known); at weight 1 the LibreOffice study's models met it by flattening their encoder-decoder "
-    "attention to uniform rows and fell below the plain baseline; at 0.1 and 0.03 it formed (a 1,200-update "
-    "screen, docs/results.md)",
+    "hidden_weight": "weight of the per-layer hidden-state consistency (the paper's alpha; its value is not known, "
+    "0.1 is ours; 0 disables it): at the FFN site the MSE is not scale-invariant, and at weight 1 the LibreOffice "
+    "study's model shrank its FFN outputs 6x below R-Drop's and fell 1 bit of validation nll behind R-Drop "
+    "(docs/results.md); the layer site's outputs are normalised, and weight 1 is usual there",
+    "attn_weight": "weight of the per-layer, per-head attention consistency (the paper's beta; its value is not "
+    "known, 0.1 is ours; 0 disables it): at weight 1 the LibreOffice study's models met it by flattening their "
+    "encoder-decoder attention to uniform rows and fell below the plain baseline; at 0.1 it formed "
+    "(docs/results.md)",
     "hidden_loss": "hidden-state distance: mse (squared difference, mean over the hidden dim) or cosine "
     "(1 - cosine similarity)",
     "hidden_site": "which hidden state of each layer the hidden term compares: ffn (the feed-forward sublayer's "

@@ -10,14 +10,15 @@ lrdrop        lr_drop, output KL + hidden states at the FFN sublayer's output + 
 lrdrop_layer  lr_drop, output KL + hidden states at each layer's output + attention: this
               project's earlier reading of the paper (before 2026-12-05), kept for comparison
 hidden        lr_drop, output KL + hidden states at the FFN output (ablation)
-attn          lr_drop, output KL + attention (ablation; lr_drop's own default terms)
+attn          lr_drop, output KL + attention (ablation)
 
 A mode's name always means the same terms, in every tool and recipe. A term that is on
-takes its weight from the flag, or else from DEFAULT_WEIGHTS (our choice, the paper's values
-are not known): attention 1; the hidden term 0.1 at the FFN output and 1 at the layer output.
-At the FFN output the MSE is not scale-invariant: at weight 1 the LibreOffice study's model
-shrank its FFN outputs 6x below R-Drop's and ended 1 bit of validation nll behind R-Drop
-(docs/results.md, section 0). A term that is off is 0 whatever the flag says.
+takes its weight from the flag, or else from DEFAULT_WEIGHTS, which are lr_drop's own defaults
+(our choice, the paper's values are not known): attention 0.1; the hidden term 0.1 at the FFN
+output and 1 at the layer output. In the LibreOffice study (docs/results.md, section 0) the
+attention term at weight 1 flattened the encoder-decoder attention to uniform rows, and the
+FFN-output MSE, which is not scale-invariant, at weight 1 shrank the FFN outputs 6x; both ended
+1 bit or more of validation nll behind R-Drop. A term that is off is 0 whatever the flag says.
 The KL weight has no default here: it is the recipe's (R-Drop's alpha: 5 for IWSLT, 0.7 for
 CNN/DM).
 
@@ -27,6 +28,8 @@ difference of the two predictions (--prediction-mse-weight) instead of the KL.
 """
 
 from typing import List, Optional
+
+from lrdrop.options import DEFAULTS
 
 # mode -> which lr_drop terms are on and, where the hidden term is, its --hidden-site
 # (None: the baseline criterion)
@@ -40,9 +43,9 @@ MODES = {
 }
 
 
-# the weight of a layer term that a mode turns on, where no weight is given; the hidden term's by
-# its site (see the module's docstring)
-DEFAULT_WEIGHTS = {"hidden": {"ffn": 0.1, "layer": 1.0}, "attn": 1.0}
+# the weight of a layer term that a mode turns on, where no weight is given: lr_drop's own defaults,
+# the hidden term's by its site (see the module's docstring)
+DEFAULT_WEIGHTS = {"hidden": {"ffn": DEFAULTS["hidden_weight"], "layer": 1.0}, "attn": DEFAULTS["attn_weight"]}
 
 
 def weights(mode: str, kl: float, hidden: Optional[float] = None, attn: Optional[float] = None) -> Optional[dict]:

@@ -94,8 +94,8 @@ def finished_training(ckpt_dir, log):
 def add_training_args(ap):
     """The loss and optimisation options the pipelines share (:func:`fixed_schedule` reads them)."""
     ap.add_argument("--kl-weight", type=float, default=1.0)
-    ap.add_argument("--hidden-weight", type=float, default=1.0)
-    ap.add_argument("--attn-weight", type=float, default=1.0)
+    for term in ("hidden", "attn"):
+        ap.add_argument(f"--{term}-weight", type=float, help="default: the mode's (lrdrop-modes lrdrop prints them)")
     ap.add_argument(
         "--save-every",
         type=int,

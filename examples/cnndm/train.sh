@@ -11,7 +11,7 @@
 #   lrdrop_layer  the same with the hidden term at each layer's output (our earlier reading)
 #             (bart_lrdrop_large)
 #   hidden    ablation: R-Drop + hidden-state consistency (FFN output)
-#   attn      ablation: R-Drop + attention consistency (lr_drop's own default terms)
+#   attn      ablation: R-Drop + attention consistency
 #
 # Environment: DATA (default data/cnndm/data-bin), BART (data/bart.large/model.pt, from
 # https://dl.fbaipublicfiles.com/fairseq/models/bart.large.tar.gz), SAVE

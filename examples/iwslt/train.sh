@@ -9,7 +9,7 @@
 #             output, HS(x)) + attention
 #   lrdrop_layer  the same with the hidden term at each layer's output (our earlier reading)
 #   hidden    ablation: R-Drop + hidden-state consistency (FFN output)
-#   attn      ablation: R-Drop + attention consistency (lr_drop's own default terms)
+#   attn      ablation: R-Drop + attention consistency
 #
 # Environment: DATA (default data/iwslt14/data-bin), SAVE (checkpoints/iwslt14-MODE),
 # KL (5), HIDDEN and ATTN (the weights of the terms MODE has; defaults: lrdrop-modes --help),

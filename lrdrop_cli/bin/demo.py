@@ -61,9 +61,6 @@ def build_parser():
     ap.add_argument("--valid-size", type=int, default=500)
     ap.add_argument("--test-size", type=int, default=1000)
     steps.add_training_args(ap)
-    # The hidden-state term slowed fitting at this budget: on CPU at 2,000 updates, output KL +
-    # attention scored 5.21 / 4.53 BLEU, all three terms 3.36 / 1.90 (docs/results.md)
-    ap.set_defaults(hidden_weight=0.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--data-only", action="store_true", help="stop after step 3 (corpus, spm, binarize)")
     ap.add_argument(

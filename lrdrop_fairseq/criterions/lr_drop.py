@@ -26,8 +26,9 @@ sentence count alike, so the weights keep their meaning relative to the cross-en
 ``--hidden-loss cosine`` uses ``1 - cos(h1, h2)``; ``--hidden-site`` ``ffn`` (the
 default, the paper's ``HS(x)``) compares the FFN sublayer's output, ``layer`` the
 layer's output; ``--layer-reduction sum``
-sums over layers instead of averaging. The hidden-state term is off by default
-(``--hidden-weight 0``; docs/results.md says why).
+sums over layers instead of averaging. By default every term is on: the paper's three
+terms, with our weights (KL 5, hidden 0.1, attention 0.1; the paper's are not known,
+docs/results.md says how these were chosen).
 
 The math lives in :mod:`lrdrop.consistency`; this class wires it to
 fairseq. Validation runs the ordinary single-pass label-smoothed loss.
@@ -46,8 +47,7 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
 )
 
 from lrdrop import consistency as C
-from lrdrop.options import KL_WEIGHT
-from lrdrop.records import SMALL_MAP
+from lrdrop.options import DEFAULTS, KL_WEIGHT
 
 from ..guards import LRDropConfigError
 from .consistency_base import ConsistencyConfig, ConsistencyCriterionMixin, double
@@ -80,18 +80,18 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
         sentence_avg,
         label_smoothing,
         kl_weight=KL_WEIGHT,
-        hidden_weight=0.0,
-        attn_weight=1.0,
-        hidden_loss="mse",
-        hidden_site="ffn",
-        layer_reduction="mean",
-        attn_loss="kl",
-        attn_types="all",
-        consistency_layers="all",
-        consistency_warmup_updates=0,
-        attn_small_map=SMALL_MAP,
-        attn_map_block=C.MAP_BLOCK,
-        attn_recompute_in_backward=False,
+        hidden_weight=DEFAULTS["hidden_weight"],
+        attn_weight=DEFAULTS["attn_weight"],
+        hidden_loss=DEFAULTS["hidden_loss"],
+        hidden_site=DEFAULTS["hidden_site"],
+        layer_reduction=DEFAULTS["layer_reduction"],
+        attn_loss=DEFAULTS["attn_loss"],
+        attn_types=DEFAULTS["attn_types"],
+        consistency_layers=DEFAULTS["consistency_layers"],
+        consistency_warmup_updates=DEFAULTS["consistency_warmup_updates"],
+        attn_small_map=DEFAULTS["attn_small_map"],
+        attn_map_block=DEFAULTS["attn_map_block"],
+        attn_recompute_in_backward=DEFAULTS["attn_recompute_in_backward"],
         ignore_prefix_size=0,
         report_accuracy=False,
     ):

@@ -63,7 +63,7 @@ C="$C --kl-weight 1 --hidden-weight 1 --attn-weight 1 --lr 3e-3 --warmup 150 --m
     printf "lrdrop_a01-d0.3-s$s\t$B\t$C --configs '' --dropouts 0.3 --seeds $s $A01\n"
   done
   printf "lrdrop_h01-d0.3-s3\t$B\t$C --configs '' --dropouts 0.3 --seeds 3 $H\n"
-  # last, if the budget allows: lr_drop's default terms at 0.1 (KL + attention 1); whether ramping
+  # last, if the budget allows: KL + attention 1 at 0.1 (lr_drop's default terms until 2026-12-06); whether ramping
   # every weight over 1,000 updates lets the weight-1 attention form; LR-Drop at attention weight 1
   # at 0.1, seeds 2 and 3 (seed 1 failed it by 1.6 bits)
   printf "attn-d0.1-s1\t$B\t$C --configs attn --dropouts 0.1 --seeds 1\n"

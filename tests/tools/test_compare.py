@@ -292,7 +292,7 @@ def test_variant_flags_choose_the_mode_and_the_budget():
     assert by_name["long-d0.1-s1"].updates == 21000 and by_name["rdrop-d0.1-s1"].updates is None
     assert by_name["long-d0.1-s1"].flags == ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1"]
     assert by_name["ffn-d0.1-s1"].flags[-4:] == ["--hidden-weight", "0.1", "--hidden-site", "ffn"]
-    assert by_name["a2-d0.1-s1"].flags[-2:] == ["--attn-weight", "1"]
+    assert by_name["a2-d0.1-s1"].flags[-2:] == ["--attn-weight", "0.1"]
     assert [r.name for r in compare.plan(a)][-1] == "long-d0.1-s1"  # the baseline last in its seed
     vars(a).update(patience=0, max_update=8000)
     assert compare.budget_text(a) == "8000 updates each (long: 21000 updates)"

@@ -19,23 +19,24 @@ def sentence(output_flag, out, hidden, attn, site=None):
     return flags + (["--hidden-site", site] if site else [])
 
 
-# mode -> flags with only the KL weight given (5): attention takes weight 1, the hidden term 0.1 at
-# the FFN output (weight 1 shrank the FFN outputs in the LibreOffice study) and 1 at the layer output
+# mode -> flags with only the KL weight given (5): attention takes weight 0.1 (weight 1 flattened the
+# encoder-decoder attention in the LibreOffice study), the hidden term 0.1 at the FFN output (weight 1
+# shrank the FFN outputs there) and 1 at the layer output
 TRANSLATION = {
     "baseline": ["--criterion", "label_smoothed_cross_entropy", *LS],
     "rdrop": lr_drop("5", "0", "0"),
-    "lrdrop": lr_drop("5", "0.1", "1", "ffn"),  # the paper's three terms: HS(x) is the FFN sublayer's output
-    "lrdrop_layer": lr_drop("5", "1", "1", "layer"),  # the earlier reading, each layer's output
+    "lrdrop": lr_drop("5", "0.1", "0.1", "ffn"),  # the paper's three terms: HS(x) is the FFN sublayer's output
+    "lrdrop_layer": lr_drop("5", "1", "0.1", "layer"),  # the earlier reading, each layer's output
     "hidden": lr_drop("5", "0.1", "0", "ffn"),
-    "attn": lr_drop("5", "0", "1"),
+    "attn": lr_drop("5", "0", "0.1"),
 }
 # mode -> (hidden, attn, site) of the classification criterion
 SENTENCE = {
     "rdrop": ("0", "0", None),
-    "lrdrop": ("0.1", "1", "ffn"),
-    "lrdrop_layer": ("1", "1", "layer"),
+    "lrdrop": ("0.1", "0.1", "ffn"),
+    "lrdrop_layer": ("1", "0.1", "layer"),
     "hidden": ("0.1", "0", "ffn"),
-    "attn": ("0", "1", None),
+    "attn": ("0", "0.1", None),
 }
 
 
@@ -66,13 +67,24 @@ def test_given_weights_apply_only_to_terms_the_mode_has():
     assert modes.criterion_flags("attn", 5.0, hidden=0.3, attn=2.0) == lr_drop("5", "0", "2")
     assert modes.criterion_flags("rdrop", 5.0, hidden=0.3, attn=2.0) == lr_drop("5", "0", "0")
     # asked for explicitly: no hidden term, so no site
-    assert modes.criterion_flags("lrdrop", 5.0, hidden=0.0) == lr_drop("5", "0", "1")
+    assert modes.criterion_flags("lrdrop", 5.0, hidden=0.0) == lr_drop("5", "0", "0.1")
 
 
 def test_command_prints_the_same_flags(capsys):
     modes_command.main(["hidden", "--kl-weight", "0.7"])
     assert capsys.readouterr().out.split() == lr_drop("0.7", "0.1", "0", "ffn")
     modes_command.main(["lrdrop"])
-    assert capsys.readouterr().out.split() == lr_drop("5", "0.1", "1", "ffn")
+    assert capsys.readouterr().out.split() == lr_drop("5", "0.1", "0.1", "ffn")
     with pytest.raises(SystemExit, match="unknown mode 'hiden'"):
         modes_command.main(["hiden"])
+
+
+def test_the_modes_defaults_are_lr_drops_own():
+    """A mode's unnamed weights are the criterion's defaults, so ``--criterion lr_drop`` with no
+    weights is ``lrdrop-modes lrdrop``: one set of defaults, not two that drift apart."""
+    from lrdrop_fairseq.criterions.lr_drop import LRDropConfig
+
+    cfg = LRDropConfig()
+    assert modes.criterion_flags("lrdrop", cfg.kl_weight) == lr_drop(
+        f"{cfg.kl_weight:g}", f"{cfg.hidden_weight:g}", f"{cfg.attn_weight:g}", cfg.hidden_site
+    )

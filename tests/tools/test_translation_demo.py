@@ -58,7 +58,7 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     refs = (out / "corpus" / "test.xx").read_text().splitlines()
     assert len(hyps) == len(refs) == 30 and hyps != refs
     assert result["bleu"] == pytest.approx(round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2))
-    assert curve_panels(out / "curves.png") == 4  # loss, nll_loss, kl_loss, attn_loss (the default mode)
+    assert curve_panels(out / "curves.png") == 5  # loss, nll_loss, kl_loss, hidden_loss, attn_loss (lrdrop)
     assert (out / "data-bin" / "test.fr-xx.xx.bin").is_file()
     # checkpoint_best is the epoch of lowest validation perplexity (nll), not of label-smoothed loss
     valid = read_log(str(out / "train.log"))["valid"]

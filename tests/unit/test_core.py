@@ -38,9 +38,9 @@ def test_setup_checks_and_ramps_the_weights():
     loss = ConsistencySetup()
     loss.setup_consistency({"kl_loss": ("--kl-weight", 2.0)}, hidden_weight=1.0, consistency_warmup_updates=10)
     assert loss.record_spec.hidden and loss.record_spec.hidden_site == "ffn"
-    assert loss.weights_at(5) == {"kl_loss": 1.0, "hidden_loss": 0.5, "attn_loss": 0.5}
-    assert loss.weights_at(50) == {"kl_loss": 2.0, "hidden_loss": 1.0, "attn_loss": 1.0}
-    assert loss.add_weighted(1.0, {"kl_loss": 3.0, "attn_loss": 4.0}, 50) == 1.0 + 2 * 3.0 + 1 * 4.0
+    assert loss.weights_at(5) == {"kl_loss": 1.0, "hidden_loss": 0.5, "attn_loss": 0.05}
+    assert loss.weights_at(50) == {"kl_loss": 2.0, "hidden_loss": 1.0, "attn_loss": 0.1}
+    assert loss.add_weighted(1.0, {"kl_loss": 3.0, "attn_loss": 4.0}, 50) == 1.0 + 2 * 3.0 + 0.1 * 4.0
     with pytest.raises(LRDropConfigError, match="--hidden-site 'fc2': choose from layer, ffn"):
         loss.setup_consistency({}, hidden_site="fc2")
     with pytest.raises(LRDropConfigError, match="--kl-weight must be >= 0"):
@@ -56,7 +56,7 @@ def test_setup_checks_and_ramps_the_weights():
     assert loss.record_spec is None
     loss.setup_consistency({"kl_loss": ("--kl-weight", 2.0)}, hidden_weight=1.0, consistency_warmup_updates=1)
     assert loss.weights_at(0) == {"kl_loss": 0.0, "hidden_loss": 0.0, "attn_loss": 0.0}  # ramped from 0
-    assert loss.weights_at(1) == {"kl_loss": 2.0, "hidden_loss": 1.0, "attn_loss": 1.0}
+    assert loss.weights_at(1) == {"kl_loss": 2.0, "hidden_loss": 1.0, "attn_loss": 0.1}
     loss.setup_consistency({}, attn_map_block=1)  # one map entry at a time: slow, but valid
     with pytest.raises(LRDropConfigError, match="--attn-map-block must be >= 1"):
         loss.setup_consistency({}, attn_map_block=0)

@@ -151,7 +151,7 @@ def test_warmup_ramps_weights(toy_data):
     assert crit.current_weights(model) == {"kl_loss": 0.0, "hidden_loss": 0.0, "attn_loss": 0.0}
     model.set_num_updates(5)
     w = crit.current_weights(model)
-    assert w == {"kl_loss": 2.5, "hidden_loss": 0.5, "attn_loss": 0.5}
+    assert w == {"kl_loss": 2.5, "hidden_loss": 0.5, "attn_loss": 0.05}
     model.set_num_updates(50)
     assert crit.current_weights(model)["kl_loss"] == 5.0
 

@@ -117,11 +117,12 @@ def test_regression_terms_by_hand(toy_sentences):
     assert "prediction_mse_loss" not in log and loss.item() == pytest.approx(2.25)
 
 
-def test_defaults_compare_outputs_and_attention(toy_sentences):
+def test_defaults_are_the_papers_three_terms(toy_sentences):
     _, _, crit = build_sentence(toy_sentences["classification"])
-    assert crit.full_weights() == {"kl_loss": 1.0, "hidden_loss": 0.0, "attn_loss": 1.0}
+    assert crit.full_weights() == {"kl_loss": 1.0, "hidden_loss": 0.1, "attn_loss": 0.1}
+    assert crit.record_spec.hidden_site == "ffn"
     _, _, reg = build_sentence(toy_sentences["regression"], extra=REGRESSION)
-    assert reg.full_weights() == {"prediction_mse_loss": 1.0, "hidden_loss": 0.0, "attn_loss": 1.0}
+    assert reg.full_weights() == {"prediction_mse_loss": 1.0, "hidden_loss": 0.1, "attn_loss": 0.1}
 
 
 @pytest.mark.parametrize("site", ["layer", "ffn"])
@@ -250,7 +251,9 @@ def test_eval_is_fairseqs_single_pass(toy_sentences):
 
 
 def test_plain_roberta_trains_with_output_consistency_only(toy_sentences):
-    task, model, crit = build_sentence(toy_sentences["classification"], arch="roberta", extra=["--attn-weight", "0"])
+    task, model, crit = build_sentence(
+        toy_sentences["classification"], arch="roberta", extra=["--hidden-weight", "0", "--attn-weight", "0"]
+    )
     model.train()
     loss, _, log = crit(model, first_batch(task))
     assert log["kl_loss"].item() > 0 and "attn_loss" not in log
@@ -301,7 +304,8 @@ def test_roberta_layerdrop_is_refused_with_layer_terms(toy_sentences):
     with pytest.raises(LRDropConfigError, match="LayerDrop.*Set --encoder-layerdrop 0"):
         crit(model, first_batch(task))
     task, model, crit = build_sentence(
-        toy_sentences["classification"], extra=["--encoder-layerdrop", "0.5", "--attn-weight", "0"]
+        toy_sentences["classification"],
+        extra=["--encoder-layerdrop", "0.5", "--hidden-weight", "0", "--attn-weight", "0"],
     )
     model.train()
     assert crit(model, first_batch(task))[2]["kl_loss"] > 0  # the output KL works with LayerDrop
