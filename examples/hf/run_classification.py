@@ -8,7 +8,7 @@ Offline, from scratch (a small BERT built from a config, a sentencepiece model t
 texts), e.g. on the Debian sections of ``lrdrop-build-debian-sections``::
 
     python examples/hf/run_classification.py --data_dir DIR --output_dir runs/hf-cls --max_steps 1200 \\
-        --per_device_train_batch_size 32 --learning_rate 1e-3 --kl_weight 1 --attn_weight 0.1
+        --per_device_train_batch_size 32 --learning_rate 1e-3 --kl_weight 1
 
 A pretrained encoder where the hub is reachable: ``--model_name_or_path roberta-base``.
 
