@@ -26,12 +26,7 @@ def build_parser():
     ap.add_argument("--data-seed", type=int, default=1, help="seed of the train/valid/test split")
     ap.add_argument("--train-args", default="", help="extra fairseq-train arguments, appended last")
     steps.add_training_args(ap)
-    # the configuration of its measured seeds (README; docs/demo.md): class KL + attention 1, no
-    # hidden-state term. Not lr_drop's defaults (hidden 0.1, attention 0.1), which were chosen by
-    # translation runs where attention weight 1 flattened the encoder-decoder attention; RoBERTa
-    # has none, and its self-attention at weight 1 has not been seen to collapse here
-    ap.set_defaults(kl_weight=1.0, hidden_weight=0.0, attn_weight=1.0, dropout=0.1, lr=1e-3, warmup=100,
-                    max_tokens=4096)  # fmt: skip
+    ap.set_defaults(kl_weight=1.0, dropout=0.1, lr=1e-3, warmup=100, max_tokens=4096)
     return ap
 
 

@@ -131,7 +131,8 @@ def test_shrunken_classification_demo_end_to_end(tmp_path):
         ]
     )
     assert "test: 40 examples, 2 classes" in p.stdout and "GOLD" in p.stdout and "PRED" in p.stdout
-    assert '"kl_loss"' in (out / "lrdrop-s1" / "train.log").read_text()
+    lrdrop_log = (out / "lrdrop-s1" / "train.log").read_text()
+    assert all(f'"{t}"' in lrdrop_log for t in ("kl_loss", "hidden_loss", "attn_loss"))  # the mode's three terms
     assert '"kl_loss"' not in (out / "baseline-s1" / "train.log").read_text()
     runs = json.loads((out / "result.json").read_text())["runs"]
     assert set(runs) == {"baseline-s1", "lrdrop-s1"}

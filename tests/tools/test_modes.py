@@ -88,3 +88,16 @@ def test_the_modes_defaults_are_lr_drops_own():
     assert modes.criterion_flags("lrdrop", cfg.kl_weight) == lr_drop(
         f"{cfg.kl_weight:g}", f"{cfg.hidden_weight:g}", f"{cfg.attn_weight:g}", cfg.hidden_site
     )
+
+
+@pytest.mark.parametrize("tool", ["demo", "demo_classification", "demo_summarization", "compare"])
+def test_the_tools_leave_the_layer_weights_to_the_mode(tool):
+    """Every tool that trains a mode takes its layer weights from the table unless given: a tool
+    default of 0 would make its ``hidden`` mode silently R-Drop, one of 1 the collapsing weight."""
+    import importlib
+
+    args = importlib.import_module(f"lrdrop_cli.bin.{tool}").build_parser().parse_args([])
+    assert (args.hidden_weight, args.attn_weight) == (None, None)
+    assert modes.criterion_flags("hidden", args.kl_weight, args.hidden_weight, args.attn_weight) == lr_drop(
+        "1", "0.1", "0", "ffn"
+    )
