@@ -51,17 +51,19 @@ C="$C --kl-weight 1 --hidden-weight 1 --attn-weight 1 --lr 3e-3 --warmup 150 --m
   printf "lrdrop_a01-d0.3-s1\t$B\t$C --configs '' --dropouts 0.3 --seeds 1 $A01\n"
   # LR-Drop without its attention term (KL + FFN hidden 0.1), one seed
   printf "hidden_h01-d0.1-s1\t$B\t$C --configs '' --dropouts 0.1 --seeds 1 --variant 'hidden_h01=--mode hidden --hidden-weight 0.1'\n"
-  # seed 3 of the issue's configurations (LR-Drop at attention weight 1 after them), R-Drop at 0.1
+  # seed 3 (reordered 2026-12-06, eighth session): the baselines and R-Drop, then LR-Drop at the
+  # defaults' second seeds (the headline's paired comparisons) before the third seeds of KL +
+  # attention 1 and of the compute-matched baseline, which two seeds already place outside the spread
   printf "baseline-d0.3-s3\t$A\t$C --configs baseline --dropouts 0.3 --seeds 3\n"
   printf "baseline-d0.1-s3\t$A\t$C --configs baseline --dropouts 0.1 --seeds 3\n"
   printf "rdrop-d0.3-s3\t$A\t$C --configs rdrop --dropouts 0.3 --seeds 3\n"
+  printf "lrdrop_a01-d0.3-s2\t$B\t$C --configs '' --dropouts 0.3 --seeds 2 $A01\n"
+  printf "rdrop-d0.1-s3\t$A\t$C --configs rdrop --dropouts 0.1 --seeds 3\n"
+  printf "lrdrop_a01-d0.1-s2\t$B\t$C --configs '' --dropouts 0.1 --seeds 2 $A01\n"
   printf "attn-d0.3-s3\t$B\t$C --configs attn --dropouts 0.3 --seeds 3\n"
   printf "base_compute-d0.1-s3\t$A\t$C --configs '' --dropouts 0.1 --seeds 3 $BC\n"
-  printf "rdrop-d0.1-s3\t$A\t$C --configs rdrop --dropouts 0.1 --seeds 3\n"
-  for s in 2 3; do
-    printf "lrdrop_a01-d0.1-s$s\t$B\t$C --configs '' --dropouts 0.1 --seeds $s $A01\n"
-    printf "lrdrop_a01-d0.3-s$s\t$B\t$C --configs '' --dropouts 0.3 --seeds $s $A01\n"
-  done
+  printf "lrdrop_a01-d0.3-s3\t$B\t$C --configs '' --dropouts 0.3 --seeds 3 $A01\n"
+  printf "lrdrop_a01-d0.1-s3\t$B\t$C --configs '' --dropouts 0.1 --seeds 3 $A01\n"
   printf "lrdrop_h01-d0.3-s3\t$B\t$C --configs '' --dropouts 0.3 --seeds 3 $H\n"
   # last, if the budget allows: KL + attention 1 at 0.1 (lr_drop's default terms until 2026-12-06); whether ramping
   # every weight over 1,000 updates lets the weight-1 attention form; LR-Drop at attention weight 1
