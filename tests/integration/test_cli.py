@@ -7,7 +7,8 @@ import pytest
 from conftest import ROOT, run, tool
 
 USER_DIR = os.path.join(ROOT, "lrdrop_fairseq")
-COMMON = [
+# the tiny model every subprocess test trains (test_distributed.py too)
+ARCH = [
     "--arch",
     "transformer_lrdrop_tiny",
     "--encoder-layers",
@@ -26,6 +27,9 @@ COMMON = [
     "2",
     "--decoder-attention-heads",
     "2",
+]
+COMMON = [
+    *ARCH,
     "--dropout",
     "0.1",
     "--attention-dropout",

@@ -5,7 +5,7 @@ import socket
 
 import torch
 from conftest import ROOT, run, tool
-from test_cli import json_lines
+from test_cli import ARCH, json_lines
 
 
 def free_port() -> str:
@@ -21,24 +21,7 @@ LAUNCH = os.path.join(ROOT, "scripts", "train_distributed.sh")
 # reproduce; with dropout 0 the comparison is exact up to float summation order
 # (the consistency terms are then exactly 0, but still computed and all-reduced).
 ARGS = [
-    "--arch",
-    "transformer_lrdrop_tiny",
-    "--encoder-layers",
-    "2",
-    "--decoder-layers",
-    "2",
-    "--encoder-embed-dim",
-    "32",
-    "--decoder-embed-dim",
-    "32",
-    "--encoder-ffn-embed-dim",
-    "64",
-    "--decoder-ffn-embed-dim",
-    "64",
-    "--encoder-attention-heads",
-    "2",
-    "--decoder-attention-heads",
-    "2",
+    *ARCH,
     "--criterion",
     "lr_drop",
     "--label-smoothing",
