@@ -178,3 +178,43 @@ def test_small_map_threshold_counts_every_map_entry(toy_data):
         assert (rec["encoder_self"][0].maps is not None) is kept
         assert (rec["decoder_self"][0].maps is not None) is (heads * 2 * B * T * T <= small_map)
         assert rec["encoder_decoder"][0].maps is not None
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"need_weights": False}, {"need_head_weights": True}, {"need_weights": False, "need_head_weights": True}],
+    ids=["defaults", "no-weights", "head-weights", "head-weights-only"],
+)
+@pytest.mark.parametrize("small_map", [0, SMALL_MAP], ids=["recomputed", "recorded"])
+def test_a_recording_module_returns_what_fairseqs_returns(kwargs, small_map):
+    """Callers (the decoder's alignment, fairseq's --print-alignment, need_head_weights users) get from a
+    recording module exactly the output and weights fairseq's module returns for the same arguments,
+    its defaults included: per head, averaged over heads, or none; and the module keeps its maps
+    (per head, pre-dropout) whenever they are small, whatever the caller asked for. The reference is
+    the path the module takes: fairseq's own forward (its fused kernel, which averages over heads even
+    when asked for them per head) with large maps, fairseq's explicit path with small ones."""
+    from fairseq.modules.multihead_attention import MultiheadAttention
+
+    from lrdrop_fairseq.models.recording import RecordingMultiheadAttention
+
+    torch.manual_seed(0)
+    plain = MultiheadAttention(8, 2, self_attention=True).eval()
+    plain.skip_embed_dim_check = bool(small_map)  # True: fairseq's explicit path
+    rec = RecordingMultiheadAttention(8, 2, self_attention=True).eval()
+    rec.load_state_dict(plain.state_dict())
+    x = torch.randn(3, 2, 8)  # (T, B, C)
+    pad = torch.tensor([[False, False, False], [False, False, True]])
+    want_out, want_weights = plain(x, x, x, key_padding_mask=pad, **kwargs)
+    rec.record_weights, rec.small_map = True, small_map
+    out, weights = rec(x, x, x, key_padding_mask=pad, **kwargs)
+    torch.testing.assert_close(out, want_out, rtol=1e-5, atol=1e-6)
+    if want_weights is None:
+        assert weights is None
+    else:
+        assert weights.shape == want_weights.shape
+        torch.testing.assert_close(weights, want_weights, rtol=1e-5, atol=1e-6)
+    if small_map:
+        assert rec.recorded.maps.shape == (2, 2, 3, 3)  # (H, B, T, S) whatever was asked
+        torch.testing.assert_close(rec.recorded.maps, rec.recorded.probs(), rtol=1e-5, atol=1e-6)
+    else:
+        assert rec.recorded.maps is None
