@@ -156,6 +156,18 @@ def test_warmup_ramps_weights(toy_data):
     assert crit.current_weights(model)["kl_loss"] == 5.0
 
 
+def test_the_update_count_still_reaches_fairseqs_submodules(toy_data):
+    """The models keep the count for the ramp and still pass it on as fairseq's models do, to every
+    submodule with a set_num_updates (e.g. a decoder module that schedules by update)."""
+    _, model, _ = build(toy_data)
+    seen = []
+    child = torch.nn.Module()
+    child.set_num_updates = seen.append
+    model.decoder.scheduled = child
+    model.set_num_updates(7)
+    assert model.lrdrop_num_updates == 7 and seen == [7]
+
+
 @pytest.mark.parametrize(
     "extra, match",
     [
