@@ -148,6 +148,43 @@ def test_roberta_wiring_hidden_states_and_padding(toy_sentences, site):
     assert (torch.stack([s[1] for s in sums]).mean() - expected).abs() > 1e-3 * expected
 
 
+@pytest.mark.parametrize(
+    "hidden, site, all_states, fc2_hooked",
+    [
+        (False, "layer", False, False),
+        (False, "ffn", False, False),
+        (True, "ffn", False, True),
+        (True, "layer", True, False),
+    ],
+)
+def test_roberta_records_only_what_the_weights_ask_for(toy_sentences, hidden, site, all_states, fc2_hooked):
+    """RoBERTa returns every layer's states only for the layer site's hidden term (its forward's own
+    default is not to), and the FFN outputs are hooked only for the FFN site's: an attention-only
+    record keeps neither alive."""
+    from lrdrop.records import RecordSpec
+
+    task, model, _ = build_sentence(toy_sentences["classification"])
+    sample = first_batch(task)
+    encoder = model.encoder.sentence_encoder
+    seen = {}
+    spies = [
+        encoder.register_forward_hook(lambda _m, _i, out: seen.update(states=len(out["encoder_states"]))),
+        # at fc2's call, its hooks are the spy and whatever recording added
+        encoder.layers[0].fc2.register_forward_hook(lambda m, _i, _o: seen.update(fc2_hooks=len(m._forward_hooks))),
+    ]
+    model.train()
+    spec = RecordSpec(hidden=hidden, hidden_site=site, attn_types=("encoder_self",))
+    try:
+        records = model(**sample["net_input"], lrdrop_record=spec, **HEAD)[1]["lrdrop"]
+    finally:
+        for h in spies:
+            h.remove()
+    assert seen["states"] == (len(encoder.layers) + 1 if all_states else 0)
+    assert seen["fc2_hooks"] == (2 if fc2_hooked else 1)
+    assert ("encoder_states" in records) is hidden
+    assert len(records["attn"]["encoder_self"]) == len(encoder.layers)
+
+
 def test_roberta_wiring_self_attention_ignores_padded_queries(toy_sentences):
     task, model, crit = build_sentence(toy_sentences["classification"], extra=["--kl-weight", "0"])
     sample = first_batch(task)
