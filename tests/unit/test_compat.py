@@ -21,6 +21,19 @@ def test_batch_by_size_keeps_the_remainder_batch():
     assert all(len(b) == 8 for b in batches[:-1]) and len(batches[-1]) == 6
 
 
+def test_batch_by_size_keeps_fairseqs_defaults_and_is_patched_once():
+    from fairseq.data import data_utils
+
+    from lrdrop_fairseq.compat import keep_remainder_batches
+
+    # no --required-batch-size-multiple: fairseq's default 1, so 7 sentences of 5 tokens fill 35
+    batches = data_utils.batch_by_size(np.arange(30, dtype=np.int64), None, np.full(30, 5, dtype=np.int64), 35)
+    assert [len(b) for b in batches] == [7, 7, 7, 7, 2]
+    patched = data_utils.batch_by_size
+    keep_remainder_batches()  # a second import path applies the fixes again: no second wrapper
+    assert data_utils.batch_by_size is patched
+
+
 def test_import_keeps_root_logger_level():
     code = (
         "import logging; logging.getLogger().setLevel(logging.WARNING); import lrdrop_fairseq; "
