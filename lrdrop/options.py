@@ -40,7 +40,7 @@ HELP = {
     "hidden_weight": "weight of the per-layer hidden-state consistency (the paper's alpha; its value is not known, "
     "0.1 is ours; 0 disables it): at the FFN site the MSE is not scale-invariant, and at weight 1 the LibreOffice "
     "study's model shrank its FFN outputs 6x below R-Drop's and fell 1 bit of validation nll behind R-Drop; at "
-    "0.1 they still shrink about 5x, at little cost in nll (docs/results.md); the layer site's outputs are "
+    "0.1 they still shrink about 2.5x, at little cost in nll (docs/results.md); the layer site's outputs are "
     "normalised, and weight 1 is usual there",
     "attn_weight": "weight of the per-layer, per-head attention consistency (the paper's beta; its value is not "
     "known, 0.1 is ours; 0 disables it): at weight 1 the LibreOffice study's models met it by flattening their "
