@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import lrdrop_fairseq  # noqa: F401
 
@@ -19,6 +20,20 @@ def test_batch_by_size_keeps_the_remainder_batch():
     flat = np.concatenate(batches)
     assert sorted(flat.tolist()) == list(range(30))  # fairseq-fixed alone returned 24
     assert all(len(b) == 8 for b in batches[:-1]) and len(batches[-1]) == 6
+
+
+@pytest.mark.parametrize("n", [30, 32], ids=["remainder", "no-remainder"])
+@pytest.mark.parametrize("as_list", [False, True], ids=["array", "list"])
+def test_the_remainder_batch_is_fairseqs_kind_and_only_when_needed(n, as_list):
+    """Indices as a list or an array, the batches are int64 arrays covering each index once in
+    order, and a corpus that fills its batches exactly gets no empty last batch."""
+    from fairseq.data import data_utils
+
+    idx = list(range(n)) if as_list else np.arange(n, dtype=np.int64)
+    batches = data_utils.batch_by_size(idx, None, np.full(n, 5, dtype=np.int64), 40, None, 8)
+    assert [len(b) for b in batches] == [8] * (n // 8) + ([n % 8] if n % 8 else [])
+    assert all(isinstance(b, np.ndarray) and b.dtype == np.int64 for b in batches)
+    assert np.concatenate(batches).tolist() == list(range(n))
 
 
 def test_batch_by_size_keeps_fairseqs_defaults_and_is_patched_once():
