@@ -1,10 +1,12 @@
 """Running fairseq and reading what it writes: progress lines, logs, hypotheses in corpus order."""
 
 import json
+import os
+import sys
 
 import pytest
 
-from lrdrop_cli.fairseq_io import TrainingProgress, read_hypotheses, read_log
+from lrdrop_cli.fairseq_io import USER_DIR, StepFailed, TrainingProgress, read_hypotheses, read_log, run
 
 
 def inner(update, ppl):
@@ -113,3 +115,55 @@ def test_hypotheses_command_prints_corpus_order(tmp_path, capsys):
     assert capsys.readouterr().out == "first\nsecond\n"
     with pytest.raises(SystemExit, match="2 hypotheses for 3 sentences"):
         main([str(log), "--expect", "3"])
+
+
+# a child that writes what fairseq-train writes: noise, progress records, the end, then exits with argv[1]
+FAKE_TRAIN = [
+    sys.executable,
+    "-c",
+    "import os, sys; print('noise', os.environ.get('STEP_VAR'), os.environ.get('PYTHONUNBUFFERED')); "
+    "print('x | INFO | train_inner | {}'); print('x | INFO | valid | {}'); "
+    "print('x | INFO | fairseq_cli.train | done training'); sys.exit(int(sys.argv[1]))",
+]
+PROGRESS = ["x | INFO | train_inner | {}", "x | INFO | valid | {}", "x | INFO | fairseq_cli.train | done training"]
+
+
+def test_run_logs_everything_and_shows_the_command_and_fairseqs_progress(tmp_path, capsys):
+    log = str(tmp_path / "train.log")
+    run([*FAKE_TRAIN, "0"], log=log, name="train", env={"STEP_VAR": "v"})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("$ " + sys.executable) and out[1:] == PROGRESS
+    # the log has every line; the child saw the caller's variables and unbuffered output
+    assert open(log).read().splitlines() == ["noise v 1", *PROGRESS]
+    run([*FAKE_TRAIN, "0"], log=log, append=True, quiet=True)  # a resumed run continues its log
+    assert open(log).read().splitlines() == ["noise v 1", *PROGRESS, "noise None 1", *PROGRESS]
+    assert capsys.readouterr().out == ""  # quiet: nothing on the terminal
+    run([*FAKE_TRAIN, "0"], log=log)  # a fresh run starts its log anew
+    assert open(log).read().splitlines() == ["noise None 1", *PROGRESS]
+
+
+def test_run_without_a_log_streams_every_line_and_show_rewrites_them(capsys):
+    run([*FAKE_TRAIN, "0"])
+    assert capsys.readouterr().out.splitlines()[1:] == ["noise None 1", *PROGRESS]
+    run([*FAKE_TRAIN, "0"], show=lambda line: f"<{line.strip()}>" if "valid" in line else None)
+    assert capsys.readouterr().out.splitlines()[1:] == ["<x | INFO | valid | {}>"]
+
+
+@pytest.mark.parametrize("logged", [True, False])
+def test_a_failed_step_is_named_with_its_exit_code_log_and_last_lines(tmp_path, logged):
+    log = str(tmp_path / "train.log") if logged else None
+    with pytest.raises(StepFailed) as e:
+        run([*FAKE_TRAIN, "3"], log=log, name="train", quiet=True)
+    msg = str(e.value)
+    assert msg.startswith("step 'train' failed (exit 3)")
+    assert (f"; see {log};" in msg) is logged and ("see" in msg) is logged
+    assert msg.endswith("last output:\n" + "\n".join(["noise None 1", *PROGRESS]) + "\n")
+
+
+def test_the_user_dir_is_the_installed_plugins_package_folder():
+    assert os.path.isdir(USER_DIR) and os.path.basename(USER_DIR) == "lrdrop_fairseq"
+    assert os.path.isfile(os.path.join(USER_DIR, "criterions", "lr_drop.py"))
+
+
+def test_a_progress_record_without_a_loss_says_nothing():
+    assert TrainingProgress(100)('x | INFO | train_inner | {"num_updates": "5"}') is None
