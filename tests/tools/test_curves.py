@@ -107,3 +107,28 @@ def test_plot_reads_bare_log_file_records(tmp_path):
     rows = read_log(str(log))
     assert [r["loss"] for r in rows["train_inner"]] == ["9"]
     assert [r["valid_loss"] for r in rows["valid"]] == ["8"]
+
+
+def test_a_run_cut_off_before_its_first_validation_still_plots_and_lines_say_what_they_are(tmp_path):
+    """Training records alone draw (a run stopped early); validation is dashed with markers,
+    training a plain line; a log with no records at all is refused with the fix."""
+    import pytest
+
+    from lrdrop_cli.curves import figure
+
+    path = tmp_path / "early.log"
+    path.write_text("".join(f"x | INFO | train_inner | {json.dumps({'loss': str(9 - u), 'num_updates': str(u)})}\n"
+                            for u in (1, 2)))  # fmt: skip
+    early = figure({"run": read_log(str(path))})
+    assert _lines(early) == {"loss (bits/token)": {"run train": ([1.0, 2.0], [8.0, 7.0])}}
+    both = tmp_path / "both.log"
+    both.write_text(path.read_text() + 'x | INFO | valid | {"valid_loss": "7.5", "valid_num_updates": "2"}\n')
+    styles = {
+        line.get_label(): (line.get_linestyle(), line.get_marker())
+        for line in figure({"run": read_log(str(both))}).axes[0].get_lines()
+    }
+    assert styles == {"run train": ("-", "None"), "run valid": ("--", "o")}
+    empty = tmp_path / "empty.log"
+    empty.write_text("no JSON here\n")
+    with pytest.raises(ValueError, match="--log-format json"):
+        figure({"run": read_log(str(empty))})

@@ -79,7 +79,8 @@ def test_hypotheses_with_a_missing_sentence_are_refused(tmp_path):
 
 def test_read_log_separates_validation_from_training(tmp_path):
     log = tmp_path / "train.log"
-    log.write_text("\n".join([inner(25, 9), valid(25, 8), 'a | train | {"train_loss": "5"}', "noise"]) + "\n")
+    no_loss = 'a | INFO | train_inner | {"num_updates": "30"}'  # not a training record without its loss
+    log.write_text("\n".join([inner(25, 9), valid(25, 8), 'a | train | {"train_loss": "5"}', no_loss, "noise"]) + "\n")
     rows = read_log(str(log))
     assert [r["num_updates"] for r in rows["train_inner"]] == ["25"]
     assert [r["valid_ppl"] for r in rows["valid"]] == ["8"]
