@@ -131,7 +131,8 @@ def test_train_logs_every_term_and_validates(toy_data, tmp_path, name, crit, ter
     assert "Traceback" not in out
     # the warnings fairseq 0.12's own code raises on current torch/hydra, which a user cannot act on
     # (autocast, GradScaler, pin_memory, hydra's notices), are silenced by the plugin (compat.py)
-    assert not re.findall(r"\w+Warning: .*", out), re.findall(r"\w+Warning: .*", out)
+    warned = re.findall(r"\w+Warning: .*", out)
+    assert not warned, warned
 
 
 def test_resume_generate_and_export(toy_data, tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from conftest import curve_panels, run, tool
 
 from lrdrop_cli.curves import present_panels, read_log
@@ -112,8 +113,6 @@ def test_plot_reads_bare_log_file_records(tmp_path):
 def test_a_run_cut_off_before_its_first_validation_still_plots_and_lines_say_what_they_are(tmp_path):
     """Training records alone draw (a run stopped early); validation is dashed with markers,
     training a plain line; a log with no records at all is refused with the fix."""
-    import pytest
-
     from lrdrop_cli.curves import figure
 
     path = tmp_path / "early.log"
