@@ -4,6 +4,7 @@ import glob
 import hashlib
 import os
 import random
+import re
 import shutil
 import subprocess
 from typing import Dict, Hashable, List, Optional, Sequence
@@ -68,23 +69,29 @@ def apt_download(packages: Sequence[str], download_dir: str, instead: str) -> Di
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise RuntimeError(f"apt-get/dpkg-deb not found (not a Debian/Ubuntu system). {instead}")
     os.makedirs(download_dir, exist_ok=True)
-
-    def newest(package):
-        debs = sorted(glob.glob(os.path.join(download_dir, f"{package}_*.deb")))
-        return debs[-1] if debs else None
-
-    missing = [p for p in packages if newest(p) is None]
+    missing = [p for p in packages if newest_deb(download_dir, p) is None]
     if missing:
         p = subprocess.run(
             ["apt-get", "download", *missing], cwd=download_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True,
         )  # fmt: skip
-        if p.returncode != 0 or any(newest(m) is None for m in missing):
+        if p.returncode != 0 or any(newest_deb(download_dir, m) is None for m in missing):
             raise RuntimeError(
                 f"'apt-get download {' '.join(missing)}' failed:\n{p.stdout[-1500:]}\n"
                 f"Run 'apt-get update' first. {instead}"
             )
-    return {p: newest(p) for p in packages}
+    return {p: newest_deb(download_dir, p) for p in packages}
+
+
+def newest_deb(folder: str, package: str) -> Optional[str]:
+    """The .deb of ``package`` in ``folder`` (``PACKAGE_VERSION_ARCH.deb``) with the highest version,
+    numbers compared as numbers (7.4.10 is newer than 7.4.9); None if there is none."""
+
+    def version(path):  # "7.4.10-1" -> ["", 7, ".", 4, ".", 10, "-", 1, ""]: str and int alternate
+        pieces = re.split(r"(\d+)", os.path.basename(path).split("_")[1])
+        return [int(piece) if i % 2 else piece for i, piece in enumerate(pieces)]
+
+    return max(glob.glob(os.path.join(folder, f"{package}_*.deb")), key=version, default=None)
 
 
 def unpack(debs: Sequence[str], root: str) -> str:

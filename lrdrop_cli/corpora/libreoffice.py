@@ -48,7 +48,7 @@ import os
 import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from lrdrop_cli.corpora.common import apt_download, split_by_group, unpack, write
+from lrdrop_cli.corpora.common import apt_download, newest_deb, split_by_group, unpack, write
 
 PACKAGES = ("libreoffice-l10n-de", "libreoffice-help-de", "libreoffice-help-en-us")
 MO_DIR = "usr/lib/libreoffice/program/resource/de/LC_MESSAGES"
@@ -291,10 +291,10 @@ def unpack_folder(deb_dir: str, root: str) -> str:
     """Unpack the three packages' newest .deb files found in ``deb_dir`` into ``root``."""
     debs = []
     for package in PACKAGES:
-        found = sorted(glob.glob(os.path.join(deb_dir, f"{package}_*.deb")))
-        if not found:
+        deb = newest_deb(deb_dir, package)
+        if deb is None:
             raise RuntimeError(f"no {package}_*.deb in {deb_dir}")
-        debs.append(found[-1])
+        debs.append(deb)
     return unpack(debs, root)
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 import struct
+import subprocess
 
 import pytest
 import sacrebleu
@@ -142,7 +143,7 @@ def test_clean_pairs_counts_each_step_and_strips_accelerators_only_in_the_interf
 )
 def test_interface_accelerators_and_what_they_are_not(raw, cleaned):
     assert L.clean(raw, interface=True) == cleaned
-    assert L.clean("user_lastname == 1 & 2", interface=False) == "user_lastname == 1 & 2"  # help text
+    assert L.clean("user_lastname == 1 & 2") == "user_lastname == 1 & 2"  # help text, the default
 
 
 def test_groups_link_normalised_strings_and_help_files():
@@ -205,6 +206,8 @@ def test_translation_memory_finds_the_nearest_line_and_its_bleu():
     report = L.leakage_report(train, test)
     assert report["test_exact_german_in_train"] == 0.5 and report["test_fuzzy_ge_0.9"] == 0.5
     assert report["test_fuzzy_ge_0.7"] == 1.0  # 3 of 4 tokens of the second match line 0: 0.75
+    at_threshold = [("Wählen Sie Format - Absatz", "Choose Format - Paragraph")]  # similarity 0.8 exactly
+    assert L.leakage_report(train, at_threshold, thresholds=(0.8,))["test_fuzzy_ge_0.8"] == 1.0
     expected = sacrebleu.corpus_bleu(["The table is printed", "Click Save"], [[en for _, en in test]]).score
     assert report["tm_bleu"] == pytest.approx(round(expected, 2))
 
@@ -233,6 +236,64 @@ def test_build_end_to_end_writes_splits_symbols_and_report(tmp_path):
     # %1 occurs once: below the default minimum count, so nothing is protected at this size
     assert (out / "protected_symbols.txt").read_text() == ""
     assert L.protected_symbols([("x", "%1 and $(ERR)")] * 5) == ["%1", "$(ERR)"]
+
+
+def test_fetch_reuses_unpacked_packages_only_when_both_halves_are_there(tmp_path, monkeypatch):
+    downloads = []
+    monkeypatch.setattr(L, "apt_download", lambda packages, folder, instead: downloads.append(packages) or {})
+    monkeypatch.setattr(L, "unpack", lambda debs, root: root)
+    root = tmp_path / "x"
+    (root / L.MO_DIR).mkdir(parents=True)  # the catalogs without the English help: fetch again
+    assert L.fetch_packages(str(tmp_path)) == str(root) and downloads == [L.PACKAGES]
+    (root / L.HELP_DIR / "en-US").mkdir(parents=True)
+    assert L.fetch_packages(str(tmp_path)) == str(root) and downloads == [L.PACKAGES]  # no second download
+
+
+def test_newest_deb_compares_version_numbers_as_numbers(tmp_path):
+    from lrdrop_cli.corpora.common import newest_deb
+
+    assert newest_deb(str(tmp_path), "libreoffice-help-de") is None
+    for version in ("1%3a7.4.9-1", "1%3a7.4.10-1", "1%3a7.4.10-0"):
+        (tmp_path / f"libreoffice-help-de_{version}_all.deb").write_bytes(b"")
+    (tmp_path / "libreoffice-help-de-x_9.9_all.deb").write_bytes(b"")  # another package's
+    newest = tmp_path / "libreoffice-help-de_1%3a7.4.10-1_all.deb"
+    assert newest_deb(str(tmp_path), "libreoffice-help-de") == str(newest)
+
+
+def test_apt_download_fetches_only_the_missing_packages_and_returns_the_newest(tmp_path, monkeypatch):
+    from lrdrop_cli.corpora import common
+
+    fetched = []
+
+    def apt_get(command, cwd, **kwargs):  # "downloads" each package asked for
+        fetched.append(command[2:])
+        for package in command[2:]:
+            (tmp_path / f"{package}_1.0_all.deb").write_bytes(b"")
+        return subprocess.CompletedProcess(command, 0, "")
+
+    monkeypatch.setattr(common.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(common.subprocess, "run", apt_get)
+    for version in ("2.9", "2.10"):
+        (tmp_path / f"b_{version}_all.deb").write_bytes(b"")
+    debs = common.apt_download(["a", "b", "c"], str(tmp_path), "")
+    assert fetched == [["a", "c"]]
+    assert debs == {
+        "a": str(tmp_path / "a_1.0_all.deb"),
+        "b": str(tmp_path / "b_2.10_all.deb"),
+        "c": str(tmp_path / "c_1.0_all.deb"),
+    }
+    assert common.apt_download(["a", "b"], str(tmp_path), "") == {"a": debs["a"], "b": debs["b"]}
+    assert fetched == [["a", "c"]]  # all there: apt-get is not run again
+
+
+def test_deb_folder_unpacks_each_packages_newest_deb(tmp_path, monkeypatch):
+    unpacked = []
+    monkeypatch.setattr(L, "unpack", lambda debs, root: unpacked.append(debs) or root)
+    for package in L.PACKAGES:
+        for version in ("7.4.9", "7.4.10"):
+            (tmp_path / f"{package}_{version}_all.deb").write_bytes(b"")
+    assert L.unpack_folder(str(tmp_path), "ROOT") == "ROOT"
+    assert unpacked == [[str(tmp_path / f"{package}_7.4.10_all.deb") for package in L.PACKAGES]]
 
 
 def test_command_reports_a_missing_package_folder(tmp_path, capsys):
