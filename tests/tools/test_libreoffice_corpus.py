@@ -103,6 +103,25 @@ def test_help_pairs_align_by_file_and_id_markup_dropped(tmp_path):
     )
 
 
+def test_element_texts_count_nested_tags_and_keep_an_ids_first_text():
+    page = (
+        '<div id="par_id1">a <div>b <div>c</div></div> d</div><p>not alignable</p>'
+        '<p id="hd_id2">e</p><p id="hd_id2">again</p>'
+        '<div id="par_id3"><p id="par_id4">inside</p> after</div>'  # an id inside an id: the outer one's text
+    )
+    assert L.element_texts(page) == {"par_id1": "a b c d", "hd_id2": "e", "par_id3": "inside after"}
+
+
+def test_help_pairs_search_every_folder_depth_and_skip_pages_without_german(tmp_path):
+    help_root = tmp_path / "help"
+    for lang, text in (("en-US", "Deep"), ("de", "Tief")):
+        page = help_root / lang / "text" / "sbasic" / "shared" / "03" / "deep.html"
+        page.parent.mkdir(parents=True)
+        page.write_text(f'<p id="par_id1">{text}</p>', encoding="utf-8")
+    (help_root / "en-US" / "text" / "only_english.html").write_text('<p id="par_id1">Alone</p>', encoding="utf-8")
+    assert L.help_pairs(str(help_root)) == [("Tief", "Deep", "help:text/sbasic/shared/03/deep.html")]
+
+
 def test_clean_pairs_counts_each_step_and_strips_accelerators_only_in_the_interface():
     raw = [
         ("Ö~ffnen", "~Open", "ui"),
@@ -110,21 +129,25 @@ def test_clean_pairs_counts_each_step_and_strips_accelerators_only_in_the_interf
         ("OK", "OK", "ui"),  # untranslated
         ("", "Empty", "ui"),
         ("eins zwei drei vier", "one two three four", "ui"),  # over max_words=3
+        ("Leer", "", "ui"),
+        ("eins zwei drei vier", "one two three", "ui"),  # German over max_words: dropped
+        ("eins zwei drei", "one two three", "ui"),  # at max_words: kept
         ("=A1&B1 verketten", "=A1&B1", "help:f"),  # '&' is an operator here: kept
         ("Öffnen!", "Open", "help:g"),  # "Open" again (after cleaning): the more frequent German wins
         ("Öffnen", "Open", "help:h"),
     ]
     pairs, counts = L.clean_pairs(raw, max_words=3)
     assert counts == {
-        "read": 8,
-        "non-empty": 7,
-        "translated (sides differ)": 6,
-        "at most 3 words": 5,
-        "one translation per English string": 3,
+        "read": 11,
+        "non-empty": 9,
+        "translated (sides differ)": 8,
+        "at most 3 words": 6,
+        "one translation per English string": 4,
     }
     assert pairs == [
         ("Öffnen", "Open", "ui"),
         ("Speichern unter", "Save As", "ui"),
+        ("eins zwei drei", "one two three", "ui"),
         ("=A1&B1 verketten", "=A1&B1", "help:f"),
     ]
 
@@ -192,6 +215,20 @@ def test_split_keeps_groups_whole_and_seed_changes_it():
         L.grouped_split(pairs, n_valid=40, n_test=40, seed=1)
 
 
+def test_split_holds_out_groups_up_to_half_the_smaller_split():
+    """n_valid 10, n_test 12: groups of up to 5 pairs may be held out, a group of 6 never."""
+    six = [(f"Seite {i}", f"Page {i}", "ui") for i in range(6)]  # one group: digits are masked
+    five = [(f"Datei {i}", f"File {i}", "ui") for i in range(5)]
+    pairs = synthetic(60) + six + five
+    held_out = set()
+    for seed in range(1, 13):
+        split = L.grouped_split(pairs, n_valid=10, n_test=12, seed=seed)
+        where = {en: name for name, part in split.items() for _, en in part}
+        assert {where[en] for _, en, _ in six} == {"train"}
+        held_out |= {where[en] for _, en, _ in five} - {"train"}
+    assert held_out == {"valid", "test"}
+
+
 def test_translation_memory_finds_the_nearest_line_and_its_bleu():
     train = [
         ("Klicken Sie auf Speichern", "Click Save"),
@@ -202,14 +239,25 @@ def test_translation_memory_finds_the_nearest_line_and_its_bleu():
     score, index = memory.best("Wählen Sie Format - Absatz")  # 4 of its 5 tokens in line 1's 5
     assert index == 1 and score == pytest.approx(2 * 4 / 10)
     assert memory.best("völlig unbekannt") == (0.0, -1)
+    assert memory.best("WÄHLEN sie format - absatz") == (score, 1)  # case folded
+    assert L.TranslationMemory(train + train).best("Die Tabelle wird gedruckt") == (1.0, 2)  # a tie: the first
     test = [("Die Tabelle wird gedruckt", "The table is printed"), ("Klicken Sie auf Öffnen", "Click Open")]
     report = L.leakage_report(train, test)
     assert report["test_exact_german_in_train"] == 0.5 and report["test_fuzzy_ge_0.9"] == 0.5
     assert report["test_fuzzy_ge_0.7"] == 1.0  # 3 of 4 tokens of the second match line 0: 0.75
-    at_threshold = [("Wählen Sie Format - Absatz", "Choose Format - Paragraph")]  # similarity 0.8 exactly
-    assert L.leakage_report(train, at_threshold, thresholds=(0.8,))["test_fuzzy_ge_0.8"] == 1.0
     expected = sacrebleu.corpus_bleu(["The table is printed", "Click Save"], [[en for _, en in test]]).score
     assert report["tm_bleu"] == pytest.approx(round(expected, 2))
+    at_threshold = [("Wählen Sie Format - Absatz", "Choose Format - Paragraph")]  # similarity 0.8 exactly
+    report = L.leakage_report(train, at_threshold, thresholds=(0.8,))
+    assert report["test_fuzzy_ge_0.8"] == 1.0 and report["test_exact_german_in_train"] == 0.0
+
+
+def test_translation_memory_shortlists_by_rare_shared_words():
+    """With a one-line shortlist the line sharing the rarest word wins, though another shares
+    more words: idf = log(5 / lines with the word): x, y 0.51 each; rare 1.61."""
+    train = [("x y a", "0"), ("rare b", "1"), ("x c", "2"), ("y d", "3"), ("x y e", "4")]
+    assert L.TranslationMemory(train, candidates=1).best("x y rare")[1] == 1
+    assert L.TranslationMemory(train).best("x y rare")[1] == 0  # the default shortlist: the closest line
 
 
 def test_translation_memory_chrf_by_hand():
@@ -217,10 +265,13 @@ def test_translation_memory_chrf_by_hand():
     1-grams match 2 of 3, 2-grams 1 of 2, 3-grams 0 of 1, so precision = recall = (2/3 + 1/2 + 0) / 3
     = 7/18 over the three orders both sides have, and chrF (beta 2) = 7/18 = 38.89."""
     report = L.leakage_report([("Die Tabelle wird gedruckt", "abc")], [("Die Tabelle wird gedruckt", "abd")])
-    assert report["tm_chrf"] == pytest.approx(100 * 7 / 18, abs=0.005)
+    assert report["tm_chrf"] == 38.89
+    # a test sentence sharing no word with the memory gets an empty hypothesis: chrF 0
+    report = L.leakage_report([("Die Tabelle wird gedruckt", "abd")], [("völlig unbekannt", "abd")])
+    assert report["tm_chrf"] == 0.0 and report["test_fuzzy_ge_0.7"] == 0.0
 
 
-def test_build_end_to_end_writes_splits_symbols_and_report(tmp_path):
+def test_build_end_to_end_writes_splits_symbols_and_report(tmp_path, monkeypatch):
     root = make_root(tmp_path)
     out = tmp_path / "corpus"
     report = L.build(str(out), root, n_valid=1, n_test=1, seed=1, max_words=60)
@@ -229,6 +280,8 @@ def test_build_end_to_end_writes_splits_symbols_and_report(tmp_path):
     lines = {s: (out / f"{s}.en").read_text(encoding="utf-8").splitlines() for s in ("train", "valid", "test")}
     de = {s: (out / f"{s}.de").read_text(encoding="utf-8").splitlines() for s in ("train", "valid", "test")}
     assert all(len(lines[s]) == len(de[s]) for s in lines) and sum(map(len, lines.values())) == 8
+    english_words = sum(len(line.split()) for part in lines.values() for line in part)
+    assert report["mean_english_words"] == round(english_words / 8, 2) and 1 < report["mean_english_words"] < 3
     assert "Open" in sum(lines.values(), []) and "~Open" not in sum(lines.values(), [])
     assert json.loads((out / "report.json").read_text()) == report
     source = (out / "SOURCE.txt").read_text()
@@ -236,6 +289,9 @@ def test_build_end_to_end_writes_splits_symbols_and_report(tmp_path):
     # %1 occurs once: below the default minimum count, so nothing is protected at this size
     assert (out / "protected_symbols.txt").read_text() == ""
     assert L.protected_symbols([("x", "%1 and $(ERR)")] * 5) == ["%1", "$(ERR)"]
+    monkeypatch.setattr(L, "protected_symbols", lambda pairs: ["%1", "$(ERR)"])
+    L.build(str(tmp_path / "again"), root, n_valid=1, n_test=1, seed=1, max_words=60, leakage=False)
+    assert (tmp_path / "again" / "protected_symbols.txt").read_text() == "%1\n$(ERR)\n"  # one a line
 
 
 def test_fetch_reuses_unpacked_packages_only_when_both_halves_are_there(tmp_path, monkeypatch):
@@ -243,10 +299,13 @@ def test_fetch_reuses_unpacked_packages_only_when_both_halves_are_there(tmp_path
     monkeypatch.setattr(L, "apt_download", lambda packages, folder, instead: downloads.append(packages) or {})
     monkeypatch.setattr(L, "unpack", lambda debs, root: root)
     root = tmp_path / "x"
-    (root / L.MO_DIR).mkdir(parents=True)  # the catalogs without the English help: fetch again
+    (root / L.HELP_DIR / "en-US").mkdir(parents=True)  # the English help without the catalogs: fetch
     assert L.fetch_packages(str(tmp_path)) == str(root) and downloads == [L.PACKAGES]
+    (root / L.HELP_DIR / "en-US").rmdir()
+    (root / L.MO_DIR).mkdir(parents=True)  # the catalogs without the English help: fetch again
+    assert L.fetch_packages(str(tmp_path)) == str(root) and downloads == [L.PACKAGES] * 2
     (root / L.HELP_DIR / "en-US").mkdir(parents=True)
-    assert L.fetch_packages(str(tmp_path)) == str(root) and downloads == [L.PACKAGES]  # no second download
+    assert L.fetch_packages(str(tmp_path)) == str(root) and downloads == [L.PACKAGES] * 2  # no third download
 
 
 def test_newest_deb_compares_version_numbers_as_numbers(tmp_path):
