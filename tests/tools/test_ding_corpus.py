@@ -86,6 +86,23 @@ def test_phrase_pairs_are_never_sentences():
     assert ding.phrase_pairs(lines) == [("Haus", "house"), ("nach Hause gehen", "to go home"), ("rot", "red")]
 
 
+def test_phrase_pairs_hold_up_to_six_words_a_side_by_default():
+    lines = ["eins zwei drei vier fünf sechs :: one two three four five six\n"]
+    lines += ["eins zwei drei vier fünf sechs sieben :: one two\n", "acht neun :: one two three four five six seven\n"]
+    assert ding.phrase_pairs(lines) == [("eins zwei drei vier fünf sechs", "one two three four five six")]
+
+
+def test_fetch_reuses_the_unpacked_dictionary(tmp_path, monkeypatch):
+    downloads = []
+    monkeypatch.setattr(ding, "apt_download", lambda packages, folder, instead: downloads.append(packages) or {})
+    monkeypatch.setattr(ding, "unpack", lambda debs, root: root)
+    extracted = tmp_path / "x" / ding.DING_IN_DEB
+    assert ding.fetch_ding(str(tmp_path)) == str(extracted) and downloads == [["trans-de-en"]]
+    extracted.parent.mkdir(parents=True)
+    extracted.write_text("", encoding="utf-8")
+    assert ding.fetch_ding(str(tmp_path)) == str(extracted) and downloads == [["trans-de-en"]]  # not again
+
+
 def test_dictionary_phrases_keep_valid_and_test_as_they_are(tmp_path):
     """--phrases adds word/phrase entries to train only: valid/test are the same with and without
     them, and no valid or test line is in train (the phrase builder's own refusal of sentences
