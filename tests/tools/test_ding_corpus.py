@@ -37,6 +37,9 @@ def test_split_is_fixed_by_seed_and_disjoint():
     assert set(a["train"]) | set(a["valid"]) | set(a["test"]) == set(pairs)
     with pytest.raises(ValueError, match="cannot hold out"):
         shuffled_split(pairs, 30, 30, seed=1)
+    with pytest.raises(ValueError, match="only 50 pairs: cannot hold out 20 valid \\+ 30 test"):
+        shuffled_split(pairs, 20, 30, seed=1)  # nothing left to train on
+    assert len(shuffled_split(pairs, 20, 29, seed=1)["train"]) == 1
 
 
 def test_build_writes_aligned_files(tmp_path):

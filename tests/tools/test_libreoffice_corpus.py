@@ -322,27 +322,37 @@ def test_newest_deb_compares_version_numbers_as_numbers(tmp_path):
 def test_apt_download_fetches_only_the_missing_packages_and_returns_the_newest(tmp_path, monkeypatch):
     from lrdrop_cli.corpora import common
 
-    fetched = []
+    folder, fetched, returncode = tmp_path / "new", [], {"value": 0}
 
-    def apt_get(command, cwd, **kwargs):  # "downloads" each package asked for
+    def apt_get(command, cwd, **kwargs):  # "downloads" each package asked for that the archive has
         fetched.append(command[2:])
         for package in command[2:]:
-            (tmp_path / f"{package}_1.0_all.deb").write_bytes(b"")
-        return subprocess.CompletedProcess(command, 0, "")
+            if package != "gone":
+                (folder / f"{package}_1.0_all.deb").write_bytes(b"")
+        return subprocess.CompletedProcess(command, returncode["value"], "apt says\n")
 
     monkeypatch.setattr(common.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(common.subprocess, "run", apt_get)
+    with pytest.raises(RuntimeError, match="(?s)'apt-get download gone' failed:\napt says.*apt-get update.*INSTEAD"):
+        common.apt_download(["gone"], str(folder), "INSTEAD")  # the folder is made; apt finds nothing
     for version in ("2.9", "2.10"):
-        (tmp_path / f"b_{version}_all.deb").write_bytes(b"")
-    debs = common.apt_download(["a", "b", "c"], str(tmp_path), "")
-    assert fetched == [["a", "c"]]
+        (folder / f"b_{version}_all.deb").write_bytes(b"")
+    debs = common.apt_download(["a", "b", "c"], str(folder), "")
+    assert fetched[1:] == [["a", "c"]]
     assert debs == {
-        "a": str(tmp_path / "a_1.0_all.deb"),
-        "b": str(tmp_path / "b_2.10_all.deb"),
-        "c": str(tmp_path / "c_1.0_all.deb"),
+        "a": str(folder / "a_1.0_all.deb"),
+        "b": str(folder / "b_2.10_all.deb"),
+        "c": str(folder / "c_1.0_all.deb"),
     }
-    assert common.apt_download(["a", "b"], str(tmp_path), "") == {"a": debs["a"], "b": debs["b"]}
-    assert fetched == [["a", "c"]]  # all there: apt-get is not run again
+    assert common.apt_download(["a", "b"], str(folder), "") == {"a": debs["a"], "b": debs["b"]}
+    assert fetched[1:] == [["a", "c"]]  # all there: apt-get is not run again
+    returncode["value"] = 100
+    with pytest.raises(RuntimeError, match="'apt-get download d' failed"):
+        common.apt_download(["d"], str(folder), "")  # a failed apt-get, even if it left a file
+    for absent in ("apt-get", "dpkg-deb"):
+        monkeypatch.setattr(common.shutil, "which", lambda name: None if name == absent else f"/usr/bin/{name}")
+        with pytest.raises(RuntimeError, match=r"apt-get/dpkg-deb not found \(not a Debian/Ubuntu system\). INSTEAD"):
+            common.apt_download(["a"], str(folder), "INSTEAD")
 
 
 def test_deb_folder_unpacks_each_packages_newest_deb(tmp_path, monkeypatch):
