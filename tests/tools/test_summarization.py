@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import sys
 
 import pytest
 from conftest import ROOT, curve_panels, run, tool
@@ -230,6 +231,20 @@ def test_cnndm_update_freq_makes_the_papers_batch():
         cnndm_text.update_freq(1000, 1)
     with pytest.raises(ValueError, match="whole multiple"):
         cnndm_text.update_freq(65536, 2)  # 0.5 updates
+    for max_tokens, gpus in ((0, 1), (1024, 0), (-1024, -1)):
+        with pytest.raises(
+            ValueError, match=rf"MAX_TOKENS \({max_tokens}\) and the GPU count \({gpus}\) must be positive"
+        ):
+            cnndm_text.update_freq(max_tokens, gpus)
+
+
+def test_cnndm_update_freq_command_as_the_recipe_calls_it():
+    command = [sys.executable, "-m", "lrdrop_cli.cnndm_text", "update-freq", "--max-tokens", "1024"]
+    assert run(command + ["--gpus", "4"], cwd=ROOT).stdout.strip() == "16"
+    assert run(command + ["--gpus", "2", "--tokens-per-update", "4096"], cwd=ROOT).stdout.strip() == "2"
+    p = run(command + ["--gpus", "3"], cwd=ROOT, check=False)
+    assert p.returncode == 1 and p.stdout.startswith("cnndm_text update-freq: 65536 tokens per update")
+    assert "Traceback" not in p.stdout
 
 
 def test_cnndm_fetch_needs_nothing_when_the_raw_files_exist(tmp_path, monkeypatch, capsys):
