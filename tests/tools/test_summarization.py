@@ -261,6 +261,40 @@ def test_cnndm_fetch_needs_nothing_when_the_raw_files_exist(tmp_path, monkeypatc
     assert "already has every split" in capsys.readouterr().out
 
 
+def test_cnndm_fetch_writes_one_line_per_article_from_the_hubs_parquet(tmp_path, monkeypatch, capsys):
+    """fetch from a file:// mirror holding the hub's five parquet files: each split's articles and
+    highlights in file order, one line each; cached parquet is not downloaded again, a split
+    already written is not rewritten, and an unreachable mirror is one message naming CNNDM_URL."""
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    from lrdrop_cli import cnndm_text
+
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    for split, names in cnndm_text.PARQUET.items():
+        for k, name in enumerate(names):
+            rows = {"article": [f"{split} {k}  article\nline two"], "highlights": [f"{split} {k} one.\nTwo."]}
+            rows["id"] = ["x"]  # a column fetch does not read
+            pq.write_table(pa.table(rows), hub / name)
+    monkeypatch.setattr(cnndm_text, "HUB", hub.as_uri())
+    raw = tmp_path / "raw"
+    cnndm_text.main(["fetch", str(raw)])
+    assert (raw / "train.source").read_text() == "".join(f"train {k} article line two\n" for k in range(3))
+    assert (raw / "train.target").read_text() == "".join(f"train {k} one. Two.\n" for k in range(3))
+    assert (raw / "val.source").read_text() == "val 0 article line two\n"
+    assert (raw / "test.target").read_text() == "test 0 one. Two.\n"
+    out = capsys.readouterr().out
+    assert out.count("[cnndm] downloading file://") == 5 and "[cnndm] train: 3 article/summary pairs" in out
+    (raw / "train.source").write_text("kept\n")
+    (raw / "test.source").unlink()
+    (raw / "test.target").unlink()
+    cnndm_text.main(["fetch", str(raw)])  # test again, from the cached parquet; train and val as they are
+    assert "downloading" not in capsys.readouterr().out
+    assert (raw / "train.source").read_text() == "kept\n" and (raw / "test.target").read_text() == "test 0 one. Two.\n"
+    monkeypatch.setattr(cnndm_text, "HUB", (tmp_path / "nowhere").as_uri())
+    with pytest.raises(SystemExit, match="(?s)could not download file://.*train-00000-of-00003.parquet.*CNNDM_URL"):
+        cnndm_text.main(["fetch", str(tmp_path / "raw2")])
+
+
 def test_debian_builder_seed_changes_the_split_and_keeps_siblings_together(tmp_path):
     """lrdrop-build-debian-summaries with seeds 1 and 2: other test descriptions, the same seed the
     same files; a library and its -dev sibling (one first paragraph) always share a split."""
