@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import subprocess
 import sys
 
 import pytest
@@ -100,6 +101,58 @@ def test_debian_index_parsing_dedup_and_grouped_split():
     assert len(foo_splits) == 1
     assert sum(len(v) for v in splits.values()) == 3 and splits["test"] and not splits["valid"]
     assert splits == deb.grouped_split(pairs, n_valid=0, n_test=1, seed=1)  # fixed by the seed
+
+
+def test_summary_pairs_need_fifteen_description_words_by_default():
+    words = [f"w{i}" for i in range(15)]
+    records = [("long", "a synopsis", [" ".join(words)]), ("short", "a synopsis", [" ".join(words[1:])])]
+    assert [p[0] for p in deb.summary_pairs(records)] == [" ".join(words)]
+
+
+def test_debian_index_fetched_once_from_apts_largest_list(tmp_path, monkeypatch):
+    """fetch_index runs apt-get update into a private lists folder with English descriptions
+    only, keeps the largest matching list (bookworm main, not its updates) decompressed by
+    apt-helper, reuses it afterwards, and says what failed and what to do otherwise."""
+    calls, state = (
+        [],
+        {
+            "returncode": 0,
+            "lists": {
+                "bookworm_main_i18n_Translation-en": "big index",
+                "bookworm-updates_main_i18n_Translation-en": "tiny",
+            },
+        },
+    )
+
+    def fake_run(cmd, stdout=None, **kwargs):
+        calls.append(cmd[:2])
+        if cmd[0] == "apt-get":
+            lists = cmd[cmd.index("-o") + 1].split("=", 1)[1]
+            assert os.path.isdir(os.path.join(lists, "partial"))  # apt-get refuses to run without it
+            assert open(cmd[cmd.index("-c") + 1]).read() == 'Acquire::Languages "en";\n'
+            for name, text in state["lists"].items():
+                with open(os.path.join(lists, f"deb.debian.org_debian_dists_{name}"), "w") as f:
+                    f.write(text)
+            return subprocess.CompletedProcess(cmd, state["returncode"], "apt says\n")
+        assert cmd[:2] == ["/usr/lib/apt/apt-helper", "cat-file"]
+        stdout.write(open(cmd[2], "rb").read().upper())  # "decompressed"
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(deb.shutil, "which", lambda name: "/usr/bin/apt-get")
+    monkeypatch.setattr(deb.subprocess, "run", fake_run)
+    text = deb.fetch_index(str(tmp_path / "dl"))
+    assert text == str(tmp_path / "dl" / "Translation-en.txt") and open(text).read() == "BIG INDEX"
+    assert not os.path.exists(text + ".tmp")
+    assert deb.fetch_index(str(tmp_path / "dl")) == text and len(calls) == 2  # fetched once
+    state["returncode"] = 100
+    with pytest.raises(RuntimeError, match="(?s)did not fetch Translation-en:\napt says.*--index FILE"):
+        deb.fetch_index(str(tmp_path / "failed"))  # apt-get failed, whatever it left
+    state["returncode"], state["lists"] = 0, {}
+    with pytest.raises(RuntimeError, match="did not fetch Translation-en"):
+        deb.fetch_index(str(tmp_path / "empty"))  # apt-get ran but fetched no English descriptions
+    monkeypatch.setattr(deb.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="apt-get not found .* pass --index FILE"):
+        deb.fetch_index(str(tmp_path / "no_apt"))
 
 
 def test_gpt2_bpe_encoding_matches_fairseq_encoder(tmp_path):
