@@ -113,16 +113,9 @@ def test_debian_index_fetched_once_from_apts_largest_list(tmp_path, monkeypatch)
     """fetch_index runs apt-get update into a private lists folder with English descriptions
     only, keeps the largest matching list (bookworm main, not its updates) decompressed by
     apt-helper, reuses it afterwards, and says what failed and what to do otherwise."""
-    calls, state = (
-        [],
-        {
-            "returncode": 0,
-            "lists": {
-                "bookworm_main_i18n_Translation-en": "big index",
-                "bookworm-updates_main_i18n_Translation-en": "tiny",
-            },
-        },
-    )
+    calls = []
+    state = {"returncode": 0, "lists": {"bookworm_main_i18n_Translation-en": "big index"}}
+    state["lists"]["bookworm-updates_main_i18n_Translation-en"] = "tiny"
 
     def fake_run(cmd, stdout=None, **kwargs):
         calls.append(cmd[:2])
@@ -325,8 +318,8 @@ def test_cnndm_fetch_writes_one_line_per_article_from_the_hubs_parquet(tmp_path,
     hub.mkdir()
     for split, names in cnndm_text.PARQUET.items():
         for k, name in enumerate(names):
-            rows = {"article": [f"{split} {k}  article\nline two"], "highlights": [f"{split} {k} one.\nTwo."]}
-            rows["id"] = ["x"]  # a column fetch does not read
+            article, highlights = f"{split} {k}  article\nline two", f"{split} {k} one.\nTwo."
+            rows = {"article": [article], "highlights": [highlights], "id": ["x"]}  # fetch does not read "id"
             pq.write_table(pa.table(rows), hub / name)
     monkeypatch.setattr(cnndm_text, "HUB", hub.as_uri())
     raw = tmp_path / "raw"
