@@ -39,6 +39,34 @@ def test_hparams_ask_the_installed_fairseq_by_default():
     assert ("--report-mcc" in out) == ("report_mcc" in installed)
 
 
+# fairseq's examples/roberta/README.glue.md, its table of per-task arguments, typed by hand:
+# --num-classes, --lr, --max-sentences, --total-num-update, --warmup-updates
+FAIRSEQ_GLUE_TABLE = {
+    "MNLI": ("3", "1e-05", "32", "123873", "7432"),
+    "QNLI": ("2", "1e-05", "32", "33112", "1986"),
+    "QQP": ("2", "1e-05", "32", "113272", "28318"),
+    "RTE": ("2", "2e-05", "16", "2036", "122"),
+    "SST-2": ("2", "1e-05", "32", "20935", "1256"),
+    "MRPC": ("2", "1e-05", "16", "2296", "137"),
+    "CoLA": ("2", "1e-05", "16", "5336", "320"),
+    "STS-B": ("1", "2e-05", "16", "3598", "214"),
+}
+
+
+@pytest.mark.parametrize("task", sorted(FAIRSEQ_GLUE_TABLE))
+def test_hparams_follow_fairseqs_glue_table(task):
+    values = shell_values(glue_text.hparams(task, FIELDS_LATER))
+    keys = ("NUM_CLASSES", "LR", "MAX_SENTENCES", "TOTAL_UPDATES", "WARMUP")
+    assert tuple(values[k] for k in keys) == FAIRSEQ_GLUE_TABLE[task]
+    assert values["INPUTS"] == ("1" if task in ("SST-2", "CoLA") else "2")
+    metric = shlex.split(values["METRIC_ARGS"].strip("()"))
+    if task == "STS-B":  # "additionally add --regression-target --best-checkpoint-metric loss"
+        assert metric[:3] == ["--regression-target", "--best-checkpoint-metric", "loss"]
+        assert "--maximize-best-checkpoint-metric" not in metric
+    else:
+        assert metric[:3] == ["--best-checkpoint-metric", "accuracy", "--maximize-best-checkpoint-metric"]
+
+
 def test_rdrop_alpha_in_our_units():
     """w = 2 x alpha x B for classification (CE averaged, KL summed over the batch in R-Drop's
     code; ours divides both by B and sums both copies' CE), 2 x alpha for regression."""
