@@ -1,6 +1,7 @@
 """The GLUE recipe end to end: its columns as fairseq's preprocessing, and a shrunken train and evaluate."""
 
 import os
+import sys
 
 import pytest
 from conftest import ROOT, run
@@ -40,6 +41,13 @@ def test_glue_columns_follow_fairseqs_preprocessing(tmp_path):
     with pytest.raises(FileNotFoundError, match="prepare.sh"):
         glue_text.columns(str(glue), "MRPC", str(tmp_path / "mrpc"))
     assert "NUM_CLASSES=1" in glue_text.hparams("STS-B") and "--report-mcc" in glue_text.hparams("CoLA")
+    # the command, as prepare.sh runs it: a line of counts, or one line saying what is missing
+    command = [sys.executable, "-m", "lrdrop_cli.glue_text", "columns", str(glue)]
+    assert run(command + ["RTE", str(tmp_path / "cli")], cwd=ROOT).stdout == "[glue] RTE: train 1, valid 1\n"
+    assert (tmp_path / "cli" / "train.raw.input0").read_text() == "A cat sat.\n"
+    p = run(command + ["MRPC", str(tmp_path / "cli")], cwd=ROOT, check=False)
+    assert p.returncode == 1 and p.stdout.startswith("glue_text: ") and "not found: download GLUE first" in p.stdout
+    assert "Traceback" not in p.stdout
 
 
 def test_glue_recipe_trains_and_evaluates(toy_sentences, tmp_path):
