@@ -38,6 +38,17 @@ def test_glue_columns_follow_fairseqs_preprocessing(tmp_path):
     _tsv(glue / "QQP" / "train.tsv", qqp + [["bad", "row"]])
     _tsv(glue / "QQP" / "dev.tsv", qqp)
     assert glue_text.columns(str(glue), "QQP", str(tmp_path / "qqp"))["train"] == 1
+    # MNLI: train's gold label is column 12 of 12, dev's column 16 of 16 (after five annotators'
+    # labels); valid is dev_matched, test dev_mismatched
+    head = ["index", "promptID", "pairID", "genre", "b1", "b2", "p1", "p2", "sentence1", "sentence2"]
+    _tsv(glue / "MNLI" / "train.tsv", [head + ["label1", "gold_label"], ["0"] * 8 + ["P.", "H.", "neutral", "neutral"]])
+    for stem, gold in (("dev_matched", "entailment"), ("dev_mismatched", "contradiction")):
+        dev = ["0"] * 8 + [f"{stem} p.", "h.", "neutral", "neutral", "neutral", "x", "x", gold]
+        _tsv(glue / "MNLI" / f"{stem}.tsv", [head + ["label1"] + ["label"] * 4 + ["gold_label"], dev])
+    assert glue_text.columns(str(glue), "MNLI", str(tmp_path / "mnli")) == {"train": 1, "valid": 1, "test": 1}
+    labels = [(tmp_path / "mnli" / f"{split}.label").read_text() for split in ("train", "valid", "test")]
+    assert labels == ["neutral\n", "entailment\n", "contradiction\n"]
+    assert (tmp_path / "mnli" / "test.raw.input0").read_text() == "dev_mismatched p.\n"
     with pytest.raises(FileNotFoundError, match="prepare.sh"):
         glue_text.columns(str(glue), "MRPC", str(tmp_path / "mrpc"))
     assert "NUM_CLASSES=1" in glue_text.hparams("STS-B") and "--report-mcc" in glue_text.hparams("CoLA")
