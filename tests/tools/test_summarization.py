@@ -294,8 +294,6 @@ def test_cnndm_update_freq_command_as_the_recipe_calls_it():
 
 
 def test_cnndm_fetch_needs_nothing_when_the_raw_files_exist(tmp_path, monkeypatch, capsys):
-    import sys
-
     from lrdrop_cli import cnndm_text
 
     for split in ("train", "val", "test"):
