@@ -356,8 +356,15 @@ def write_report(a, planned, results, threads, t0):
     for dropout in sorted({r.dropout for r in planned}):
         logs = [(r.config, os.path.join(a.out, r.name, "train.log")) for r in planned
                 if r.seed == first_seed and r.dropout == dropout]  # fmt: skip
-        curves.plot(logs, os.path.join(a.out, f"curves-d{dropout:g}.png"))
-    print(f"[compare] wrote {a.out}/results.md, results.json, curves-d*.png")
+        figure = os.path.join(a.out, f"curves-d{dropout:g}.png")
+        missing = [path for _, path in logs if not os.path.isfile(path)]
+        if missing:  # results restored without their logs: a figure without those runs would mislead
+            print(f"[compare] no {os.path.basename(figure)}: no training log at {', '.join(missing)}")
+            if os.path.exists(figure):
+                os.remove(figure)
+            continue
+        curves.plot(logs, figure)
+    print(f"[compare] wrote {a.out}/results.md, results.json and the curves of runs with logs")
 
 
 def budget_text(a):

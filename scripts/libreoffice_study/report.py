@@ -3,6 +3,11 @@ earlier protocol's runs kept under "earlier") and regenerate the status block of
 section 0 (per run, per configuration from lrdrop-compare --report, what is running and queued).
 
     STUDY=/work/study python scripts/libreoffice_study/report.py      # from the repository, then commit
+
+On a machine that lost $STUDY/grid, first write back every committed run's result.json (the
+runs without one, interrupted or not, start again from scratch when grid.sh runs them):
+
+    STUDY=/work/study python scripts/libreoffice_study/report.py --restore
 """
 
 import datetime
@@ -35,6 +40,20 @@ def compare_report():
     return json.load(open(f"{STUDY}/grid/results.json")), open(f"{STUDY}/grid/results.md").read().strip()
 
 
+def restore():
+    """$STUDY/grid/NAME/result.json for every run in docs/libreoffice_results.json that has none."""
+    runs = json.load(open(os.path.join(ROOT, "docs", "libreoffice_results.json")))["runs"]
+    written = []
+    for r in runs:
+        path = os.path.join(STUDY, "grid", r["name"], "result.json")
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            json.dump({k: v for k, v in r.items() if k != "config"}, open(path, "w"), indent=1)
+            written.append(r["name"])
+    names = ": " + ", ".join(written) if written else ""
+    print(f"restored {len(written)} of {len(runs)} results into {STUDY}/grid{names}")
+
+
 def main():
     report, table = compare_report()
     path = os.path.join(ROOT, "docs", "libreoffice_results.json")
@@ -59,10 +78,11 @@ def main():
         lines += ["", f"Signatures: BLEU `{runs[0]['signature']}`, chrF `{runs[0]['chrf_signature']}`."]
     lines += ["", "Per configuration (`lrdrop-compare --report`; the translation memory: 22.53 BLEU / 38.86 chrF):",
               "", table, ""]  # fmt: skip
-    curves = []
-    for src in sorted(glob.glob(f"{STUDY}/grid/curves-d*.png")):  # seed 1's runs, one figure per dropout
-        name = "libreoffice_" + os.path.basename(src)
-        shutil.copyfile(src, os.path.join(ROOT, "docs", name))
+    for src in glob.glob(f"{STUDY}/grid/curves-d*.png"):  # seed 1's runs, one figure per dropout
+        shutil.copyfile(src, os.path.join(ROOT, "docs", "libreoffice_" + os.path.basename(src)))
+    curves = []  # those committed stay where the grid has none (its logs lost: compare --report says so)
+    for path in sorted(glob.glob(os.path.join(ROOT, "docs", "libreoffice_curves-d*.png"))):
+        name = os.path.basename(path)
         curves.append(f"![seed 1 at dropout {name[len('libreoffice_curves-d') : -4]}]({name})")
     if curves:
         lines += ["Training curves of seed 1's finished runs (train and valid loss and nll, each consistency term, "
@@ -88,4 +108,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    restore() if sys.argv[1:] == ["--restore"] else main()

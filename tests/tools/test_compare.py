@@ -320,3 +320,31 @@ def test_reading_of_a_paired_difference():
     assert reading([0.11, 0.11, 0.11], nll, rdrop_nll, higher_is_better=False) == "worse"
     assert reading([0.11, 0.11, 0.11], [2.5, 2.5, 2.5], [2.0, 2.3, 2.6], False) == "level"  # R-Drop's sd 0.3
     assert reading([5.0], [30.0], [25.0], higher_is_better=True) == "one seed"
+
+
+def test_report_of_results_restored_without_their_logs(tmp_path):
+    """A grid restored from the committed results (the machine lost its runs' folders) has
+    result.json files but no training logs: --report tabulates them with result.json's minutes,
+    and draws no figure for a dropout whose first seed lacks a log (removing a stale one) rather
+    than one that silently leaves runs out."""
+    out, raw = tmp_path / "cmp", tmp_path / "corpus"
+    raw.mkdir()
+    (raw / "test.en").write_text("a\n")
+    record = {"valid_loss": "5", "valid_nll_loss": "4", "valid_num_updates": "100"}
+    for dropout, with_log in ((0.1, True), (0.3, False)):
+        name = f"rdrop-d{dropout}-s1"
+        d = out / name
+        d.mkdir(parents=True)
+        result = {"name": name, "seed": 1, "dropout": dropout, "bleu": 10.0, "chrf": 20.0,
+                  "best_valid_nll": 4.0, "best_update": 100, "train_minutes": 7.5}  # fmt: skip
+        (d / "result.json").write_text(json.dumps(result))
+        if with_log:
+            (d / "train.log").write_text("x | INFO | valid | " + json.dumps(record) + "\n")
+    (out / "curves-d0.3.png").write_bytes(b"stale")
+    p = run([tool("lrdrop-compare"), "--out", str(out), "--data-bin", str(tmp_path), "--raw", str(raw), "--report",
+             "--configs", "rdrop", "--seeds", "1", "--dropouts", "0.1,0.3"])  # fmt: skip
+    assert "2 of 2 runs finished" in p.stdout
+    assert f"no curves-d0.3.png: no training log at {out / 'rdrop-d0.3-s1' / 'train.log'}" in p.stdout
+    assert curve_panels(out / "curves-d0.1.png") == 2 and not (out / "curves-d0.3.png").exists()
+    runs = {r["name"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    assert runs["rdrop-d0.3-s1"]["train_minutes"] == 7.5
