@@ -127,9 +127,17 @@ class ConsistencyCriterionMixin(ConsistencySetup):
                 self.record_spec, attn_types=tuple(t for t in self.record_spec.attn_types if t in available)
             )
             try:
-                model.lrdrop_attention_modules(self.record_spec)
+                attention = model.lrdrop_attention_modules(self.record_spec)
             except IndexError as e:
                 raise LRDropConfigError(str(e)) from None
+            extra_keys = [t for t, mods in attention.items()
+                          if any(m.bias_k is not None or m.add_zero_attn for m in mods)]  # fmt: skip
+            if extra_keys:
+                raise LRDropConfigError(
+                    f"--attn-weight {self.attn_weight:g}: the {', '.join(extra_keys)} attention of architecture "
+                    f"{arch!r} appends keys (add_bias_kv / add_zero_attn) that the attention term cannot rebuild "
+                    f"from the recorded projections. Set --attn-weight 0, or --attn-types to the other attention."
+                )
         any_weight = any(w > 0 for w in self.full_weights().values())
         if any_weight and not any(m.p > 0 for m in model.modules() if isinstance(m, FairseqDropout)):
             logger.warning(

@@ -204,6 +204,22 @@ def test_layer_index_out_of_range_is_refused(toy_data):
         crit(model, first_batch(task))
 
 
+def test_attention_with_extra_keys_is_refused_at_the_first_forward_naming_the_fix(toy_data):
+    """An attention module that appends keys (add_zero_attn here, as a subclass could build it) is
+    refused before training, naming its attention type and the flags that avoid it; the other
+    attention types still train."""
+    task, model, crit = build(toy_data)
+    model.decoder.layers[1].encoder_attn.add_zero_attn = True
+    model.train()
+    with pytest.raises(LRDropConfigError, match=r"the encoder_decoder attention .*add_bias_kv / add_zero_attn.*"
+                       r"Set --attn-weight 0, or --attn-types"):  # fmt: skip
+        crit(model, first_batch(task))
+    task, model, crit = build(toy_data, extra=["--attn-types", "encoder_self,decoder_self"])
+    model.decoder.layers[1].encoder_attn.add_zero_attn = True
+    model.train()
+    assert crit(model, first_batch(task))[2]["attn_loss"] > 0
+
+
 def test_all_dropout_zero_warns(toy_data, caplog):
     task, model, crit = build(toy_data, dropout=0.0)
     model.train()
