@@ -49,8 +49,10 @@ DEFAULT_WEIGHTS = {"hidden": {"ffn": DEFAULTS["hidden_weight"], "layer": 1.0}, "
 
 
 def weights(mode: str, kl: float, hidden: Optional[float] = None, attn: Optional[float] = None) -> Optional[dict]:
-    """lr_drop's weights for ``mode``: the given weight where a term is on (None: its
-    :data:`DEFAULT_WEIGHTS` entry), else 0; None for baseline."""
+    """lr_drop's options for ``mode``, as keyword arguments of the criterion or of lrdrop_hf's
+    LRDropArguments: the given weight where a term is on (None: its :data:`DEFAULT_WEIGHTS` entry),
+    else 0, and ``hidden_site`` where the hidden term is on (the site is part of the mode's
+    meaning); None for baseline."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     on = MODES[mode]
@@ -58,11 +60,14 @@ def weights(mode: str, kl: float, hidden: Optional[float] = None, attn: Optional
         return None
     hidden = DEFAULT_WEIGHTS["hidden"].get(on.get("site"), 0.0) if hidden is None else hidden
     attn = DEFAULT_WEIGHTS["attn"] if attn is None else attn
-    return {
+    w = {
         "kl_weight": kl if on["kl"] else 0.0,
         "hidden_weight": hidden if on["hidden"] else 0.0,
         "attn_weight": attn if on["attn"] else 0.0,
     }
+    if w["hidden_weight"] > 0:
+        w["hidden_site"] = on["site"]
+    return w
 
 
 TASKS = ("translation", "sentence_prediction")
@@ -93,7 +98,6 @@ def criterion_flags(
         flags = ["--criterion", "lr_drop", "--label-smoothing", f"{label_smoothing:g}"]
         flags += ["--kl-weight", f"{w['kl_weight']:g}"]
     flags += ["--hidden-weight", f"{w['hidden_weight']:g}", "--attn-weight", f"{w['attn_weight']:g}"]
-    site = MODES[mode].get("site")
-    if site is not None and w["hidden_weight"] > 0:  # the site is part of the mode's meaning
-        flags += ["--hidden-site", site]
+    if "hidden_site" in w:
+        flags += ["--hidden-site", w["hidden_site"]]
     return flags

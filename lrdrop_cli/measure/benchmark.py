@@ -209,6 +209,7 @@ def train_worker(a):
         "peak_mb": peak / 2**20,
         "saved_mb": saved_mb,
         "target_tokens": sample["ntokens"],
+        "criterion_options": w,  # None: label_smoothed_cross_entropy
     }
 
 

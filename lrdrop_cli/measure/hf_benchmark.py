@@ -8,21 +8,23 @@ the model's own loss (the baseline), for a Marian and a BART built from configs 
 Per model, shape (sentences x tokens per copy, lengths drawn between half and full) and mode: the
 median time of an update (forward, backward, Adam step) and what the autograd graph holds for the
 backward (``saved_mb``, exact, whatever else runs; the same measure as lrdrop-benchmark's). Modes:
-baseline (the model's own cross-entropy, one copy), rdrop (KL 1), attn (KL 1 + attention 1), lrdrop
-(KL 1 + hidden 1 at the FFN output + attention 1).
+those of lrdrop_cli/modes.py (as in lrdrop-compare, lrdrop-benchmark and the recipes), every term
+that a mode turns on at weight 1 (the weights do not change the cost); by default baseline (the
+model's own cross-entropy, one copy), rdrop (KL), attn (KL + attention) and lrdrop (KL + hidden at
+the FFN output + attention).
 """
 
 import argparse
 import json
 import statistics
+import sys
 import time
 
-MODES = {
-    "baseline": None,
-    "rdrop": dict(kl_weight=1.0, hidden_weight=0.0, attn_weight=0.0),
-    "attn": dict(kl_weight=1.0, hidden_weight=0.0, attn_weight=1.0),
-    "lrdrop": dict(kl_weight=1.0, hidden_weight=1.0, attn_weight=1.0),
-}
+from lrdrop_cli import modes
+
+# mode -> LRDropArguments' options (None: the model's own loss)
+MODES = {mode: modes.weights(mode, 1.0, 1.0, 1.0) for mode in modes.MODES}
+DEFAULT_MODES = "baseline,rdrop,attn,lrdrop"
 
 
 def build(name, layers, dim, vocab, dropout=0.1):
@@ -82,7 +84,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="marian,bart")
     ap.add_argument("--shapes", default="16x32,4x128")
-    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--modes", default=DEFAULT_MODES, help=f"any of {', '.join(MODES)} (default: %(default)s)")
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--vocab", type=int, default=10000)
@@ -99,6 +101,9 @@ def main(argv=None):
     )
     ap.add_argument("--json")
     a = ap.parse_args(argv)
+    unknown = [m for m in a.modes.split(",") if m not in MODES]
+    if unknown:
+        sys.exit(f"benchmark-hf: unknown --modes {','.join(unknown)}; choose from {', '.join(MODES)}")
     import torch
 
     rows = []
@@ -117,7 +122,7 @@ def main(argv=None):
                 )
             ref = results.get("rdrop")
             for mode, r in results.items():
-                rows.append({"model": name, "shape": shape, "mode": mode, **r})
+                rows.append({"model": name, "shape": shape, "mode": mode, **r, "loss_options": MODES[mode]})
                 xt = f"{r['median_s'] / ref['median_s']:.2f}" if ref else "-"
                 xm = f"{r['saved_mb'] / ref['saved_mb']:.2f}" if ref else "-"
                 print(f"| {name} | {shape} | {mode} | {r['median_s']:.3f} | {xt} | {r['saved_mb']:.0f} | {xm} |",

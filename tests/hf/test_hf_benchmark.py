@@ -21,6 +21,13 @@ def test_benchmark_rows_and_memory_order(tmp_path, capsys):
     )
     assert all(r["median_s"] > 0 for r in rows.values())
     assert "| bart | 4x16 | lrdrop |" in capsys.readouterr().out
+    # the shared modes, every term a mode has at weight 1, the hidden site included
+    assert rows["baseline"]["loss_options"] is None
+    assert rows["attn"]["loss_options"] == {"kl_weight": 1, "hidden_weight": 0, "attn_weight": 1}
+    lrdrop = {"kl_weight": 1, "hidden_weight": 1, "attn_weight": 1, "hidden_site": "ffn"}
+    assert rows["lrdrop"]["loss_options"] == lrdrop
+    with pytest.raises(SystemExit, match="unknown --modes lrdrop_ffn; choose from baseline, rdrop, lrdrop, lrdrop_lay"):
+        hf_benchmark.main(["--modes", "rdrop,lrdrop_ffn"])
     # the recompute flags reach the loss: KL + attention at R-Drop's graph memory (to a few scalars)
     hf_benchmark.main(["--models", "bart", "--shapes", "4x16", "--layers", "1", "--dim", "64", "--vocab", "300",
                        "--steps", "1", "--warmup", "0", "--modes", "rdrop,attn", "--attn-small-map", "0",

@@ -24,12 +24,19 @@ def test_benchmark_script_runs_every_mode(tmp_path):
             "3x5",
             "--gen-reps",
             "1",
+            "--modes",
+            "baseline,rdrop,hidden,attn,lrdrop,lrdrop_layer",
             "--json",
             str(out),
         ]
     )
     res = json.loads(out.read_text())
-    assert [r["mode"] for r in res["train"]] == ["baseline", "rdrop", "hidden", "attn", "lrdrop"]
+    assert [r["mode"] for r in res["train"]] == ["baseline", "rdrop", "hidden", "attn", "lrdrop", "lrdrop_layer"]
+    # each mode's criterion as modes.weights gives it (KL 5, layer terms 1), the site included
+    options = {r["mode"]: r["criterion_options"] for r in res["train"]}
+    assert options["baseline"] is None and options["rdrop"] == {"kl_weight": 5, "hidden_weight": 0, "attn_weight": 0}
+    assert options["lrdrop"] == {"kl_weight": 5, "hidden_weight": 1, "attn_weight": 1, "hidden_site": "ffn"}
+    assert options["lrdrop_layer"]["hidden_site"] == "layer"
     assert all(r["median_s"] > 0 and r["peak_mb"] > 0 for r in res["train"])
     assert res["generate"]["identical_hypotheses"] is True
     assert "| 4x8 | lrdrop |" in p.stdout

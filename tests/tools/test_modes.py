@@ -62,6 +62,24 @@ def test_sentence_prediction_flags_of_every_mode(mode, regression):
         assert modes.criterion_flags(mode, 0.5, task="sentence_prediction") == got
 
 
+@pytest.mark.parametrize("mode", list(modes.MODES))
+def test_in_process_options_of_every_mode_match_its_flags(mode):
+    """modes.weights is what the benchmarks hand the criterion and LRDropArguments in process: the
+    same weights and hidden site as the mode's command-line flags (a site without its flag would
+    measure the default site under another mode's name)."""
+    w = modes.weights(mode, 5.0)
+    if mode == "baseline":
+        assert w is None
+        return
+    flags = TRANSLATION[mode]
+    expected = {name: float(flags[flags.index("--" + name.replace("_", "-")) + 1])
+                for name in ("kl_weight", "hidden_weight", "attn_weight")}  # fmt: skip
+    if "--hidden-site" in flags:
+        expected["hidden_site"] = flags[-1]
+    assert w == expected
+    assert "hidden_site" not in modes.weights(mode, 5.0, hidden=0.0)
+
+
 def test_given_weights_apply_only_to_terms_the_mode_has():
     assert modes.criterion_flags("hidden", 5.0, hidden=0.3, attn=2.0) == lr_drop("5", "0.3", "0", "ffn")
     assert modes.criterion_flags("attn", 5.0, hidden=0.3, attn=2.0) == lr_drop("5", "0", "2")
