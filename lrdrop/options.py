@@ -18,9 +18,13 @@ LAYER_TERMS = ("hidden_loss", "attn_loss")
 # lr_drop and LRDropArguments alike (lr_drop_sentence_prediction has its own, by head)
 KL_WEIGHT = 5.0
 
+# the hidden term's weight where none is given, by --hidden-site (ours; the paper's is not known):
+# the FFN site's MSE is not scale-invariant (see HELP), the layer site's outputs are normalised
+HIDDEN_WEIGHT_BY_SITE = {"ffn": 0.1, "layer": 1.0}
+
 # option -> default, in the order setup_consistency takes them (after the output weights)
 DEFAULTS = {
-    "hidden_weight": 0.1,
+    "hidden_weight": None,  # by --hidden-site: HIDDEN_WEIGHT_BY_SITE
     "attn_weight": 0.1,
     "hidden_loss": "mse",
     "hidden_site": "ffn",
@@ -37,11 +41,11 @@ DEFAULTS = {
 
 # option -> its help, for every adapter's flags (fairseq's dataclass, LRDropArguments)
 HELP = {
-    "hidden_weight": "weight of the per-layer hidden-state consistency (the paper's alpha; its value is not known, "
-    "0.1 is ours; 0 disables it): at the FFN site the MSE is not scale-invariant, and at weight 1 the LibreOffice "
-    "study's model shrank its FFN outputs 6x below R-Drop's and fell 1 bit of validation nll behind R-Drop; at "
-    "0.1 they still shrink about 2.5x, at little cost in nll (docs/results.md); the layer site's outputs are "
-    "normalised, and weight 1 is usual there",
+    "hidden_weight": "weight of the per-layer hidden-state consistency (the paper's alpha; its value is not known; "
+    "0 disables it). Default, ours, by --hidden-site: 0.1 at ffn, 1 at layer. At the FFN site the MSE is not "
+    "scale-invariant, and at weight 1 the LibreOffice study's model shrank its FFN outputs 6x below R-Drop's and "
+    "fell 1 bit of validation nll behind R-Drop; at 0.1 they still shrink about 2.5x, at little cost in nll "
+    "(docs/results.md); the layer site's outputs are normalised, and weight 1 is usual there",
     "attn_weight": "weight of the per-layer, per-head attention consistency (the paper's beta; its value is not "
     "known, 0.1 is ours; 0 disables it): at weight 1 the LibreOffice study's models met it by flattening their "
     "encoder-decoder attention to uniform rows and fell below the plain baseline; at 0.1 it formed "
@@ -96,6 +100,8 @@ class ConsistencySetup:
         if unknown:
             raise TypeError(f"unknown consistency options {sorted(unknown)}")
         o = {**DEFAULTS, **options}
+        if o["hidden_weight"] is None:  # an unknown site is refused below
+            o["hidden_weight"] = HIDDEN_WEIGHT_BY_SITE.get(str(o["hidden_site"]), 0.0)
         for name, value in (
             *output_weights.values(),
             *((flag(n), o[n]) for n in ("hidden_weight", "attn_weight", "consistency_warmup_updates")),

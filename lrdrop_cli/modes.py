@@ -29,7 +29,7 @@ difference of the two predictions (--prediction-mse-weight) instead of the KL.
 
 from typing import List, Optional
 
-from lrdrop.options import DEFAULTS
+from lrdrop.options import DEFAULTS, HIDDEN_WEIGHT_BY_SITE
 
 # mode -> which lr_drop terms are on and, where the hidden term is, its --hidden-site
 # (None: the baseline criterion)
@@ -45,7 +45,7 @@ MODES = {
 
 # the weight of a layer term that a mode turns on, where no weight is given: lr_drop's own defaults,
 # the hidden term's by its site (see the module's docstring)
-DEFAULT_WEIGHTS = {"hidden": {"ffn": DEFAULTS["hidden_weight"], "layer": 1.0}, "attn": DEFAULTS["attn_weight"]}
+DEFAULT_WEIGHTS = {"hidden": HIDDEN_WEIGHT_BY_SITE, "attn": DEFAULTS["attn_weight"]}
 
 
 def weights(mode: str, kl: float, hidden: Optional[float] = None, attn: Optional[float] = None) -> Optional[dict]:

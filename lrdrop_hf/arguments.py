@@ -2,6 +2,7 @@
 names, defaults, meanings and help of fairseq's ``--criterion lr_drop`` flags (:mod:`lrdrop.options`)."""
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from lrdrop.options import DEFAULTS, HELP, KL_WEIGHT
 
@@ -16,7 +17,7 @@ class LRDropArguments:
             "of the two predictions"
         },
     )
-    hidden_weight: float = field(default=DEFAULTS["hidden_weight"], metadata={"help": HELP["hidden_weight"]})
+    hidden_weight: Optional[float] = field(default=DEFAULTS["hidden_weight"], metadata={"help": HELP["hidden_weight"]})
     attn_weight: float = field(default=DEFAULTS["attn_weight"], metadata={"help": HELP["attn_weight"]})
     hidden_loss: str = field(default=DEFAULTS["hidden_loss"], metadata={"help": HELP["hidden_loss"]})
     hidden_site: str = field(default=DEFAULTS["hidden_site"], metadata={"help": HELP["hidden_site"]})

@@ -10,7 +10,7 @@ fairseq criterion they extend; the math is in :mod:`lrdrop.consistency`.
 import logging
 import math
 from dataclasses import dataclass, field, replace
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 class ConsistencyConfig(FairseqDataclass):
     """The flags of the layer-wise terms, identical in every LR-Drop criterion."""
 
-    hidden_weight: float = field(default=DEFAULTS["hidden_weight"], metadata={"help": HELP["hidden_weight"]})
+    hidden_weight: Optional[float] = field(default=DEFAULTS["hidden_weight"], metadata={"help": HELP["hidden_weight"]})
     attn_weight: float = field(default=DEFAULTS["attn_weight"], metadata={"help": HELP["attn_weight"]})
     hidden_loss: ChoiceEnum(C.HIDDEN_LOSSES) = field(
         default=DEFAULTS["hidden_loss"], metadata={"help": HELP["hidden_loss"]}

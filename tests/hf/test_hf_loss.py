@@ -360,6 +360,10 @@ def test_hf_argument_parser_reads_the_same_flags():
     loss = LRDropLoss(args)
     assert (loss.record_spec.small_map, loss.map_block, loss.recompute_in_backward) == (0, 4096, True)
     assert LRDropLoss(LRDropArguments()).recompute_in_backward is False
+    # --hidden_weight not given: by the site, as fairseq's lr_drop (0.1 at ffn, 1 at layer)
+    for flags, weight in (([], 0.1), (["--hidden_site", "layer"], 1.0)):
+        (args,) = HfArgumentParser(LRDropArguments).parse_args_into_dataclasses(flags)
+        assert args.hidden_weight is None and LRDropLoss(args).hidden_weight == weight
     from lrdrop.options import DEFAULTS
 
     assert set(DEFAULTS) <= set(LRDropArguments.__dataclass_fields__)  # every core option has its HF flag

@@ -100,12 +100,19 @@ def test_command_prints_the_same_flags(capsys):
 def test_the_modes_defaults_are_lr_drops_own():
     """A mode's unnamed weights are the criterion's defaults, so ``--criterion lr_drop`` with no
     weights is ``lrdrop-modes lrdrop``: one set of defaults, not two that drift apart."""
+    from lrdrop.options import ConsistencySetup
     from lrdrop_fairseq.criterions.lr_drop import LRDropConfig
 
     cfg = LRDropConfig()
-    assert modes.criterion_flags("lrdrop", cfg.kl_weight) == lr_drop(
-        f"{cfg.kl_weight:g}", f"{cfg.hidden_weight:g}", f"{cfg.attn_weight:g}", cfg.hidden_site
-    )
+    assert cfg.hidden_weight is None  # by site
+    for mode in ("lrdrop", "lrdrop_layer"):  # each site: the weights lr_drop resolves when none is given
+        site = modes.MODES[mode]["site"]
+        crit = ConsistencySetup()
+        crit.setup_consistency({"kl_loss": ("--kl-weight", cfg.kl_weight)}, hidden_site=site)
+        assert modes.criterion_flags(mode, cfg.kl_weight) == lr_drop(
+            f"{cfg.kl_weight:g}", f"{crit.hidden_weight:g}", f"{crit.attn_weight:g}", site
+        )
+    assert cfg.hidden_site == "ffn"
 
 
 @pytest.mark.parametrize("tool", ["demo", "demo_classification", "demo_summarization", "compare"])

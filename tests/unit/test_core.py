@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from lrdrop.options import DEFAULTS, ConsistencySetup, LRDropConfigError
+from lrdrop.options import DEFAULTS, HIDDEN_WEIGHT_BY_SITE, ConsistencySetup, LRDropConfigError
 
 
 def test_importing_the_core_imports_neither_fairseq_nor_transformers():
@@ -57,6 +57,13 @@ def test_setup_checks_and_ramps_the_weights():
     loss.setup_consistency({"kl_loss": ("--kl-weight", 2.0)}, hidden_weight=1.0, consistency_warmup_updates=1)
     assert loss.weights_at(0) == {"kl_loss": 0.0, "hidden_loss": 0.0, "attn_loss": 0.0}  # ramped from 0
     assert loss.weights_at(1) == {"kl_loss": 2.0, "hidden_loss": 1.0, "attn_loss": 0.1}
+    # no hidden weight given: by the site, 0.1 at the FFN output (not scale-invariant), 1 at the layer output
+    loss.setup_consistency({})
+    assert loss.hidden_weight == 0.1 and loss.record_spec.hidden_site == "ffn"
+    loss.setup_consistency({}, hidden_site="layer")
+    assert loss.hidden_weight == 1.0 and loss.record_spec.hidden_site == "layer"
+    loss.setup_consistency({}, hidden_site="layer", hidden_weight=0.3)
+    assert loss.hidden_weight == 0.3
     loss.setup_consistency({}, attn_map_block=1)  # one map entry at a time: slow, but valid
     with pytest.raises(LRDropConfigError, match="--attn-map-block must be >= 1"):
         loss.setup_consistency({}, attn_map_block=0)
@@ -80,6 +87,10 @@ def test_the_readmes_flag_table_gives_lr_drops_own_defaults():
             documented[flag.strip("`")[2:].replace("-", "_")] = default.replace("*", "").replace("`", "").split(" ")[0]
     fields = {f.name: f.default for f in dataclasses.fields(LRDropConfig)}
     assert set(DEFAULTS) | {"kl_weight"} <= set(documented)
+    assert fields["hidden_weight"] is None  # by site: the row lists each site's
+    cell = re.search(r"\| `--hidden-weight` \| ([^|]*) \|", table).group(1)
+    assert dict((site, float(w)) for w, site in re.findall(r"([\d.]+) \(`(\w+)`\)", cell)) == HIDDEN_WEIGHT_BY_SITE
+    del documented["hidden_weight"]
     for name, text in documented.items():
         value = fields[name]
         if isinstance(value, bool):

@@ -184,6 +184,15 @@ def test_bad_flags_fail_at_startup_naming_the_flag(toy_data, extra, match):
         build(toy_data, extra=extra)
 
 
+def test_hidden_weight_not_given_follows_the_site(toy_data):
+    """fairseq's flags leave --hidden-weight unset: 0.1 at the FFN output, 1 at the layer output
+    (as lrdrop-modes lrdrop / lrdrop_layer print), and a given weight at either site is kept."""
+    layer = ["--hidden-site", "layer"]
+    for extra, weight in (([], 0.1), (layer, 1.0), (layer + ["--hidden-weight", "0.2"], 0.2)):
+        _, _, crit = build(toy_data, extra=extra)
+        assert crit.hidden_weight == weight and crit.full_weights()["hidden_loss"] == weight, extra
+
+
 def test_plain_arch_with_layer_terms_is_refused_with_the_fix(toy_data):
     task, model, crit = build(toy_data, arch="transformer_tiny")
     model.train()
