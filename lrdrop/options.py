@@ -6,7 +6,7 @@ weights, the :class:`~lrdrop.records.RecordSpec` its models record by, the weigh
 weighted sum. Messages name the options as command-line flags (``--hidden-weight``).
 """
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from . import consistency as C
 from .records import ATTN_TYPES, HIDDEN_SITES, SMALL_MAP, RecordSpec
@@ -125,6 +125,8 @@ class ConsistencySetup:
         except ValueError as e:
             raise LRDropConfigError(str(e)) from None
         self.output_weights = {name: float(w) for name, (_flag, w) in output_weights.items()}
+        self.output_flags = {name: f for name, (f, _w) in output_weights.items()}
+        self.hidden_site = str(o["hidden_site"])
         self.hidden_weight = float(o["hidden_weight"])
         self.attn_weight = float(o["attn_weight"])
         self.hidden_loss = str(o["hidden_loss"])
@@ -147,6 +149,33 @@ class ConsistencySetup:
                 hidden_site=str(o["hidden_site"]),
                 small_map=int(o["attn_small_map"]),
             )
+
+    def describe(self, attn_types: Optional[Sequence[str]] = None) -> str:
+        """One line for the start of a training log: every weight as resolved (the hidden weight
+        by its site when not given), what each layer term compares, and the ramp. ``attn_types``:
+        the attention the model has of those asked for (default: those asked for)."""
+        parts, seen = [], set()
+        for name, w in self.output_weights.items():
+            if self.output_flags[name] not in seen:  # one flag may weigh several heads' terms
+                seen.add(self.output_flags[name])
+                parts.append(f"{self.output_flags[name]} {w:g}")
+        spec = self.record_spec
+        types = () if spec is None else spec.attn_types if attn_types is None else tuple(attn_types)
+        if self.hidden_weight > 0:
+            term = f"{self.hidden_loss} at --hidden-site {self.hidden_site}"
+            parts.append(f"--hidden-weight {self.hidden_weight:g} ({term})")
+        else:
+            parts.append("--hidden-weight 0 (off)")
+        if self.attn_weight > 0:
+            parts.append(f"--attn-weight {self.attn_weight:g} ({self.attn_loss} over {', '.join(types)})")
+        else:
+            parts.append("--attn-weight 0 (off)")
+        if spec is not None:
+            layers = "all" if spec.layers is None else ",".join(map(str, spec.layers))
+            parts.append(f"layers {layers} ({self.layer_reduction} over layers)")
+        if self.warmup_updates > 0:
+            parts.append(f"each weight raised from 0 over {self.warmup_updates} updates")
+        return "consistency terms: " + "; ".join(parts)
 
     def full_weights(self) -> Dict[str, float]:
         """Every term's weight from its flag (before --consistency-warmup-updates' ramp)."""

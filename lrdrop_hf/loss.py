@@ -15,6 +15,7 @@ difference instead of a KL, as R-Drop does for STS-B.
 """
 
 import contextlib
+import logging
 from typing import Dict, Optional
 
 import torch
@@ -28,6 +29,8 @@ from .arguments import LRDropArguments
 from .layout import Layout, layout_of
 
 IGNORE = -100
+
+logger = logging.getLogger(__name__)
 
 
 class LRDropLoss(ConsistencySetup):
@@ -43,6 +46,7 @@ class LRDropLoss(ConsistencySetup):
             raise LRDropConfigError(f"--label_smoothing_factor must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
         self._layouts: Dict[int, Layout] = {}
+        self._described = False
 
     def layout(self, model) -> Layout:
         key = id(model)
@@ -61,6 +65,8 @@ class LRDropLoss(ConsistencySetup):
                     except IndexError as e:
                         raise LRDropConfigError(str(e)) from None
             self._layouts[key] = layout
+            logger.info("%s: %s", type(self).__name__,
+                        self.describe([t for t in self.record_spec.attn_types if t in layout.attn_types]))  # fmt: skip
         return self._layouts[key]
 
     def __call__(self, model, batch, num_items_in_batch=None, num_updates: int = 0):
@@ -79,6 +85,9 @@ class LRDropLoss(ConsistencySetup):
         if seq2seq and "decoder_input_ids" not in inputs and "decoder_inputs_embeds" not in inputs:
             inputs["decoder_input_ids"] = core.prepare_decoder_input_ids_from_labels(labels=labels)
         doubled = {k: C.double(v) for k, v in inputs.items()}
+        if self.record_spec is None and not self._described:  # with layer terms, layout() says it
+            logger.info("%s: %s", type(self).__name__, self.describe())
+            self._described = True
         recorder = Recorder(self.layout(core), self.record_spec) if self.record_spec is not None else None
         with recorder or contextlib.nullcontext():
             outputs = model(**doubled)

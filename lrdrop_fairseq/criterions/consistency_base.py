@@ -138,6 +138,7 @@ class ConsistencyCriterionMixin(ConsistencySetup):
                     f"{arch!r} appends keys (add_bias_kv / add_zero_attn) that the attention term cannot rebuild "
                     f"from the recorded projections. Set --attn-weight 0, or --attn-types to the other attention."
                 )
+        logger.info("%s: %s", type(self).__name__, self.describe())
         any_weight = any(w > 0 for w in self.full_weights().values())
         if any_weight and not any(m.p > 0 for m in model.modules() if isinstance(m, FairseqDropout)):
             logger.warning(

@@ -341,6 +341,27 @@ def test_clear_errors():
         LRDropLoss(full(attn_recompute_in_backward="yes"))
 
 
+def test_the_resolved_weights_are_logged_once_with_the_models_attention(caplog):
+    model = tiny("bert")
+    model.train()
+    loss = LRDropLoss(LRDropArguments(kl_weight=1.0))
+    with caplog.at_level("INFO", logger="lrdrop_hf.loss"):
+        loss(model, batch("bert"))
+        loss(model, batch("bert"))
+    lines = [r.getMessage() for r in caplog.records if "consistency terms" in r.getMessage()]
+    assert lines == [
+        "LRDropLoss: consistency terms: --kl-weight 1; --hidden-weight 0.1 (mse at --hidden-site ffn); "
+        "--attn-weight 0.1 (kl over encoder_self); layers all (mean over layers)"
+    ]
+    caplog.clear()
+    rdrop = LRDropLoss(LRDropArguments(kl_weight=1.0, hidden_weight=0.0, attn_weight=0.0))
+    with caplog.at_level("INFO", logger="lrdrop_hf.loss"):
+        rdrop(model, batch("bert"))
+        rdrop(model, batch("bert"))
+    lines = [r.getMessage() for r in caplog.records if "consistency terms" in r.getMessage()]
+    assert lines == ["LRDropLoss: consistency terms: --kl-weight 1; --hidden-weight 0 (off); --attn-weight 0 (off)"]
+
+
 def test_hf_argument_parser_reads_the_same_flags():
     from transformers import HfArgumentParser
 

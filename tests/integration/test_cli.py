@@ -107,6 +107,15 @@ def generate(data, path, user_dir=True, subset="test", extra=()):
     return hyps, out
 
 
+ALL_ATTN = "kl over encoder_self, decoder_self, encoder_decoder"
+EXPECTED_TERMS = {
+    "rdrop": "--kl-weight 5; --hidden-weight 0 (off); --attn-weight 0 (off)",
+    "attn": f"--kl-weight 5; --hidden-weight 0 (off); --attn-weight 0.1 ({ALL_ATTN}); layers all (mean over layers)",
+    "defaults": "--kl-weight 5; --hidden-weight 0.1 (mse at --hidden-site ffn); "
+    f"--attn-weight 0.1 ({ALL_ATTN}); layers all (mean over layers)",
+}
+
+
 @pytest.mark.parametrize(
     "name, crit, terms",
     [
@@ -125,6 +134,8 @@ def test_train_logs_every_term_and_validates(toy_data, tmp_path, name, crit, ter
         assert t in inner[-1] and float(inner[-1][t]) > 0, (t, inner[-1])
     for t in {"kl_loss", "hidden_loss", "attn_loss"} - set(terms):
         assert t not in inner[-1]
+    said = re.findall(r"LRDropCriterion: consistency terms: (.*)", out)  # once, the weights as resolved
+    assert said == ([] if name == "label_smoothing" else [EXPECTED_TERMS[name]]), said
     valid = json_lines(out, "valid")
     assert valid and "valid_loss" in valid[-1]
     assert not any(t in valid[-1] for t in ("valid_kl_loss", "valid_objective"))

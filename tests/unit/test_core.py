@@ -69,6 +69,27 @@ def test_setup_checks_and_ramps_the_weights():
         loss.setup_consistency({}, attn_map_block=0)
 
 
+def test_describe_gives_every_weight_as_resolved():
+    """The start-up log line: the hidden weight as its site resolves it, what each term compares."""
+    loss = ConsistencySetup()
+    loss.setup_consistency({"kl_loss": ("--kl-weight", 5.0)})
+    assert loss.describe() == (
+        "consistency terms: --kl-weight 5; --hidden-weight 0.1 (mse at --hidden-site ffn); "
+        "--attn-weight 0.1 (kl over encoder_self, decoder_self, encoder_decoder); layers all (mean over layers)"
+    )
+    assert "(kl over encoder_self);" in loss.describe(attn_types=["encoder_self"])  # what the model has
+    options = dict(consistency_layers="0,-1", layer_reduction="sum", consistency_warmup_updates=100)
+    loss.setup_consistency({"kl_loss": ("--kl-weight", 5.0)}, hidden_site="layer", attn_weight=0.0, **options)
+    assert loss.describe() == (
+        "consistency terms: --kl-weight 5; --hidden-weight 1 (mse at --hidden-site layer); --attn-weight 0 (off); "
+        "layers 0,-1 (sum over layers); each weight raised from 0 over 100 updates"
+    )
+    # one flag weighing two heads' terms is said once; R-Drop alone records no layers
+    weight = ("--kl-weight", 0.5)
+    loss.setup_consistency({"kl_loss": weight, "prediction_mse_loss": weight}, hidden_weight=0.0, attn_weight=0.0)
+    assert loss.describe() == "consistency terms: --kl-weight 0.5; --hidden-weight 0 (off); --attn-weight 0 (off)"
+
+
 def test_the_readmes_flag_table_gives_lr_drops_own_defaults():
     """README's "Flags of --criterion lr_drop" table states each flag's default as lr_drop has it
     (the core's options and the output KL's weight): a changed default changes the docs too."""
