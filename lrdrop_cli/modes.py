@@ -27,7 +27,8 @@ and lr_drop_sentence_prediction; with --regression the output term is the square
 difference of the two predictions (--prediction-mse-weight) instead of the KL.
 """
 
-from typing import List, Optional
+import sys
+from typing import Iterable, List, Optional
 
 from lrdrop.options import DEFAULTS, HIDDEN_WEIGHT_BY_SITE
 
@@ -46,6 +47,17 @@ MODES = {
 # the weight of a layer term that a mode turns on, where no weight is given: lr_drop's own defaults,
 # the hidden term's by its site (see the module's docstring)
 DEFAULT_WEIGHTS = {"hidden": HIDDEN_WEIGHT_BY_SITE, "attn": DEFAULTS["attn_weight"]}
+
+
+def choose(spec: str, flag: str, prog: str, choices: Iterable[str] = MODES) -> List[str]:
+    """The modes of the comma list ``spec`` (the value of ``prog``'s ``flag``), in its order; an
+    unknown one exits with a message naming the flag and the choices (every tool's one check)."""
+    choices = list(choices)
+    chosen = [m.strip() for m in spec.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in choices]
+    if unknown:
+        sys.exit(f"{prog}: unknown {flag} {','.join(unknown)}; choose from {', '.join(choices)}")
+    return chosen
 
 
 def weights(mode: str, kl: float, hidden: Optional[float] = None, attn: Optional[float] = None) -> Optional[dict]:

@@ -297,10 +297,7 @@ def run_benchmark(a):
 
     import torch
 
-    chosen = a.modes.split(",")
-    unknown = [m for m in chosen if m not in MODES]
-    if unknown:
-        sys.exit(f"benchmark: unknown --modes {','.join(unknown)}; choose from {', '.join(MODES)}")
+    chosen = modes.choose(a.modes, "--modes", "benchmark", MODES)
     try:
         [parse_shape(x) for x in a.shapes.split(",") if x]
     except ValueError as e:

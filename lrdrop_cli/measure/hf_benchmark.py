@@ -17,7 +17,6 @@ the FFN output + attention).
 import argparse
 import json
 import statistics
-import sys
 import time
 
 from lrdrop_cli import modes
@@ -101,9 +100,7 @@ def main(argv=None):
     )
     ap.add_argument("--json")
     a = ap.parse_args(argv)
-    unknown = [m for m in a.modes.split(",") if m not in MODES]
-    if unknown:
-        sys.exit(f"benchmark-hf: unknown --modes {','.join(unknown)}; choose from {', '.join(MODES)}")
+    chosen = modes.choose(a.modes, "--modes", "benchmark-hf", MODES)
     import torch
 
     rows = []
@@ -114,7 +111,7 @@ def main(argv=None):
             sentences, tokens = map(int, shape.split("x"))
             batch = make_batch(sentences, tokens, a.vocab)
             results = {}
-            for mode in a.modes.split(","):
+            for mode in chosen:
                 torch.manual_seed(1)
                 model = build(name, a.layers, a.dim, a.vocab)
                 results[mode] = measure(

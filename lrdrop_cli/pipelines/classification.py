@@ -107,11 +107,8 @@ def summary(values):
 
 def run_demo(args):
     """Every step of the pipeline for the parsed command line ``args``; exits with the failed step."""
-    run_modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    run_modes = modes.choose(args.modes, "--modes", "demo-classification")
     seeds = [int(s) for s in args.seeds.split(",")]
-    unknown = [m for m in run_modes if m not in modes.MODES]
-    if unknown:
-        sys.exit(f"--modes: unknown {', '.join(unknown)}; choose from {', '.join(modes.MODES)}")
 
     out, raw, spm_dir, data_bin, _, _ = folders(args.out)  # one run folder (checkpoints, log) per mode and seed
     t0 = time.time()

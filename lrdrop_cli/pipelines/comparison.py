@@ -383,9 +383,7 @@ def run_comparison(a):
     a.out = os.path.abspath(a.out)
     a.dropouts = a.dropouts or str(a.dropout)
     a.variants = parse_variants(a.variant)
-    unknown = [c for c in a.configs.split(",") if c and c not in modes.MODES]
-    if unknown:
-        sys.exit(f"compare: unknown --configs {','.join(unknown)}; choose from {', '.join(modes.MODES)}")
+    modes.choose(a.configs, "--configs", "compare")
     resolve_data(a)
     planned = plan(a)
     threads = max(1, (os.cpu_count() or 1) // a.parallel) if a.device == "cpu" else 1

@@ -158,4 +158,4 @@ def test_shrunken_classification_demo_end_to_end(tmp_path):
     assert set(rerun) == {"baseline-s1", "lrdrop-s1", "baseline-s2", "lrdrop-s2"}
     assert rerun["baseline-s1"] == runs["baseline-s1"]
     p = run([tool("lrdrop-demo-classification"), "--out", str(out), "--modes", "nope"], check=False)
-    assert p.returncode != 0 and "--modes: unknown nope" in p.stdout
+    assert p.returncode != 0 and "demo-classification: unknown --modes nope; choose from baseline, rdrop" in p.stdout

@@ -97,6 +97,16 @@ def test_command_prints_the_same_flags(capsys):
         modes_command.main(["hiden"])
 
 
+def test_choose_keeps_the_order_and_names_the_flag_of_an_unknown_mode():
+    assert modes.choose(" lrdrop,baseline ,,rdrop", "--modes", "tool") == ["lrdrop", "baseline", "rdrop"]
+    assert modes.choose("", "--configs", "compare") == []  # variants only
+    assert modes.choose("plain,rdrop", "--modes", "benchmark", ("plain", *modes.MODES)) == ["plain", "rdrop"]
+    with pytest.raises(SystemExit, match=r"^compare: unknown --configs hiden,x; choose from baseline, rdrop, lrdrop,"):
+        modes.choose("rdrop,hiden,x", "--configs", "compare")
+    with pytest.raises(SystemExit, match="unknown --modes plain"):
+        modes.choose("plain", "--modes", "demo")
+
+
 def test_the_modes_defaults_are_lr_drops_own():
     """A mode's unnamed weights are the criterion's defaults, so ``--criterion lr_drop`` with no
     weights is ``lrdrop-modes lrdrop``: one set of defaults, not two that drift apart."""
