@@ -1,6 +1,7 @@
 """The framework-free core (``lrdrop``): importing it brings in torch and nothing of fairseq or
 Hugging Face, so any adapter can build on it; its options check as the fairseq flags do."""
 
+import os
 import subprocess
 import sys
 
@@ -78,6 +79,8 @@ def test_describe_gives_every_weight_as_resolved():
         "--attn-weight 0.1 (kl over encoder_self, decoder_self, encoder_decoder); layers all (mean over layers)"
     )
     assert "(kl over encoder_self);" in loss.describe(attn_types=["encoder_self"])  # what the model has
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    assert f"`LRDropCriterion: {loss.describe()}`" in readme  # the README's example is lr_drop's default line
     options = dict(consistency_layers="0,-1", layer_reduction="sum", consistency_warmup_updates=100)
     loss.setup_consistency({"kl_loss": ("--kl-weight", 5.0)}, hidden_site="layer", attn_weight=0.0, **options)
     assert loss.describe() == (
@@ -94,7 +97,6 @@ def test_the_readmes_flag_table_gives_lr_drops_own_defaults():
     """README's "Flags of --criterion lr_drop" table states each flag's default as lr_drop has it
     (the core's options and the output KL's weight): a changed default changes the docs too."""
     import dataclasses
-    import os
     import re
 
     from lrdrop_fairseq.criterions.lr_drop import LRDropConfig
