@@ -15,44 +15,26 @@ upcast here, because the differences being measured are small and
 half-precision rounding would swamp them.
 """
 
-import dataclasses
 from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .attention import ATTN_LOSSES, MAP_BLOCK, attention_consistency, recomputed_attention_consistency, score_sd_sum
+from .halves import at_least_fp32, double, split_halves, weighted_sum
 from .records import QUERY_SIDE, AttentionInputs
 
-HIDDEN_LOSSES = ("mse", "cosine")
-ATTN_LOSSES = ("kl", "mse")
+__all__ = [  # the names adapters and tests read here; the attention term's own are in lrdrop.attention
+    "ATTN_LOSSES", "HIDDEN_LOSSES", "LAYER_REDUCTIONS", "MAP_BLOCK", "at_least_fp32", "attention_consistency",
+    "combine_layers", "double", "hidden_consistency", "layer_terms", "recomputed_attention_consistency",
+    "split_halves", "squared_difference", "symmetric_kl_from_log_probs", "token_weights",
+]  # fmt: skip
+
+HIDDEN_LOSSES = ("mse", "cosine", "rel_mse")
+# rel_mse: added to the two copies' mean square (per token) so that all-zero states give 0, not NaN
+REL_MSE_EPS = 1e-8
 LAYER_REDUCTIONS = ("mean", "sum")
-
-# log(0) is -inf, and (0 - 0) * (-inf - -inf) is NaN. Clamping probabilities
-# to the smallest normal float32 before the log keeps masked keys (exact zeros
-# in both rows) at exactly 0 contribution, and leaves every other value alone
-# (a softmax probability below 1e-38 contributes nothing measurable anyway).
-_TINY = torch.finfo(torch.float32).tiny
-
-
-def at_least_fp32(x: Tensor) -> Tensor:
-    """``x`` in at least single precision: half precision is upcast, float64 stays (tests take
-    finite differences in it)."""
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
-
-
-def double(x):
-    """``[x; x]`` along the batch dim (anything else unchanged): one forward through two dropout
-    sub-models."""
-    return torch.cat([x, x], dim=0) if torch.is_tensor(x) else x
-
-
-def split_halves(x: Tensor, dim: int = 0):
-    """Split a tensor computed on ``[x; x]`` into the two sub-model halves."""
-    n = x.size(dim)
-    if n % 2 != 0:
-        raise ValueError(f"expected a doubled batch along dim {dim}, got size {n}")
-    return x.narrow(dim, 0, n // 2), x.narrow(dim, n // 2, n // 2)
 
 
 def symmetric_kl_from_log_probs(lprobs1: Tensor, lprobs2: Tensor, pad_mask: Optional[Tensor] = None) -> Tensor:
@@ -113,220 +95,73 @@ def hidden_consistency(
 
     ``h1``, ``h2``: (..., C) with the token positions in the leading dims;
     ``pad_mask`` (True = pad) and ``weights`` (each position's factor in the sum; see
-    :func:`token_weights`) have the leading shape. ``mse``: squared difference averaged
-    over C; ``cosine``: ``1 - cos(h1, h2)``.
+    :func:`token_weights`) have the leading shape. Per token:
+
+    - ``mse``: ``mean_C (h1 - h2)^2`` (the paper's);
+    - ``cosine``: ``1 - cos(h1, h2)``;
+    - ``rel_mse``: ``mean_C (h1 - h2)^2 / ((mean_C h1^2 + mean_C h2^2) / 2)``, the squared
+      difference relative to the two copies' mean square.
+
+    ``cosine`` and ``rel_mse`` are blind to scale: a common factor on both copies' states leaves
+    them unchanged, so they cannot be met by shrinking the states, as ``mse`` can.
     """
     if loss == "mse":
         per_tok = _MeanSquaredDifference.apply(h1, h2)
     elif loss == "cosine":
         per_tok = 1.0 - F.cosine_similarity(at_least_fp32(h1), at_least_fp32(h2), dim=-1, eps=1e-8)
+    elif loss == "rel_mse":
+        per_tok = _RelativeSquaredDifference.apply(h1, h2)
     else:
         raise ValueError(f"unknown hidden loss {loss!r}; choose from {HIDDEN_LOSSES}")
-    return _weighted_sum(per_tok, pad_mask, weights)
+    return weighted_sum(per_tok, pad_mask, weights)
 
 
 class _MeanSquaredDifference(torch.autograd.Function):
-    """``mean over the last dim of (a - b)^2``, squared and averaged in fp32, keeping only the
-    difference ``a - b`` for the backward, in the inputs' precision: written with an upcast
-    first, autograd kept an fp32 copy of the difference per layer (twice the bytes under --fp16).
-    The subtraction of two nearby values is exact in any precision."""
+    """``mean over the last dim of (a - b)^2``, subtracted, squared and averaged in fp32, keeping
+    only the fp32 difference for the backward (in fp16 the difference of two states of unlike
+    size rounds: 3000 - 0.5 is 3000 there, and their sum overflows past 65504)."""
 
     @staticmethod
     def forward(ctx, a, b):
-        diff = a - b
+        diff = at_least_fp32(a) - at_least_fp32(b)
         ctx.save_for_backward(diff)
-        return at_least_fp32(diff).pow(2).mean(-1)
+        ctx.dtypes = (a.dtype, b.dtype)
+        return diff.pow(2).mean(-1)
 
     @staticmethod
     def backward(ctx, grad):
         (diff,) = ctx.saved_tensors
-        grad_a = (at_least_fp32(diff) * (2.0 / diff.shape[-1]) * grad.unsqueeze(-1)).to(diff.dtype)
-        return grad_a, -grad_a
+        g = diff * (2.0 / diff.shape[-1]) * grad.unsqueeze(-1)
+        return g.to(ctx.dtypes[0]), (-g).to(ctx.dtypes[1])
 
 
-def _weighted_sum(per_pos: Tensor, pad_mask: Optional[Tensor], weights: Optional[Tensor]) -> Tensor:
-    if pad_mask is not None:
-        per_pos = per_pos.masked_fill(pad_mask, 0.0)  # before weighting: a NaN at a pad stays out
-    if weights is not None:
-        per_pos = per_pos * weights
-    return per_pos.sum()
+class _RelativeSquaredDifference(torch.autograd.Function):
+    """``rel_mse`` per token, ``S / M`` with ``S = mean (a - b)^2`` and ``M = (mean a^2 + mean b^2) / 2
+    + eps``, in fp32, keeping the two inputs (as they are) for the backward::
 
-
-def attention_consistency(
-    a1: Tensor, a2: Tensor, query_pad_mask: Optional[Tensor] = None, loss: str = "kl", weights: Optional[Tensor] = None
-) -> Tensor:
-    """Distance between the halves' per-head attention rows of one layer.
-
-    ``a1``, ``a2``: (H, B, Tq, Tk) softmax probabilities over keys (masked
-    keys are exact zeros in both). ``query_pad_mask``: (B, Tq), True = pad
-    query, whose row is ignored; ``weights``: (B, Tq), each query's factor. ``kl``:
-    symmetric KL over keys; ``mse``: squared difference summed over keys (a sum,
-    so padded keys, zero in both rows, cannot change it). Averaged over heads,
-    summed over queries.
-    """
-    if loss == "kl":
-        per_query = 0.5 * _sym_kl_rows(a1, a2)
-    elif loss == "mse":
-        per_query = (at_least_fp32(a1) - at_least_fp32(a2)).pow(2).sum(-1)
-    else:
-        raise ValueError(f"unknown attention loss {loss!r}; choose from {ATTN_LOSSES}")
-    per_query = per_query.mean(0)  # average over heads -> (B, Tq)
-    return _weighted_sum(per_query, query_pad_mask, weights)
-
-
-MAP_BLOCK = 2**24  # map entries (64 MB in fp32) computed at once by the attention term
-_QUERY_SIDE_FIELDS = ("query", "q_weight", "q_bias", "score_bias")  # sliced by query rows
-_KEY_SIDE_FIELDS = ("key", "k_weight", "k_bias")
-
-
-def recomputed_attention_consistency(
-    inputs: AttentionInputs,
-    query_pad_mask: Optional[Tensor] = None,
-    loss: str = "kl",
-    block: Optional[int] = None,
-    weights: Optional[Tensor] = None,
-    map_block: int = MAP_BLOCK,
-    in_backward: bool = False,
-) -> Tensor:
-    """:func:`attention_consistency` of ``inputs.probs()``, computed a block of queries at a time
-    (``block`` queries; default: as many as make ``map_block`` map entries).
-
-    The term is a scalar, so its gradient with respect to its inputs (the query and key
-    inputs, the two projections) is computed in the same pass, block by block, and kept
-    instead of the maps: the term's memory is one block's maps plus input-sized gradients,
-    not every layer's (B*H, Tq, Tk) maps, and nothing is recomputed in the backward. The keys
-    are projected once per layer and their gradient sent back through the projection once.
-
-    ``in_backward``: keep nothing but references to the inputs (which the model's own graph
-    keeps anyway) and compute the maps again, with that gradient, in the backward: no memory
-    until the backward, for a second computation of the projections and the maps
-    (``--attn-recompute-in-backward``)."""
-    if block is None:
-        per_query = inputs.num_heads * inputs.query.shape[1] * inputs.key.shape[0]
-        block = max(1, map_block // per_query)
-    # self-attention: the key input is the query input, one tensor with one gradient
-    shared = inputs.key is inputs.query
-    names = [f for f in _QUERY_SIDE_FIELDS + _KEY_SIDE_FIELDS if getattr(inputs, f) is not None]
-    names = [f for f in names if not (shared and f == "key")]
-    plan = (inputs, query_pad_mask, weights, loss, block, names)
-    fn = _DeferredAttentionTerm if in_backward else _AttentionTerm
-    return fn.apply(plan, *(getattr(inputs, f) for f in names))
-
-
-def _term_and_gradients(plan, tensors, needs):
-    """The attention term of ``plan`` = (inputs, query_pad_mask, weights, loss, block, names) with
-    ``tensors`` in place of the named inputs, and its gradient with respect to those that
-    ``needs`` marks, in fp32 ({name: gradient}), a block of queries at a time."""
-    inputs, query_pad_mask, weights, loss, block, names = plan
-    needs = dict(zip(names, needs))
-    with torch.enable_grad():
-        # fp32 leaves: under --fp16 this gradient is computed here, before any loss scale
-        # exists, and in fp16 it underflows as the halves converge (124% off at a per-query KL
-        # of 2e-6); the backward casts it to the inputs' precision once scaled by grad_output
-        leaves = {n: at_least_fp32(t.detach()).requires_grad_(needs[n]) for n, t in zip(names, tensors)}
-        shared = "key" not in names  # self-attention: the key input is the query input
-        rec = dataclasses.replace(inputs, **leaves, **({"key": leaves["query"]} if shared else {}))
-        keys = rec.keys()
-        key_leaf = keys.detach().requires_grad_(keys.requires_grad)
-        wanted = [n for n in names if n in _QUERY_SIDE_FIELDS and needs[n]]
-        targets = [leaves[n] for n in wanted] + ([key_leaf] if key_leaf.requires_grad else [])
-        grads = [torch.zeros_like(t, dtype=torch.promote_types(t.dtype, torch.float32)) for t in targets]
-        dtype = torch.promote_types(inputs.query.dtype, torch.float32)
-        total = torch.zeros((), dtype=dtype, device=inputs.query.device)
-        for start in range(0, inputs.query.shape[0], block):
-            rows = slice(start, start + block)
-            qpad = None if query_pad_mask is None else query_pad_mask[:, rows]
-            w = None if weights is None else weights[:, rows]
-            part = attention_consistency(*split_halves(rec.probs(rows, key_leaf), 1), qpad, loss, w)
-            if targets:
-                for g, d in zip(grads, torch.autograd.grad(part, targets, allow_unused=True)):
-                    if d is not None:
-                        g += at_least_fp32(d)
-            total += part.detach()
-        out = dict(zip(wanted, grads[: len(wanted)]))
-        key_side = [n for n in names if n in _KEY_SIDE_FIELDS and needs[n]]
-        if shared and needs["query"]:
-            key_side.append("query")
-        if key_side and key_leaf.requires_grad:  # through the key projection, once
-            back = torch.autograd.grad(keys, [leaves[n] for n in key_side], grads[-1])
-            for n, d in zip(key_side, back):
-                out[n] = out[n] + d if n in out else d
-    return total, out
-
-
-def _scaled(out, names, dtypes, grad_output):
-    """The inputs' gradients: ``grad_output`` x each fp32 gradient in ``out``, in its input's dtype."""
-    return tuple(None if n not in out else (grad_output * out[n]).to(d) for n, d in zip(names, dtypes))
-
-
-class _AttentionTerm(torch.autograd.Function):
-    """The term and its gradient in the forward; keeps the gradient (input-sized), not the maps."""
-
-    @staticmethod
-    def forward(ctx, plan, *tensors):
-        names = plan[-1]
-        total, out = _term_and_gradients(plan, tensors, ctx.needs_input_grad[1:])
-        ctx.names, ctx.dtypes, ctx.kept = names, [t.dtype for t in tensors], [n for n in names if n in out]
-        ctx.save_for_backward(*[out[n] for n in ctx.kept])
-        return total
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        out = dict(zip(ctx.kept, ctx.saved_tensors))
-        return (None, *_scaled(out, ctx.names, ctx.dtypes, grad_output))
-
-
-class _DeferredAttentionTerm(torch.autograd.Function):
-    """The term in the forward without a graph; the maps again, with the gradient, in the backward."""
-
-    @staticmethod
-    def forward(ctx, plan, *tensors):
-        ctx.plan = plan
-        ctx.save_for_backward(*tensors)
-        total, _ = _term_and_gradients(plan, tensors, [False] * len(tensors))
-        return total
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        tensors = ctx.saved_tensors
-        _, out = _term_and_gradients(ctx.plan, tensors, ctx.needs_input_grad[1:])
-        return (None, *_scaled(out, ctx.plan[-1], [t.dtype for t in tensors], grad_output))
-
-
-def _sym_kl_rows(p: Tensor, q: Tensor) -> Tensor:
-    """``KL(p||q) + KL(q||p)`` over the last dim, for probabilities with exact zeros (masked
-    keys): zeros in both rows contribute exactly 0, never NaN."""
-    return _SymKLRows.apply(p, q)
-
-
-class _SymKLRows(torch.autograd.Function):
-    """``sum_k (p - q) * (log p - log q)`` with the logs of probabilities clamped at ``_TINY``.
-
-    Written out, autograd would keep the clamped maps, their logs and their difference until the
-    backward: four fp32 copies of every (H, B, Tq, Tk) map, for every layer. This keeps only
-    ``p`` and ``q`` (views of the softmax output, which the attention's own backward keeps
-    anyway) and recomputes the logs in the backward, one layer at a time::
-
-        d/dp = log p - log q + (p - q) / p     (the last part 0 where p is clamped)
+        d/da = (2 (a - b) - (S / M) a) / (C M),   d/db = (-2 (a - b) - (S / M) b) / (C M)
     """
 
     @staticmethod
-    def forward(ctx, p, q):
-        ctx.save_for_backward(p, q)
-        p32, q32 = at_least_fp32(p), at_least_fp32(q)
-        return ((p32 - q32) * (p32.clamp_min(_TINY).log() - q32.clamp_min(_TINY).log())).sum(-1)
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return _relative_parts(at_least_fp32(a), at_least_fp32(b))[0]
 
     @staticmethod
     def backward(ctx, grad):
-        p_in, q_in = ctx.saved_tensors
-        p, q = at_least_fp32(p_in), at_least_fp32(q_in)
-        cp, cq = p.clamp_min(_TINY), q.clamp_min(_TINY)
-        log_ratio = cp.log() - cq.log()
-        diff = p - q
-        grad = grad.unsqueeze(-1)
-        grad_p = grad * (log_ratio + torch.where(p >= _TINY, diff / cp, torch.zeros_like(p)))
-        grad_q = grad * (torch.where(q >= _TINY, -diff / cq, torch.zeros_like(q)) - log_ratio)
-        return grad_p.to(p_in.dtype), grad_q.to(q_in.dtype)
+        a_in, b_in = ctx.saved_tensors
+        a, b = at_least_fp32(a_in), at_least_fp32(b_in)
+        d, m = _relative_parts(a, b)
+        diff = a - b
+        scale = (grad / (m * a.shape[-1])).unsqueeze(-1)
+        d = d.unsqueeze(-1)
+        return ((2 * diff - d * a) * scale).to(a_in.dtype), ((-2 * diff - d * b) * scale).to(b_in.dtype)
+
+
+def _relative_parts(a: Tensor, b: Tensor):
+    """(``rel_mse`` per token, the copies' mean square + eps) of fp32/fp64 states."""
+    m = 0.5 * (a.pow(2).mean(-1) + b.pow(2).mean(-1)) + REL_MSE_EPS
+    return (a - b).pow(2).mean(-1) / m, m
 
 
 def combine_layers(per_layer: Sequence[Tensor], how: str = "mean") -> Optional[Tensor]:
@@ -362,6 +197,7 @@ def layer_terms(
     layer_reduction: str = "mean",
     map_block: int = MAP_BLOCK,
     in_backward: bool = False,
+    stats: Optional[Dict[str, Tensor]] = None,
 ) -> Dict[str, Tensor]:
     """The per-layer terms of one doubled forward, ``hidden_loss`` and ``attn_loss``, as sums over sentences.
 
@@ -388,6 +224,12 @@ def layer_terms(
     ``map_block``: map entries the recompute path of large maps computes at once; ``in_backward``:
     it computes them again in the backward instead of keeping their gradient from the forward.
     A term is present only if its records are.
+
+    ``stats``: a dict to fill with the terms' health figures of the first copy (no graph, on the
+    device, read nothing back): ``attn_sd_TYPE`` per attention type, the mean score sd in nats
+    over the real query rows and heads of each layer, averaged over layers
+    (:func:`lrdrop.attention.score_sd_sum`; near 0 the rows are flat); and ``hidden_rms``, the
+    root mean square of the recorded states over the real tokens, averaged as squares over layers.
     """
     terms = {}
     weights = {}
@@ -397,38 +239,64 @@ def layer_terms(
             weights[name] = token_weights(pad_masks.get(name), units, length)
         return weights[name]
 
-    per_layer = []
+    per_layer, mean_squares = [], []
     for name in ("encoder", "decoder"):
         pad = pad_masks.get(name)
         for h in records.get(f"{name}_states") or []:
             # states are time-major: (T, 2B, C)
             w = side(name, h.shape[0]).t()
-            per_layer.append(hidden_consistency(*split_halves(h, 1), None if pad is None else pad.t(), hidden_loss, w))
+            tpad = None if pad is None else pad.t()
+            per_layer.append(hidden_consistency(*split_halves(h, 1), tpad, hidden_loss, w))
+            if stats is not None:
+                mean_squares.append(mean_square(split_halves(h, 1)[0], tpad))
     if per_layer:
         terms["hidden_loss"] = combine_layers(per_layer, layer_reduction)
+    if mean_squares:
+        stats["hidden_rms"] = torch.stack(mean_squares).mean().sqrt()
     per_type = []
     for attn_type, records_of_type in (records.get("attn") or {}).items():
         name = QUERY_SIDE[attn_type]
-        per_layer = [
-            _attention_term(a, pad_masks.get(name), side, name, attn_loss, map_block, in_backward)
-            for a in records_of_type
-        ]
+        per_layer, sharp = [], []
+        for a in records_of_type:
+            term, sd = _attention_term(a, pad_masks.get(name), side, name, attn_loss, map_block, in_backward,
+                                       stats is not None)  # fmt: skip
+            per_layer.append(term)
+            sharp.append(sd)
         per_type.append(combine_layers(per_layer, layer_reduction))
+        if stats is not None and sharp:
+            stats[f"attn_sd_{attn_type}"] = torch.stack([s[0] / s[1].clamp_min(1) for s in sharp]).mean()
     if per_type:
         terms["attn_loss"] = torch.stack(per_type).mean()  # every attention type counts alike
     return terms
 
 
+def mean_square(h: Tensor, pad_mask: Optional[Tensor] = None) -> Tensor:
+    """The mean of ``h^2`` over the non-pad positions (``pad_mask``: the leading shape, True = pad)
+    and the last dim, fp32, no graph."""
+    with torch.no_grad():
+        per_pos = at_least_fp32(h.detach()).pow(2).mean(-1)
+        if pad_mask is None:
+            return per_pos.mean()
+        real = ~pad_mask
+        return per_pos.masked_fill(pad_mask, 0.0).sum() / real.sum().clamp_min(1)
+
+
 def _attention_term(
-    record: Union[AttentionInputs, Tensor], query_pad: Optional[Tensor], side, name, loss, map_block, in_backward
-) -> Tensor:
+    record: Union[AttentionInputs, Tensor], query_pad: Optional[Tensor], side, name, loss, map_block, in_backward,
+    sharpness=False,
+):  # fmt: skip
     """One layer's attention term, weighted per query by ``side(name, n_queries)``: from the
-    recorded inputs (the models record these) or from (H, 2B, Tq, Tk) probabilities."""
+    recorded inputs (the models record these) or from (H, 2B, Tq, Tk) probabilities; and, if
+    ``sharpness``, the first copy's :func:`~lrdrop.attention.score_sd_sum` (else None)."""
     if isinstance(record, AttentionInputs):
         w = side(name, record.query.shape[0])
         if record.maps is None:  # large maps: recomputed in blocks
-            return recomputed_attention_consistency(
-                record, query_pad, loss, weights=w, map_block=map_block, in_backward=in_backward
+            out = recomputed_attention_consistency(
+                record, query_pad, loss, weights=w, map_block=map_block, in_backward=in_backward, sharpness=sharpness
             )
-        return attention_consistency(*split_halves(record.maps, 1), query_pad, loss, w)  # fairseq's explicit path
-    return attention_consistency(*split_halves(record, 1), query_pad, loss, side(name, record.shape[2]))
+            return out if sharpness else (out, None)
+        maps = record.maps  # fairseq's explicit path
+    else:
+        maps, w = record, side(name, record.shape[2])
+    p1, p2 = split_halves(maps, 1)
+    return attention_consistency(p1, p2, query_pad, loss, w), (score_sd_sum(p1, query_pad) if sharpness else None)

@@ -9,6 +9,7 @@ weighted sum. Messages name the options as command-line flags (``--hidden-weight
 from typing import Dict, Optional, Sequence, Tuple
 
 from . import consistency as C
+from .health import FlatAttentionMonitor
 from .records import ATTN_TYPES, HIDDEN_SITES, SMALL_MAP, RecordSpec
 
 # consistency.layer_terms' outputs
@@ -50,14 +51,17 @@ HELP = {
     "known, 0.1 is ours; 0 disables it): at weight 1 the LibreOffice study's models met it by flattening their "
     "encoder-decoder attention to uniform rows and fell below the plain baseline; at 0.1 it formed "
     "(docs/results.md)",
-    "hidden_loss": "hidden-state distance: mse (squared difference, mean over the hidden dim) or cosine "
-    "(1 - cosine similarity)",
+    "hidden_loss": "hidden-state distance per token: mse (squared difference, mean over the hidden dim: the "
+    "paper's), cosine (1 - cosine similarity) or rel_mse (mse over the two copies' mean square). cosine and "
+    "rel_mse are blind to the states' scale, so they cannot be met by shrinking the states, as mse can",
     "hidden_site": "which hidden state of each layer the hidden term compares: ffn (the feed-forward sublayer's "
     "output HS(x) = act(x W1 + b1) W2 + b2, before its dropout and the residual: the paper's) or layer (the "
     "layer's output, after the residual and LayerNorm)",
     "layer_reduction": "how the per-layer hidden and attention terms combine: mean (a weight means the same at any "
     "depth) or sum (weight w = mean with w x layers)",
-    "attn_loss": "attention-row distance: kl (symmetric KL over keys) or mse (squared difference summed over keys)",
+    "attn_loss": "attention-row distance: kl (symmetric KL over keys), mse (squared difference summed over keys) "
+    "or corr (1 - correlation of the two rows' scores over the row's real keys). corr is blind to the scores' "
+    "scale, so it cannot be met by flattening the rows, as kl and mse can (lrdrop/attention.py)",
     "attn_types": "attention types to regularize: 'all' (every type the model has) or a comma-separated subset of "
     "encoder_self,decoder_self,encoder_decoder",
     "consistency_layers": "layers whose states and attention are regularized, in encoder and decoder alike: 'all', "
@@ -176,6 +180,24 @@ class ConsistencySetup:
         if self.warmup_updates > 0:
             parts.append(f"each weight raised from 0 over {self.warmup_updates} updates")
         return "consistency terms: " + "; ".join(parts)
+
+    def layer_terms_and_health(self, records: dict, pad_masks, units):
+        """The layer terms (:func:`lrdrop.consistency.layer_terms`) with these options, and their
+        health figures of the first copy: ``attn_sd_TYPE`` (mean score sd, nats) and
+        ``ffn_rms`` or ``layer_rms`` (the compared states' RMS, by --hidden-site), 0-d tensors on the
+        device; the figures go to the log and to :meth:`check_health`."""
+        stats: Dict = {}
+        terms = C.layer_terms(records, pad_masks, units, self.hidden_loss, self.attn_loss, self.layer_reduction,
+                              self.map_block, self.recompute_in_backward, stats=stats)  # fmt: skip
+        if "hidden_rms" in stats:
+            stats[f"{self.hidden_site}_rms"] = stats.pop("hidden_rms")
+        return terms, stats
+
+    def check_health(self, stats, num_updates: int) -> Optional[str]:
+        """The flat-attention warning, once per loss, after the ramp (:class:`lrdrop.health.FlatAttentionMonitor`)."""
+        if getattr(self, "_health", None) is None:
+            self._health = FlatAttentionMonitor(self.warmup_updates)
+        return self._health.observe(stats, num_updates)
 
     def full_weights(self) -> Dict[str, float]:
         """Every term's weight from its flag (before --consistency-warmup-updates' ramp)."""

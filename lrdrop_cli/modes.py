@@ -11,6 +11,10 @@ lrdrop_layer  lr_drop, output KL + hidden states at each layer's output + attent
               project's earlier reading of the paper (before 2026-12-05), kept for comparison
 hidden        lr_drop, output KL + hidden states at the FFN output (ablation)
 attn          lr_drop, output KL + attention (ablation)
+lrdrop_sb     lr_drop, LR-Drop's three terms with scale-blind layer distances: the FFN output's
+              relative MSE (--hidden-loss rel_mse) and the attention scores' correlation
+              (--attn-loss corr), which cannot be met by shrinking the states or flattening the rows
+attn_corr     lr_drop, output KL + attention by the scores' correlation (ablation)
 
 A mode's name always means the same terms, in every tool and recipe. A term that is on
 takes its weight from the flag, or else from DEFAULT_WEIGHTS, which are lr_drop's own defaults
@@ -41,6 +45,15 @@ MODES = {
     "lrdrop_layer": {"kl": True, "hidden": True, "attn": True, "site": "layer"},
     "hidden": {"kl": True, "hidden": True, "attn": False, "site": "ffn"},
     "attn": {"kl": True, "hidden": False, "attn": True},
+    "lrdrop_sb": {
+        "kl": True,
+        "hidden": True,
+        "attn": True,
+        "site": "ffn",
+        "hidden_loss": "rel_mse",
+        "attn_loss": "corr",
+    },  # fmt: skip
+    "attn_corr": {"kl": True, "hidden": False, "attn": True, "attn_loss": "corr"},
 }
 
 
@@ -64,7 +77,7 @@ def weights(mode: str, kl: float, hidden: Optional[float] = None, attn: Optional
     """lr_drop's options for ``mode``, as keyword arguments of the criterion or of lrdrop_hf's
     LRDropArguments: the given weight where a term is on (None: its :data:`DEFAULT_WEIGHTS` entry),
     else 0, and ``hidden_site`` where the hidden term is on (the site is part of the mode's
-    meaning); None for baseline."""
+    meaning), ``hidden_loss`` / ``attn_loss`` where the mode names its distance; None for baseline."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     on = MODES[mode]
@@ -79,6 +92,10 @@ def weights(mode: str, kl: float, hidden: Optional[float] = None, attn: Optional
     }
     if w["hidden_weight"] > 0:
         w["hidden_site"] = on["site"]
+        if "hidden_loss" in on:
+            w["hidden_loss"] = on["hidden_loss"]
+    if w["attn_weight"] > 0 and "attn_loss" in on:
+        w["attn_loss"] = on["attn_loss"]
     return w
 
 
@@ -110,6 +127,7 @@ def criterion_flags(
         flags = ["--criterion", "lr_drop", "--label-smoothing", f"{label_smoothing:g}"]
         flags += ["--kl-weight", f"{w['kl_weight']:g}"]
     flags += ["--hidden-weight", f"{w['hidden_weight']:g}", "--attn-weight", f"{w['attn_weight']:g}"]
-    if "hidden_site" in w:
-        flags += ["--hidden-site", w["hidden_site"]]
+    for name in ("hidden_site", "hidden_loss", "attn_loss"):
+        if name in w:
+            flags += ["--" + name.replace("_", "-"), w[name]]
     return flags

@@ -114,8 +114,12 @@ class LRDropLoss(ConsistencySetup):
         n = units.sum()
         if recorder is not None:
             records, pads = recorder.records(batch, pad1 if seq2seq else None, inputs)
-            terms.update(C.layer_terms(records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction,
-                                       self.map_block, self.recompute_in_backward))  # fmt: skip
+            layer, health = self.layer_terms_and_health(records, pads, units)
+            terms.update(layer)
+            logs.update(health)  # attn_sd_TYPE, ffn_rms / layer_rms: the copies agree, or the rows flatten
+            warning = self.check_health(health, num_updates)
+            if warning:
+                logger.warning("%s: %s", type(self).__name__, warning)
         total = self.add_weighted(ce, terms, num_updates)
         denominator = n if num_items_in_batch is None else num_items_in_batch
         if torch.is_tensor(denominator):

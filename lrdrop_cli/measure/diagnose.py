@@ -9,7 +9,8 @@ length, so these spread over the corpus's lengths) with the same dropout masks:
 
 - LayerNorm gains: the ``final_layer_norm`` of each post-norm layer (its output is
   the layer output that ``--hidden-site layer`` compares) vs every other LayerNorm;
-- RMS of the layer outputs and of the FFN outputs (``--hidden-site ffn``);
+- RMS of the layer outputs and of the FFN outputs (``--hidden-site ffn``), the first copy's real
+  tokens (as lr_drop logs ``ffn_rms`` / ``layer_rms`` while training);
 - every candidate consistency term per target token: output KL, attention, and
   the hidden term at both sites with both distances;
 - each term's gradient (at weight 1) against the cross-entropy's: its norm as a
@@ -21,7 +22,8 @@ length, so these spread over the corpus's lengths) with the same dropout masks:
   (``attn_uniform_entropy_*``: log2 of each row's number of keys, from the padding and the
   causal mask);
 - the spread of each attention type's scores (``q k^T / sqrt(d)`` before the softmax): their
-  standard deviation over a row's unmasked keys, in nats, averaged like the entropy. Two
+  standard deviation over a row's unmasked keys, in nats, over the first copy's real query rows
+  (:func:`lrdrop.attention.attention_score_sd`, the figure lr_drop logs as ``attn_sd_TYPE``). Two
   copies' maps agree more when the scores shrink (at 0 every row is uniform, whatever the
   dropout noise), so this shows whether the attention term is met by flattening attention.
 
@@ -88,7 +90,8 @@ def _grad(value, params):
 
 
 def diagnose(model, task, samples, seed=1):
-    from lrdrop.consistency import double
+    from lrdrop.attention import attention_score_sd
+    from lrdrop.consistency import double, split_halves
     from lrdrop.records import QUERY_SIDE
     from lrdrop_fairseq.criterions.lr_drop import LRDropCriterion
 
@@ -115,9 +118,8 @@ def diagnose(model, task, samples, seed=1):
             )
             torch.manual_seed(seed)  # the same dropout masks for every candidate
             ce, _, terms, net_output, _ = crit.training_terms(model, sample)
-            states = net_output[1]["lrdrop"]["encoder_states"] + net_output[1]["lrdrop"]["decoder_states"]
             if dist == "mse":
-                add(f"rms_{site}", _rms(states))
+                add(f"rms_{site}", _rms(net_output[1]["lrdrop"], double(sample["target"]).eq(crit.padding_idx)))
             if g_ce is None:  # same masks, same cross-entropy for every candidate: its gradient once
                 g_ce = _grad(ce / ntok, params)
             names = {"hidden_loss": f"hidden_{site}_{dist}"}
@@ -128,10 +130,12 @@ def diagnose(model, task, samples, seed=1):
                 query_pads = {"encoder": records["encoder_padding_mask"], "decoder": target_pad}
                 for attn_type, recs in records["attn"].items():
                     pad = query_pads[QUERY_SIDE[attn_type]]
+                    pad1 = None if pad is None else split_halves(pad, 0)[0]
                     with torch.no_grad():
                         maps = [r if torch.is_tensor(r) else r.probs() for r in recs]
                         ent = [attention_entropy(m, pad) for m in maps]
-                        spread = [attention_score_sd(m, pad) for m in maps]
+                        # the first copy's rows, as lr_drop logs attn_sd_TYPE while training
+                        spread = [attention_score_sd(split_halves(m, 1)[0], pad1).item() for m in maps]
                         uniform = attention_uniform_entropy(key_counts(attn_type, records, pad), pad)
                     add(f"attn_entropy_{attn_type}", sum(ent) / len(ent))
                     add(f"attn_uniform_entropy_{attn_type}", uniform)
@@ -169,19 +173,6 @@ def attention_uniform_entropy(counts, query_pad=None):
     return _real_rows_mean(counts.float().log2(), query_pad)
 
 
-def attention_score_sd(maps, query_pad=None):
-    """Mean over the real query rows of (H, 2B, Tq, Tk) attention maps of the standard deviation
-    (population, nats) of the row's scores over its unmasked keys, read from the probabilities:
-    ``log p`` is the scores less the row's log-sum-exp, so it has their spread. A masked key has
-    probability 0 and does not count (as would a key whose probability underflowed fp32)."""
-    p = maps.float()
-    real = p > 0
-    logp = p.clamp_min(1e-45).log() * real
-    n = real.sum(-1).clamp_min(1)
-    mean = logp.sum(-1, keepdim=True) / n.unsqueeze(-1)
-    return _real_rows_mean((((logp - mean) * real).pow(2).sum(-1) / n).sqrt(), query_pad)
-
-
 def _real_rows_mean(per_row, query_pad=None):
     """The mean of per-row values ((2B, Tq), or (H, 2B, Tq) per head) over the real queries
     (``query_pad``: (2B, Tq), True = pad)."""
@@ -190,9 +181,18 @@ def _real_rows_mean(per_row, query_pad=None):
     return per_row[(~query_pad).expand_as(per_row)].mean().item()
 
 
-def _rms(states):
-    """Root mean square over all elements of the states, each state weighted alike."""
-    return math.sqrt(sum(s.float().pow(2).mean().item() for s in states) / len(states))
+def _rms(records, target_pad):
+    """The root mean square of the recorded states of the first copy over its real tokens, each
+    layer's mean square weighted alike (as lr_drop logs ``ffn_rms`` / ``layer_rms``)."""
+    from lrdrop.consistency import mean_square, split_halves
+
+    pads = {"encoder": records["encoder_padding_mask"], "decoder": target_pad}
+    squares = []
+    for side in ("encoder", "decoder"):
+        pad = pads[side]
+        pad1 = None if pad is None else split_halves(pad, 0)[0].t()
+        squares += [mean_square(split_halves(h, 1)[0], pad1).item() for h in records.get(f"{side}_states") or []]
+    return math.sqrt(sum(squares) / len(squares))
 
 
 def run_diagnose(a):

@@ -25,6 +25,8 @@ from ..guards import LRDropConfigError, refuse_unconnected_torchrun_ranks, refus
 
 logger = logging.getLogger(__name__)
 
+HEALTH_COUNT = "lrdrop_health"  # logging_output key: 1 per training forward that computed the health figures
+
 
 @dataclass
 class ConsistencyConfig(FairseqDataclass):
@@ -78,6 +80,7 @@ class ConsistencyCriterionMixin(ConsistencySetup):
         refuse_unconnected_torchrun_ranks()
         super().setup_consistency(output_weights, **options)
         self._model_checked = False
+        self.last_health: Dict[str, torch.Tensor] = {}
 
     def current_weights(self, model) -> Dict[str, float]:
         return self.weights_at(getattr(model, "lrdrop_num_updates", 0))
@@ -91,6 +94,18 @@ class ConsistencyCriterionMixin(ConsistencySetup):
         """The terms for ``logging_output``: sums, which fairseq adds over batches and workers;
         :meth:`reduce_consistency_metrics` divides them by their unit's count."""
         return {name: t.detach() for name, t in terms.items()}
+
+    def logged_health(self, model) -> Dict[str, torch.Tensor]:
+        """The last training forward's health figures for ``logging_output`` (``attn_sd_TYPE``,
+        ``ffn_rms``/``layer_rms``: :meth:`~lrdrop.options.ConsistencySetup.layer_terms_and_health`),
+        with ``lrdrop_health`` 1 to average them by; and the flat-attention warning, logged once."""
+        stats, self.last_health = self.last_health, {}
+        if not stats:
+            return {}
+        warning = self.check_health(stats, getattr(model, "lrdrop_num_updates", 0))
+        if warning:
+            logger.warning("%s: %s", type(self).__name__, warning)
+        return {**{name: value.detach() for name, value in stats.items()}, HEALTH_COUNT: 1}
 
     # ----------------------------------------------------------------- checks
     def check_model(self, model):
@@ -162,6 +177,11 @@ class ConsistencyCriterionMixin(ConsistencySetup):
                 total = sum(log.get(name, 0) for log in logging_outputs)
                 n = sum(log.get(denominator_key, 0) for log in logging_outputs)
                 metrics.log_scalar(name, total / n, n, round=4)
+        forwards = sum(log.get(HEALTH_COUNT, 0) for log in logging_outputs)
+        if forwards:  # the health figures: means over the training forwards that computed them
+            names = {k for log in logging_outputs for k in log if k.startswith("attn_sd_") or k.endswith("_rms")}
+            for name in sorted(names):
+                metrics.log_scalar(name, sum(log.get(name, 0) for log in logging_outputs) / forwards, forwards, round=3)
 
 
 double = C.double  # the criteria's name for it (a test user-dir replaces lr_drop's)

@@ -134,6 +134,7 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
             "sample_size": sample_size,
         }
         logging_output.update(self.logged_terms(terms))
+        logging_output.update(self.logged_health(model))
         if self.report_accuracy:
             n_correct, total = self.compute_accuracy(model, net_output, doubled_sample)
             logging_output["n_correct"] = utils.item(n_correct.data) / 2
@@ -174,18 +175,8 @@ class LRDropCriterion(ConsistencyCriterionMixin, LabelSmoothedCrossEntropyCriter
             src_pad = C.split_halves(src_pad, 0)[0] if src_pad is not None else None
             pads = {"encoder": src_pad, "decoder": target_pad}
             units = (~target_pad).sum(1)  # each sentence counts as its target tokens, as in its cross-entropy
-            terms.update(
-                C.layer_terms(
-                    records,
-                    pads,
-                    units,
-                    self.hidden_loss,
-                    self.attn_loss,
-                    self.layer_reduction,
-                    self.map_block,
-                    self.recompute_in_backward,
-                )  # fmt: skip
-            )
+            layer, self.last_health = self.layer_terms_and_health(records, pads, units)
+            terms.update(layer)
         return terms
 
     # ----------------------------------------------------------------- metrics

@@ -93,6 +93,7 @@ class LRDropSentencePredictionCriterion(ConsistencyCriterionMixin, SentencePredi
             "nsentences": targets.size(0),
             "sample_size": sample_size,
             **self.logged_terms(terms),
+            **self.logged_health(model),
         }
         if not self.regression_target:
             doubled_targets = double(targets)
@@ -132,10 +133,8 @@ class LRDropSentencePredictionCriterion(ConsistencyCriterionMixin, SentencePredi
             pads["decoder"] = net_input["prev_output_tokens"].eq(self.padding_idx)
         src_tokens = net_input["src_tokens"]
         units = torch.ones(src_tokens.shape[0], device=src_tokens.device)  # each sentence counts once
-        return C.layer_terms(
-            records, pads, units, self.hidden_loss, self.attn_loss, self.layer_reduction, self.map_block,
-            self.recompute_in_backward,
-        )  # fmt: skip
+        terms, self.last_health = self.layer_terms_and_health(records, pads, units)
+        return terms
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:

@@ -407,11 +407,13 @@ def test_every_default_is_fairseqs_lr_drop_default():
     assert hf["kl_weight"] == 5.0
 
 
+@pytest.mark.parametrize("hidden_loss, attn_loss", [("mse", "kl"), ("rel_mse", "corr"), ("cosine", "mse")])
 @pytest.mark.parametrize("causal", [False, True])
-def test_the_core_gives_the_same_terms_for_fairseqs_and_hfs_layouts(causal):
+def test_the_core_gives_the_same_terms_for_fairseqs_and_hfs_layouts(causal, hidden_loss, attn_loss):
     """The same tensors laid out as fairseq records them (time-first inputs of the projections,
     AttentionInputs) and as the HF adapter does (batch-first projection outputs, hooks): the same
-    attention maps, and the same hidden and attention terms from the core."""
+    attention maps, and the same hidden and attention terms and health figures from the core,
+    for every distance."""
     from lrdrop.records import AttentionInputs
     from lrdrop_hf.layout import AttentionSite
     from lrdrop_hf.loss import _probs
@@ -437,8 +439,46 @@ def test_the_core_gives_the_same_terms_for_fairseqs_and_hfs_layouts(causal):
     attn_type = "decoder_self" if causal else "encoder_self"
     units = torch.tensor([3.0, 2.0])
     states = torch.randn(b2, t, c, generator=g)
-    hf = C.layer_terms({f"{side}_states": [states.transpose(0, 1)], "attn": {attn_type: [hf_maps]}}, {side: pad}, units)
+    hf_stats, fs_stats = {}, {}
+    hf = C.layer_terms({f"{side}_states": [states.transpose(0, 1)], "attn": {attn_type: [hf_maps]}}, {side: pad}, units,
+                       hidden_loss, attn_loss, stats=hf_stats)  # fmt: skip
     fs = C.layer_terms({f"{side}_states": [states.transpose(0, 1).contiguous()], "attn": {attn_type: [fairseq]}},
-                       {side: pad}, units)  # fmt: skip
+                       {side: pad}, units, hidden_loss, attn_loss, stats=fs_stats)  # fmt: skip
     for term in ("hidden_loss", "attn_loss"):
         torch.testing.assert_close(hf[term], fs[term], rtol=1e-5, atol=1e-7)
+        assert fs[term].item() > 0
+    assert set(hf_stats) == set(fs_stats) == {f"attn_sd_{attn_type}", "hidden_rms"}
+    for name in hf_stats:
+        torch.testing.assert_close(hf_stats[name], fs_stats[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["bart", "bert"])
+def test_logs_each_types_score_sd_and_the_ffn_rms(kind):
+    """Beside the terms, the health figures of the first copy: the attention the model has, and the
+    FFN output's RMS (the hidden site)."""
+    model = tiny(kind, 0.1)
+    model.train()
+    _, logs = lrdrop_loss(model, batch(kind), full())
+    types = ["encoder_self"] + (["decoder_self", "encoder_decoder"] if kind in SEQ2SEQ else [])
+    assert sorted(k for k in logs if k.startswith("attn_sd_")) == sorted(f"attn_sd_{t}" for t in types)
+    assert all(float(logs[f"attn_sd_{t}"]) > 0 for t in types) and float(logs["ffn_rms"]) > 0
+
+
+def test_zeroed_queries_warn_once_after_the_ramp(caplog):
+    """Every query projection zeroed: uniform rows, score sd 0: the warning after the ramp, once."""
+    from lrdrop.health import CHECK_AFTER
+    from lrdrop_hf.loss import LRDropLoss
+
+    model = tiny("bart", 0.1)
+    for name, m in model.named_modules():
+        if name.endswith("q_proj"):
+            torch.nn.init.zeros_(m.weight)
+            torch.nn.init.zeros_(m.bias)
+    model.train()
+    loss = LRDropLoss(full(attn_loss="corr"))
+    with caplog.at_level("WARNING"):
+        _, logs, _ = loss(model, batch("bart"), num_updates=CHECK_AFTER - 1)
+        assert float(logs["attn_sd_encoder_decoder"]) == 0 and "flat attention" not in caplog.text
+        loss(model, batch("bart"), num_updates=CHECK_AFTER)
+        loss(model, batch("bart"), num_updates=5 * CHECK_AFTER)
+    assert caplog.text.count("flat attention") == 1 and "encoder_decoder 0.000" in caplog.text

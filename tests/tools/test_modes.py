@@ -8,15 +8,21 @@ from lrdrop_cli.bin import modes as modes_command
 LS = ["--label-smoothing", "0.1"]
 
 
-def lr_drop(kl, hidden, attn, site=None):
+def _distances(site, hidden_loss, attn_loss):
+    flags = ["--hidden-site", site] if site else []
+    flags += ["--hidden-loss", hidden_loss] if hidden_loss else []
+    return flags + (["--attn-loss", attn_loss] if attn_loss else [])
+
+
+def lr_drop(kl, hidden, attn, site=None, hidden_loss=None, attn_loss=None):
     flags = ["--criterion", "lr_drop", *LS, "--kl-weight", kl, "--hidden-weight", hidden, "--attn-weight", attn]
-    return flags + (["--hidden-site", site] if site else [])
+    return flags + _distances(site, hidden_loss, attn_loss)
 
 
-def sentence(output_flag, out, hidden, attn, site=None):
+def sentence(output_flag, out, hidden, attn, site=None, hidden_loss=None, attn_loss=None):
     flags = ["--criterion", "lr_drop_sentence_prediction", output_flag, out]
     flags += ["--hidden-weight", hidden, "--attn-weight", attn]
-    return flags + (["--hidden-site", site] if site else [])
+    return flags + _distances(site, hidden_loss, attn_loss)
 
 
 # mode -> flags with only the KL weight given (5): attention takes weight 0.1 (weight 1 flattened the
@@ -29,6 +35,9 @@ TRANSLATION = {
     "lrdrop_layer": lr_drop("5", "1", "0.1", "layer"),  # the earlier reading, each layer's output
     "hidden": lr_drop("5", "0.1", "0", "ffn"),
     "attn": lr_drop("5", "0", "0.1"),
+    # the scale-blind distances: the FFN output's relative MSE, the scores' correlation
+    "lrdrop_sb": lr_drop("5", "0.1", "0.1", "ffn", "rel_mse", "corr"),
+    "attn_corr": lr_drop("5", "0", "0.1", attn_loss="corr"),
 }
 # mode -> (hidden, attn, site) of the classification criterion
 SENTENCE = {
@@ -37,6 +46,8 @@ SENTENCE = {
     "lrdrop_layer": ("1", "0.1", "layer"),
     "hidden": ("0.1", "0", "ffn"),
     "attn": ("0", "0.1", None),
+    "lrdrop_sb": ("0.1", "0.1", "ffn", "rel_mse", "corr"),
+    "attn_corr": ("0", "0.1", None, None, "corr"),
 }
 
 
@@ -74,8 +85,9 @@ def test_in_process_options_of_every_mode_match_its_flags(mode):
     flags = TRANSLATION[mode]
     expected = {name: float(flags[flags.index("--" + name.replace("_", "-")) + 1])
                 for name in ("kl_weight", "hidden_weight", "attn_weight")}  # fmt: skip
-    if "--hidden-site" in flags:
-        expected["hidden_site"] = flags[-1]
+    for name in ("hidden_site", "hidden_loss", "attn_loss"):
+        if "--" + name.replace("_", "-") in flags:
+            expected[name] = flags[flags.index("--" + name.replace("_", "-")) + 1]
     assert w == expected
     assert "hidden_site" not in modes.weights(mode, 5.0, hidden=0.0)
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lrdrop import attention as A
 from lrdrop import consistency as C
 from lrdrop.records import AttentionInputs
 
@@ -185,7 +186,7 @@ def test_layer_terms_take_recorded_maps_when_present_and_recompute_otherwise():
     assert abs(term(with_maps).item() - recomputed.item()) > 1e-3
     pads.clear()  # no padding: each sentence's mean over its 5 queries, whichever path
     torch.testing.assert_close(term(inputs), term(inputs.probs()))
-    per_query = 0.5 * C._sym_kl_rows(*C.split_halves(inputs.probs(), 1)).mean(0)  # (B, Tq): sym KL, heads averaged
+    per_query = 0.5 * A._sym_kl_rows(*C.split_halves(inputs.probs(), 1)).mean(0)  # (B, Tq): sym KL, heads averaged
     torch.testing.assert_close(term(inputs.probs()), (per_query.mean(1) * units).sum(), rtol=1e-5, atol=1e-6)
 
 
@@ -337,7 +338,7 @@ def test_layer_terms_add_up_over_micro_batches_on_the_recompute_path():
 def _written_out_sym_kl(p, q):
     """The term as autograd would keep it: the reference for the lean function."""
     p, q = p.float(), q.float()
-    return ((p - q) * (p.clamp_min(C._TINY).log() - q.clamp_min(C._TINY).log())).sum(-1)
+    return ((p - q) * (p.clamp_min(A._TINY).log() - q.clamp_min(A._TINY).log())).sum(-1)
 
 
 def _padded_maps(dtype=torch.float32, seed=0):
@@ -356,11 +357,11 @@ def _padded_maps(dtype=torch.float32, seed=0):
 def test_lean_sym_kl_equals_written_out_values_and_gradients(dtype):
     p, q = _padded_maps(dtype)
     weights = torch.rand(3, 2, 4, generator=torch.Generator().manual_seed(1))  # a non-uniform upstream gradient
-    (C._sym_kl_rows(p, q) * weights).sum().backward()
+    (A._sym_kl_rows(p, q) * weights).sum().backward()
     lean = p.grad.clone(), q.grad.clone()
     p2, q2 = _padded_maps(dtype)
     (_written_out_sym_kl(p2, q2) * weights).sum().backward()
-    torch.testing.assert_close(C._sym_kl_rows(p, q), _written_out_sym_kl(p2, q2), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(A._sym_kl_rows(p, q), _written_out_sym_kl(p2, q2), rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(lean[0], p2.grad, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(lean[1], q2.grad, rtol=1e-5, atol=1e-6)
     assert lean[0].dtype == dtype and torch.isfinite(lean[0]).all()
@@ -384,7 +385,7 @@ def test_lean_sym_kl_keeps_only_its_inputs_for_the_backward():
         return set(storages)
 
     inputs = {p.untyped_storage().data_ptr(), q.untyped_storage().data_ptr()}
-    assert saved_storages(C._sym_kl_rows) == inputs
+    assert saved_storages(A._sym_kl_rows) == inputs
     assert saved_storages(_written_out_sym_kl) - inputs  # the written-out version holds more
 
 
@@ -411,12 +412,12 @@ def _attention_inputs(seed=0, tq=5, tk=6, b2=4, heads=2, dim=8, causal=False):
 
 
 @pytest.mark.parametrize("in_backward", [False, True], ids=["gradient-in-forward", "maps-again-in-backward"])
-@pytest.mark.parametrize("loss", ["kl", "mse"])
+@pytest.mark.parametrize("loss", A.ATTN_LOSSES)
 @pytest.mark.parametrize("causal", [False, True])
 def test_recomputed_term_in_blocks_equals_the_term_of_the_full_maps(loss, causal, in_backward):
     """Blocks of 2 queries: the same value and the same gradients for every input (query, key,
     both projections) as the term of the whole maps computed at once, whether the gradient is
-    computed in the forward or the maps again in the backward."""
+    computed in the forward or the maps again in the backward; and the same sharpness figure."""
     qpad = torch.zeros(2, 5, dtype=torch.bool)
     qpad[0, -1] = True
     leaves = lambda r: (r.query, r.key, r.q_weight, r.q_bias, r.k_weight, r.k_bias)  # noqa: E731
@@ -424,7 +425,11 @@ def test_recomputed_term_in_blocks_equals_the_term_of_the_full_maps(loss, causal
     ref = C.attention_consistency(*C.split_halves(full.probs(), 1), qpad, loss)
     ref_grads = torch.autograd.grad(ref, leaves(full))
     blocked = _attention_inputs(causal=causal, tk=5 if causal else 6)
-    got = C.recomputed_attention_consistency(blocked, qpad, loss, block=2, in_backward=in_backward)
+    got, sharp = C.recomputed_attention_consistency(blocked, qpad, loss, block=2, in_backward=in_backward,
+                                                    sharpness=True)  # fmt: skip
+    p1 = C.split_halves(full.probs(), 1)[0]
+    torch.testing.assert_close(sharp, A.score_sd_sum(p1, qpad), rtol=1e-5, atol=1e-6)
+    assert sharp[1].item() == 2 * 9  # heads x the first copy's real queries
     whole = _attention_inputs(causal=causal, tk=5 if causal else 6)  # the default: one block here
     whole_term = C.recomputed_attention_consistency(whole, qpad, loss, in_backward=in_backward)
     torch.testing.assert_close(whole_term, ref, rtol=1e-6, atol=1e-7)
@@ -605,10 +610,10 @@ def test_recomputed_self_attention_keeps_one_gradient_for_its_one_input():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_hidden_mse_keeps_one_difference_in_the_inputs_precision(dtype):
-    """The hidden term's graph keeps the difference of the two states in their own precision and
-    nothing else (an fp32 upcast before subtracting kept an fp32 copy per layer); its values and
-    gradients are the written-out ones."""
+def test_hidden_mse_keeps_one_fp32_difference(dtype):
+    """The hidden term's graph keeps one difference of the two states, in fp32 (in fp16 the
+    difference of two states of unlike size rounds, tests/unit/test_scale_blind.py), and nothing
+    else; its values and gradients are the written-out ones in fp32."""
     g = torch.Generator().manual_seed(0)
     h = torch.randn(5, 4, 8, generator=g).to(dtype).requires_grad_(True)  # (T, 2B, C)
     pad = torch.tensor([[False] * 5, [False, False, True, True, True]]).t()
@@ -620,13 +625,13 @@ def test_hidden_mse_keeps_one_difference_in_the_inputs_precision(dtype):
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         term = C.hidden_consistency(*C.split_halves(h, 1), pad, "mse")
-    assert saved == [(dtype, (5, 2, 8)), (torch.bool, (5, 2))]  # the difference, the padding mask
+    assert saved == [(torch.float32, (5, 2, 8)), (torch.bool, (5, 2))]  # the difference, the padding mask
     (grad,) = torch.autograd.grad(term, h)
     ref_h = h.detach().float().requires_grad_(True)
     a, b = C.split_halves(ref_h, 1)
     ref = ((a - b).pow(2).mean(-1)).masked_fill(pad, 0.0).sum()
     (ref_grad,) = torch.autograd.grad(ref, ref_h)
+    torch.testing.assert_close(term, ref, rtol=1e-6, atol=0)
     tol = dict(rtol=1e-3, atol=1e-3) if dtype == torch.float16 else dict(rtol=1e-6, atol=1e-7)
-    torch.testing.assert_close(term, ref, **tol)
     torch.testing.assert_close(grad.float(), ref_grad, **tol)
     assert grad.dtype == dtype

@@ -247,8 +247,9 @@ def test_attention_entropy_by_hand():
 def test_attention_score_sd_by_hand():
     """The sd over a row's unmasked keys of the scores behind it: softmax([0, 2, 4], masked) has
     scores 0, 2, 4 (sd sqrt(8/3)); a uniform row has 0; a row with one real key 0; a padded query
-    row counts for nothing; shifting every score of a row changes nothing."""
-    from lrdrop_cli.measure.diagnose import attention_score_sd
+    row counts for nothing; shifting every score of a row changes nothing. (The core's figure,
+    which lr_drop logs and lrdrop-diagnose reports.)"""
+    from lrdrop.attention import attention_score_sd
 
     inf = math.inf
     scores = torch.tensor(
@@ -257,9 +258,9 @@ def test_attention_score_sd_by_hand():
     maps = scores.softmax(-1)
     pad = torch.tensor([[False, False], [False, True]])  # the second copy's last query is a pad
     sd = math.sqrt(8 / 3)
-    assert attention_score_sd(maps, pad) == pytest.approx((sd + 0 + 0) / 3, rel=1e-5)
-    assert attention_score_sd(maps) == pytest.approx((sd + 0 + 0 + math.sqrt(3 * 81 / 16)) / 4, rel=1e-5)
-    assert attention_score_sd((scores + 7).softmax(-1), pad) == pytest.approx(sd / 3, rel=1e-5)
+    assert attention_score_sd(maps, pad).item() == pytest.approx((sd + 0 + 0) / 3, rel=1e-5)
+    assert attention_score_sd(maps).item() == pytest.approx((sd + 0 + 0 + math.sqrt(3 * 81 / 16)) / 4, rel=1e-5)
+    assert attention_score_sd((scores + 7).softmax(-1), pad).item() == pytest.approx(sd / 3, rel=1e-5)
 
 
 def test_diagnose_batches_spread_over_the_corpus_and_are_the_same_each_time(toy_data):
