@@ -18,6 +18,9 @@ LAYER_TERMS = ("hidden_loss", "attn_loss")
 # the output KL's weight in translation and summarization (R-Drop's alpha for IWSLT), fairseq's
 # lr_drop and LRDropArguments alike (lr_drop_sentence_prediction has its own, by head)
 KL_WEIGHT = 5.0
+# ... and a sentence head's (classification, or a regression head's squared difference): fairseq's
+# lr_drop_sentence_prediction and LRDropArguments for sequence heads (R-Drop's GLUE alpha is 0.1 to 1)
+SENTENCE_KL_WEIGHT = 1.0
 
 # the hidden term's weight where none is given, by --hidden-site (ours; the paper's is not known):
 # the FFN site's MSE is not scale-invariant (see HELP), the layer site's outputs are normalised

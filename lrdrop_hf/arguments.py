@@ -4,17 +4,19 @@ names, defaults, meanings and help of fairseq's ``--criterion lr_drop`` flags (:
 from dataclasses import dataclass, field
 from typing import Optional
 
-from lrdrop.options import DEFAULTS, HELP, KL_WEIGHT
+from lrdrop.options import DEFAULTS, HELP, KL_WEIGHT, SENTENCE_KL_WEIGHT
 
 
 @dataclass
 class LRDropArguments:
-    kl_weight: float = field(
-        default=KL_WEIGHT,
+    kl_weight: Optional[float] = field(
+        default=None,
         metadata={
             "help": "weight of the symmetric KL between the two sub-models' output distributions (R-Drop's "
             "alpha: 5 for IWSLT, 0.7 for BART on CNN/DM); with a regression head, of the squared difference "
-            "of the two predictions"
+            f"of the two predictions. Default by the head, as fairseq's criteria: {KL_WEIGHT:g} for a token head "
+            f"(translation, summarization: lr_drop's), {SENTENCE_KL_WEIGHT:g} for a sequence classifier or "
+            "regressor (lr_drop_sentence_prediction's)"
         },
     )
     hidden_weight: Optional[float] = field(default=DEFAULTS["hidden_weight"], metadata={"help": HELP["hidden_weight"]})

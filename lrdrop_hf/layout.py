@@ -10,10 +10,11 @@ hooks only, so the model runs its own code, SDPA and its other attention kernels
   from its attention module's output, the masks built from the batch (key padding from
   ``attention_mask``, the decoder's causal mask).
 
-Families: BART-like (BART, mBART, Marian, Pegasus: ``self_attn``/``encoder_attn`` with
-``q_proj``/``k_proj``, FFN ``fc2``), T5 (``SelfAttention``/``EncDecAttention`` with ``q``/``k``,
-FFN ``DenseReluDense``), BERT-like encoders (BERT, RoBERTa: ``attention.self`` with
-``query``/``key``, FFN ``output.dense``).
+Families, by ``config.model_type`` (:data:`FAMILIES`; any other model type is refused by name):
+BART-like (bart, mbart, marian, pegasus: ``self_attn``/``encoder_attn`` with ``q_proj``/``k_proj``,
+FFN ``fc2``), T5 (t5, mt5: ``SelfAttention``/``EncDecAttention`` with ``q``/``k``, FFN
+``DenseReluDense``), BERT-like encoders (bert, roberta: ``attention.self`` with ``query``/``key``,
+FFN ``output.dense``).
 """
 
 from dataclasses import dataclass
@@ -63,34 +64,57 @@ def _bert_attention(layer, attn_type):
     return AttentionSite(m.query, m.key, m.num_attention_heads, m.scaling)
 
 
+def _bart_layout(model, encoder):
+    return Layout("bart", list(encoder.layers), list(model.get_decoder().layers), lambda layer: layer.fc2,
+                  _bart_attention)  # fmt: skip
+
+
+def _t5_layout(model, encoder):
+    return Layout("t5", list(encoder.block), list(model.get_decoder().block), lambda b: b.layer[-1].DenseReluDense,
+                  _t5_attention)  # fmt: skip
+
+
+def _bert_layout(model, _encoder):
+    layers = model.base_model.encoder.layer
+    return Layout("bert", list(layers), [], lambda layer: layer.output.dense, _bert_attention)
+
+
+# config.model_type -> (family, its layout, its FFN sublayer: the hidden site ``ffn``, whose output is
+# the paper's HS(x), as fairseq's fc2). Only the families named here are read: a model is never
+# taken for one of them by the names of its modules (UMT5 has T5's names and other attention
+# outputs, FSMT has BART's and time-major states).
+FAMILIES = {
+    "bart": ("bart", _bart_layout, "fc2"),
+    "mbart": ("bart", _bart_layout, "fc2"),
+    "marian": ("bart", _bart_layout, "fc2"),
+    "pegasus": ("bart", _bart_layout, "fc2"),
+    "t5": ("t5", _t5_layout, "DenseReluDense"),
+    "mt5": ("t5", _t5_layout, "DenseReluDense"),
+    "bert": ("bert", _bert_layout, "output.dense"),
+    "roberta": ("bert", _bert_layout, "output.dense"),
+}
+
+
+def base_of(model: nn.Module) -> nn.Module:
+    """The Transformers model inside a PEFT wrapper (``PeftModel``), else ``model``."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
 def layout_of(model: nn.Module) -> Layout:
-    """The :class:`Layout` of ``model``; :class:`LRDropConfigError` for a family the terms cannot read."""
+    """The :class:`Layout` of ``model`` (a PEFT wrapper's base model), by its ``config.model_type``
+    in :data:`FAMILIES`; :class:`LRDropConfigError` for any other."""
+    model = base_of(model)
     config = getattr(model, "config", None)
-    model_type = getattr(config, "model_type", type(model).__name__)
-    get_encoder = getattr(model, "get_encoder", None)
-    encoder = get_encoder() if callable(get_encoder) and config is not None and config.is_encoder_decoder else None
-    if encoder is not None and hasattr(encoder, "layers") and hasattr(encoder.layers[0], "fc2"):
-        return Layout(
-            "bart", list(encoder.layers), list(model.get_decoder().layers), lambda layer: layer.fc2, _bart_attention
+    model_type = getattr(config, "model_type", None)
+    if model_type not in FAMILIES:
+        raise LRDropConfigError(
+            f"the layer terms cannot read {type(model).__name__} (model_type {model_type!r}): they read the model "
+            f"types {', '.join(FAMILIES)}. R-Drop alone works with any model: --hidden_weight 0 --attn_weight 0"
         )
-    if encoder is not None and hasattr(encoder, "block"):
-        decoder = model.get_decoder()
-        return Layout("t5", list(encoder.block), list(decoder.block), lambda b: b.layer[-1].DenseReluDense,
-                      _t5_attention)  # fmt: skip
-    base = getattr(model, "base_model", model)
-    layers = getattr(getattr(base, "encoder", None), "layer", None)
-    if layers is not None and hasattr(layers[0], "attention") and hasattr(layers[0].attention, "self"):
-        if getattr(config, "position_embedding_type", "absolute") not in (None, "absolute"):
-            raise LRDropConfigError(
-                f"{model_type} with position_embedding_type={config.position_embedding_type!r}: the attention term "
-                "recomputes the maps from the query and key projections and cannot add relative position scores. "
-                "Use --attn_weight 0 (the hidden and output terms work)."
-            )
-        if getattr(config, "is_decoder", False):
-            raise LRDropConfigError(f"{model_type} as a decoder: the BERT-family support is for encoder classifiers")
-        return Layout("bert", list(layers), [], lambda layer: layer.output.dense, _bert_attention)
-    raise LRDropConfigError(
-        f"the layer terms cannot read {type(model).__name__} ({model_type}): supported are the BART family (BART, "
-        "mBART, Marian, Pegasus), T5, and BERT-family encoders (BERT, RoBERTa). R-Drop alone works with any model: "
-        "--hidden_weight 0 --attn_weight 0"
-    )
+    family, build, _ffn = FAMILIES[model_type]
+    if family == "bert" and getattr(config, "is_decoder", False):
+        raise LRDropConfigError(f"{model_type} as a decoder: the BERT-family support is for encoder classifiers")
+    if family != "bert" and not hasattr(model, "get_decoder"):
+        raise LRDropConfigError(f"{type(model).__name__}: the layer terms read {model_type}'s encoder-decoder models")
+    return build(model, model.get_encoder() if family != "bert" else None)

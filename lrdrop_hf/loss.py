@@ -16,17 +16,18 @@ difference instead of a KL, as R-Drop does for STS-B.
 
 import contextlib
 import logging
-from typing import Dict, Optional
+import weakref
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from lrdrop import consistency as C
-from lrdrop.options import ConsistencySetup, LRDropConfigError
+from lrdrop.options import KL_WEIGHT, SENTENCE_KL_WEIGHT, ConsistencySetup, LRDropConfigError
 from lrdrop.records import AttentionInputs
 
 from .arguments import LRDropArguments
-from .layout import Layout, layout_of
+from .layout import Layout, base_of, layout_of
 
 IGNORE = -100
 
@@ -40,16 +41,19 @@ class LRDropLoss(ConsistencySetup):
 
     def __init__(self, args: Optional[LRDropArguments] = None, label_smoothing: float = 0.0):
         args = args or LRDropArguments()
-        weight = ("--kl-weight", args.kl_weight)
+        self.kl_weight_given = args.kl_weight  # None: by the head, at the first batch (_resolve_kl_weight)
+        weight = ("--kl-weight", KL_WEIGHT if args.kl_weight is None else args.kl_weight)
         self.setup_consistency({"kl_loss": weight, "prediction_mse_loss": weight}, **args.options())
         if not 0.0 <= label_smoothing < 1.0:
             raise LRDropConfigError(f"--label_smoothing_factor must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
-        self._layouts: Dict[int, Layout] = {}
+        # by the model object, not its id: a model that is gone (hyperparameter search's trials) takes
+        # its layout with it, and a new model at a reused address gets its own
+        self._layouts: "weakref.WeakKeyDictionary[torch.nn.Module, Layout]" = weakref.WeakKeyDictionary()
         self._described = False
 
     def layout(self, model) -> Layout:
-        key = id(model)
+        key = model
         if key not in self._layouts:
             layout = layout_of(model)
             if self.attn_types_named:
@@ -64,6 +68,7 @@ class LRDropLoss(ConsistencySetup):
                         self.record_spec.select(len(stack))
                     except IndexError as e:
                         raise LRDropConfigError(str(e)) from None
+            refuse_reentrant_checkpointing(model)
             self._layouts[key] = layout
             logger.info("%s: %s", type(self).__name__,
                         self.describe([t for t in self.record_spec.attn_types if t in layout.attn_types]))  # fmt: skip
@@ -74,16 +79,30 @@ class LRDropLoss(ConsistencySetup):
             raise LRDropConfigError("the batch has no 'labels': the LR-Drop loss needs them (padding as -100)")
         labels = batch["labels"]
         inputs = {k: v for k, v in batch.items() if k != "labels"}
-        core = unwrap(model)  # DDP / accelerate wrappers: the forward goes through them, the rest is the model's
+        core = base_of(unwrap(model))  # DDP / accelerate / PEFT wrappers: the forward goes through them
         if self.record_spec is not None and _data_parallel(model):
             raise LRDropConfigError(
                 "the layer terms cannot run under torch.nn.DataParallel: its replicas run the recording hooks in "
                 "threads, on every GPU. Use DistributedDataParallel (torchrun), one GPU, or R-Drop alone "
                 "(--hidden_weight 0 --attn_weight 0)."
             )
-        seq2seq = bool(getattr(core.config, "is_encoder_decoder", False))
+        # an encoder-decoder with a token head (BART, Marian, T5 for generation) reads its decoder
+        # inputs from the labels; its sequence heads (BartForSequenceClassification) from the inputs
+        encoder_decoder = bool(getattr(core.config, "is_encoder_decoder", False))
+        seq2seq = encoder_decoder and hasattr(core, "prepare_decoder_input_ids_from_labels")
+        if encoder_decoder and not seq2seq and self.record_spec is not None:
+            raise LRDropConfigError(
+                f"{type(core).__name__}: the layer terms read encoder-decoder models with a token head (labels "
+                "per target token); this sequence head's decoder reads the source shifted, whose padding the terms "
+                "do not have. Use R-Drop alone (--hidden_weight 0 --attn_weight 0), or an encoder classifier."
+            )
+        if self.kl_weight_given is None:  # by the head: a token head's R-Drop alpha, or a sentence head's
+            w = KL_WEIGHT if seq2seq else SENTENCE_KL_WEIGHT
+            self.output_weights = {name: w for name in self.output_weights}
         if seq2seq and "decoder_input_ids" not in inputs and "decoder_inputs_embeds" not in inputs:
             inputs["decoder_input_ids"] = core.prepare_decoder_input_ids_from_labels(labels=labels)
+        if seq2seq and getattr(core.config, "use_cache", False) and "use_cache" not in inputs:
+            inputs["use_cache"] = False  # training: no key/value cache for generation
         doubled = {k: C.double(v) for k, v in inputs.items()}
         if self.record_spec is None and not self._described:  # with layer terms, layout() says it
             logger.info("%s: %s", type(self).__name__, self.describe())
@@ -110,7 +129,10 @@ class LRDropLoss(ConsistencySetup):
                     "wrong: neither is supported."
                 )
             ce, nll = self._sentence_loss(core, logits, labels, terms)
-            units = torch.ones(labels.shape[0], device=logits.device)
+            # a sentence counts once, or once per output of a multi-output regression head: the
+            # Trainer's num_items_in_batch counts every label, as the head's own mean squared error
+            per = labels[0].numel() if problem_type(core.config, labels) == "regression" else 1
+            units = torch.full((labels.shape[0],), float(per), device=logits.device)
         n = units.sum()
         if recorder is not None:
             records, pads = recorder.records(batch, pad1 if seq2seq else None, inputs)
@@ -127,6 +149,7 @@ class LRDropLoss(ConsistencySetup):
         loss = total / denominator
         # detached tensors, no .item(): a GPU sync per step only where someone reads them (the Trainer's log)
         logs["nll_loss"] = nll.detach() / 2 / n  # per copy, as a single-pass model's
+        logs["ce_loss"] = ce.detach() / 2 / n  # the task loss per copy (label-smoothed), as fairseq's loss
         logs.update({name: t.detach() / n for name, t in terms.items()})
         return loss, logs, outputs
 
@@ -164,6 +187,22 @@ class LRDropLoss(ConsistencySetup):
         if self.output_weights["kl_loss"] > 0:
             terms["kl_loss"] = C.symmetric_kl_from_log_probs(*C.split_halves(lprobs, 0))
         return ce, nll
+
+
+def refuse_reentrant_checkpointing(model):
+    """Reentrant gradient checkpointing (``use_reentrant=True``, PEFT's k-bit preparation's default)
+    runs a layer's forward without a graph and again in the backward: the states and projections the
+    layer terms recorded in the first forward carry no graph, so the terms' value is right and their
+    gradient silently 0. Refused, naming the fix."""
+    for m in model.modules():
+        fn = getattr(m, "_gradient_checkpointing_func", None)
+        if getattr(m, "gradient_checkpointing", False) and getattr(fn, "keywords", {}).get("use_reentrant", False):
+            raise LRDropConfigError(
+                f"{type(model).__name__} has reentrant gradient checkpointing (use_reentrant=True): the layer terms' "
+                "gradient would be lost. Enable it with gradient_checkpointing_kwargs={'use_reentrant': False} "
+                "(TrainingArguments or model.gradient_checkpointing_enable; with PEFT, pass the same to "
+                "prepare_model_for_kbit_training), or use R-Drop alone (--hidden_weight 0 --attn_weight 0)."
+            )
 
 
 def problem_type(config, labels) -> str:

@@ -10,6 +10,7 @@ accumulation (and ``average_tokens_across_devices``) the loss is normalised by t
 one batch: every term is a sum over sentences.
 """
 
+import torch
 from transformers import Seq2SeqTrainer, Trainer
 
 from lrdrop.options import LRDropConfigError
@@ -20,10 +21,16 @@ from .loss import LRDropLoss
 
 class _LRDropMixin:
     def __init__(self, *args, lrdrop_args: LRDropArguments = None, **kwargs):
+        if kwargs.get("compute_loss_func") is not None:
+            raise LRDropConfigError(
+                f"{type(self).__name__}(compute_loss_func=...): the training loss is the LR-Drop loss, which would "
+                "ignore it. Build the Trainer without compute_loss_func, or use transformers' Trainer with it."
+            )
         super().__init__(*args, **kwargs)
         self.lrdrop_args = lrdrop_args or LRDropArguments()
         self.lrdrop_loss = LRDropLoss(self.lrdrop_args, label_smoothing=self.args.label_smoothing_factor)
-        self.label_smoother = None  # the cross-entropy is the LR-Drop loss's own, smoothed as the Trainer's
+        # the Trainer's label smoother stays for evaluation (eval_loss label-smoothed, as a baseline
+        # Trainer's); training never reaches it: the LR-Drop loss smooths its cross-entropy alike
         self.model_accepts_loss_kwargs = True  # the loss is normalised by num_items_in_batch
         self._lrdrop_sums, self._lrdrop_steps = {}, 0
         self._refuse_unsupported_parallelism()
@@ -76,12 +83,26 @@ class _LRDropMixin:
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs, *args, **kwargs):
-        if self._lrdrop_steps and "loss" in logs:  # a training log: the terms' means since the last one
-            logs.update(
-                {name: round(float(total) / self._lrdrop_steps, 6) for name, total in self._lrdrop_sums.items()}
-            )
+        """A training log: ``loss`` is the task loss per copy (label-smoothed, as a baseline's and
+        fairseq's ``loss``), ``objective`` the whole LR-Drop loss the Trainer optimises, and each term
+        and health figure its mean since the last log over every process, to 4 significant digits."""
+        if self._lrdrop_steps and "loss" in logs:
+            names = sorted(self._lrdrop_sums)
+            means = torch.stack([torch.as_tensor(self._lrdrop_sums[n], dtype=torch.float32) for n in names])
+            means = means.to(self.args.device) / self._lrdrop_steps
+            if self.accelerator.num_processes > 1:  # every process logs at the same steps
+                means = self.accelerator.reduce(means, reduction="mean")
+            values = dict(zip(names, means.tolist()))
+            logs["objective"] = logs["loss"]
+            logs["loss"] = _significant(values.pop("ce_loss"))
+            logs.update({name: _significant(v) for name, v in values.items()})
             self._lrdrop_sums, self._lrdrop_steps = {}, 0
         super().log(logs, *args, **kwargs)
+
+
+def _significant(x: float, digits: int = 4) -> float:
+    """``x`` to ``digits`` significant digits (a term of 9e-6 keeps its digits, as fairseq's log)."""
+    return float(f"{x:.{digits}g}")
 
 
 class LRDropTrainer(_LRDropMixin, Trainer):

@@ -29,12 +29,13 @@ from fairseq.criterions import register_criterion
 from fairseq.criterions.sentence_prediction import SentencePredictionConfig, SentencePredictionCriterion
 
 from lrdrop import consistency as C
+from lrdrop.options import SENTENCE_KL_WEIGHT
 
 from ..guards import LRDropConfigError
 from .consistency_base import CONSISTENCY_FIELDS, LAYER_TERMS, ConsistencyConfig, ConsistencyCriterionMixin, double
 
 OUTPUT_TERMS = ("kl_loss", "prediction_mse_loss")  # logged per sentence
-DEFAULT_OUTPUT_WEIGHT = 1.0  # R-Drop's GLUE alpha is 0.1 to 1.0 by task
+DEFAULT_OUTPUT_WEIGHT = SENTENCE_KL_WEIGHT  # R-Drop's GLUE alpha is 0.1 to 1.0 by task
 
 
 @dataclass

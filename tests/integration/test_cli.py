@@ -113,7 +113,10 @@ EXPECTED_TERMS = {
     "attn": f"--kl-weight 5; --hidden-weight 0 (off); --attn-weight 0.1 ({ALL_ATTN}); layers all (mean over layers)",
     "defaults": "--kl-weight 5; --hidden-weight 0.1 (mse at --hidden-site ffn); "
     f"--attn-weight 0.1 ({ALL_ATTN}); layers all (mean over layers)",
+    "scale_blind": "--kl-weight 5; --hidden-weight 1 (rel_mse at --hidden-site ffn); "
+    f"--attn-weight 1 ({ALL_ATTN.replace('kl', 'corr')}); layers all (mean over layers)",
 }
+HEALTH = ["attn_sd_encoder_self", "attn_sd_decoder_self", "attn_sd_encoder_decoder", "ffn_rms"]
 
 
 @pytest.mark.parametrize(
@@ -124,8 +127,11 @@ EXPECTED_TERMS = {
         ("attn", ["--criterion", "lr_drop", "--hidden-weight", "0"], ["kl_loss", "attn_loss"]),
         # the defaults: the paper's three terms (docs/results.md section 4)
         ("defaults", ["--criterion", "lr_drop"], ["kl_loss", "hidden_loss", "attn_loss"]),
+        # the scale-blind distances at weight 1
+        ("scale_blind", ["--criterion", "lr_drop", "--hidden-weight", "1", "--attn-weight", "1", "--hidden-loss",
+                         "rel_mse", "--attn-loss", "corr"], ["kl_loss", "hidden_loss", "attn_loss"]),
     ],
-)
+)  # fmt: skip
 def test_train_logs_every_term_and_validates(toy_data, tmp_path, name, crit, terms):
     out = train(toy_data, str(tmp_path / name), crit, max_update=6).stdout
     inner = json_lines(out, "train_inner")
@@ -134,6 +140,11 @@ def test_train_logs_every_term_and_validates(toy_data, tmp_path, name, crit, ter
         assert t in inner[-1] and float(inner[-1][t]) > 0, (t, inner[-1])
     for t in {"kl_loss", "hidden_loss", "attn_loss"} - set(terms):
         assert t not in inner[-1]
+    for figure in HEALTH:  # the layer terms' health figures, beside them (tests/unit/test_health.py)
+        term = "hidden_loss" if figure == "ffn_rms" else "attn_loss"
+        assert (figure in inner[-1]) == (term in terms), (figure, inner[-1])
+        if figure in inner[-1]:
+            assert float(inner[-1][figure]) > 0
     said = re.findall(r"LRDropCriterion: consistency terms: (.*)", out)  # once, the weights as resolved
     assert said == ([] if name == "label_smoothing" else [EXPECTED_TERMS[name]]), said
     valid = json_lines(out, "valid")

@@ -1,0 +1,231 @@
+"""The Hugging Face adapter in ordinary use: each defect of the issue "The Hugging Face adapter for
+the models people fine-tune" (../shared/hf_probes), as a test that failed before its fix."""
+
+import gc
+import tempfile
+import weakref
+
+import pytest
+import torch
+import transformers as T
+from models import SEQ2SEQ, batch, tiny
+
+from lrdrop.options import KL_WEIGHT, SENTENCE_KL_WEIGHT, LRDropConfigError
+from lrdrop_hf import LRDropArguments, LRDropLoss, LRDropTrainer
+from lrdrop_hf.layout import FAMILIES, layout_of
+from lrdrop_hf.loss import Recorder
+
+
+def layer_args(**kw):
+    return LRDropArguments(**{"kl_weight": 0.0, "hidden_weight": 1.0, "attn_weight": 1.0, **kw})
+
+
+def _grads(model, args, seed=3):
+    model.train()
+    torch.manual_seed(seed)
+    loss, _, _ = LRDropLoss(args)(model, batch("bart"))
+    loss.backward()
+    return torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
+
+
+def test_reentrant_gradient_checkpointing_is_refused_and_non_reentrant_is_exact():
+    """Reentrant checkpointing kept the terms' value and lost their gradient (it equalled the
+    CE-only one): refused, naming use_reentrant=False, with which the gradient is the exact one."""
+    torch.manual_seed(0)
+    model = tiny("bart", 0.1)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    exact = _grads(model, layer_args())
+    model.zero_grad()
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    torch.testing.assert_close(_grads(model, layer_args()), exact, rtol=1e-5, atol=1e-7)
+    reentrant = tiny("bart", 0.1)
+    reentrant.load_state_dict(state)
+    reentrant.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    with pytest.raises(LRDropConfigError, match="use_reentrant': False"):
+        _grads(reentrant, layer_args())
+    _grads(reentrant, layer_args(hidden_weight=0.0, attn_weight=0.0, kl_weight=1.0))  # R-Drop reads only outputs
+
+
+def _umt5():
+    cfg = T.UMT5Config(vocab_size=60, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_decoder_layers=2, num_heads=2,
+                       pad_token_id=1, eos_token_id=2, decoder_start_token_id=1)  # fmt: skip
+    return T.UMT5ForConditionalGeneration(cfg)
+
+
+def _fsmt():
+    cfg = T.FSMTConfig(langs=["en", "de"], src_vocab_size=60, tgt_vocab_size=60, d_model=16, encoder_layers=2,
+                       decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                       decoder_ffn_dim=32, max_position_embeddings=64, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                       decoder_start_token_id=2)  # fmt: skip
+    return T.FSMTForConditionalGeneration(cfg)
+
+
+@pytest.mark.parametrize("build, model_type", [(_umt5, "umt5"), (_fsmt, "fsmt")])
+def test_look_alike_families_are_refused_by_model_type(build, model_type):
+    """UMT5 has T5's module names (and returned wrong maps), FSMT has BART's (and failed with a
+    shape error): the table of model types refuses both by name, before any forward."""
+    with pytest.raises(LRDropConfigError, match=f"model_type '{model_type}'.*bart, mbart"):
+        layout_of(build())
+
+
+def _eager_maps_match_records(model):
+    """The records' maps against the eager model's own attention probabilities, at dropout 0."""
+    model.train()
+    b = batch("t5")
+    loss = LRDropLoss(layer_args())
+    inputs = {k: v for k, v in b.items() if k != "labels"}
+    inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=b["labels"])
+    doubled = {k: torch.cat([v, v]) for k, v in inputs.items()}
+    with Recorder(loss.layout(model), loss.record_spec) as rec:
+        model(**doubled)
+    records, pads = rec.records(b, b["labels"].eq(-100), inputs)
+    out = model(**doubled, output_attentions=True)
+    for t, theirs in (("encoder_self", out.encoder_attentions), ("decoder_self", out.decoder_attentions)):
+        real = (~pads["encoder" if t == "encoder_self" else "decoder"]).repeat(2, 1)
+        for ours, ref in zip(records["attn"][t], theirs):
+            torch.testing.assert_close(ours.permute(1, 2, 0, 3)[real], ref.float().transpose(1, 2)[real],
+                                       rtol=1e-4, atol=1e-5)  # fmt: skip
+
+
+def test_mt5_in_the_table_gives_the_eager_models_own_maps():
+    cfg = T.MT5Config(vocab_size=60, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_decoder_layers=2, num_heads=2,
+                      dropout_rate=0.0, pad_token_id=1, eos_token_id=2, decoder_start_token_id=1,
+                      attn_implementation="eager")  # fmt: skip
+    _eager_maps_match_records(T.MT5ForConditionalGeneration(cfg))
+    _eager_maps_match_records(tiny("t5", 0.0, attn_implementation="eager"))
+
+
+@pytest.mark.parametrize("kind", ["bart", "t5", "bert"])
+def test_the_ffn_site_is_fairseqs_the_output_of_the_module_the_table_names(kind):
+    """The hidden site ``ffn`` is the FFN sublayer's output before its dropout and the residual, as
+    fairseq's fc2 (lrdrop_fairseq/models/recording.py): the recorded state is the output of the
+    module FAMILIES names, of the model's width (fc1's output would be the FFN's inner width)."""
+    model = tiny(kind, 0.1)
+    model.train()
+    family, _, name = FAMILIES[model.config.model_type]
+    assert (family, name) == {"bart": ("bart", "fc2"), "t5": ("t5", "DenseReluDense"),
+                              "bert": ("bert", "output.dense")}[kind]  # fmt: skip
+    layout = layout_of(model)
+    layer = layout.encoder_layers[0]
+    module = layer.get_submodule(name) if family != "t5" else layer.layer[-1].get_submodule(name)
+    assert layout.ffn(layer) is module
+    seen = []
+    handle = module.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    loss = LRDropLoss(layer_args(attn_weight=0.0))
+    b = batch(kind)
+    inputs = {k: v for k, v in b.items() if k != "labels"}
+    if kind in SEQ2SEQ:
+        inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=b["labels"])
+    with Recorder(loss.layout(model), loss.record_spec) as rec:
+        model(**{k: torch.cat([v, v]) for k, v in inputs.items()})
+    handle.remove()
+    width = model.config.d_model if kind != "bert" else model.config.hidden_size
+    assert rec.states["encoder"][0].shape[-1] == width
+    assert rec.states["encoder"][0] is seen[0]
+
+
+def _bart_classifier():
+    cfg = T.BartConfig(vocab_size=60, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                       decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
+                       pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=3)  # fmt: skip
+    return T.BartForSequenceClassification(cfg)
+
+
+def test_encoder_decoder_sequence_heads_train_with_rdrop_and_refuse_layer_terms_clearly():
+    model = _bart_classifier()
+    model.train()
+    loss, logs, _ = LRDropLoss(LRDropArguments(hidden_weight=0.0, attn_weight=0.0))(model, batch("bert"))
+    assert torch.isfinite(loss) and float(logs["kl_loss"]) > 0
+    with pytest.raises(LRDropConfigError, match="sequence head.*R-Drop alone"):
+        LRDropLoss(layer_args())(model, batch("bert"))
+
+
+def test_the_layout_cache_keeps_no_model_alive():
+    """model_init / hyperparameter_search build a model per trial: a trial's model (and its layers)
+    is freed when it is gone, and a new one gets its own layout."""
+    fn = LRDropLoss(layer_args(attn_weight=0.0))
+    model = tiny("bart", 0.1)
+    model.train()
+    fn(model, batch("bart"))
+    ref_model, ref_layer = weakref.ref(model), weakref.ref(model.model.encoder.layers[0])
+    del model
+    gc.collect()
+    assert ref_model() is None and ref_layer() is None
+    other = tiny("bart", 0.1)
+    other.train()
+    fn(other, batch("bart"))
+    assert fn.layout(other).encoder_layers[0] is other.model.encoder.layers[0]
+
+
+@pytest.mark.parametrize("kind, expected", [("bert", SENTENCE_KL_WEIGHT), ("bart", KL_WEIGHT)])
+def test_the_kl_weight_defaults_by_head_as_fairseqs_criteria(kind, expected):
+    """A sequence classifier's output KL weighs 1 (fairseq's lr_drop_sentence_prediction), a token
+    head's 5 (lr_drop's, R-Drop's IWSLT alpha); a given weight is kept either way."""
+    model = tiny(kind, 0.1)
+    model.train()
+    fn = LRDropLoss(LRDropArguments(hidden_weight=0.0, attn_weight=0.0))
+    fn(model, batch(kind))
+    assert fn.output_weights["kl_loss"] == expected
+    given = LRDropLoss(LRDropArguments(kl_weight=3.0, hidden_weight=0.0, attn_weight=0.0))
+    given(model, batch(kind))
+    assert given.output_weights["kl_loss"] == 3.0
+
+
+def test_training_forwards_build_no_key_value_cache():
+    model = tiny("bart", 0.1)
+    model.train()
+    _, _, out = LRDropLoss(LRDropArguments(hidden_weight=0.0, attn_weight=0.0))(model, batch("bart"))
+    assert out.past_key_values is None
+
+
+def _trainer(model, **kw):
+    args = T.TrainingArguments(output_dir=tempfile.mkdtemp(), report_to=[], use_cpu=True, **kw)
+    return LRDropTrainer(model=model, args=args, lrdrop_args=LRDropArguments(hidden_weight=0.0, attn_weight=0.0))
+
+
+def test_multi_output_regression_is_normalised_alike_by_the_trainer_and_the_function():
+    """Three outputs per sentence: the Trainer's num_items_in_batch counts 9 labels; the function's
+    own normaliser counts the same (it counted 3 sentences, a loss 3x the Trainer's)."""
+    model = tiny("bert", 0.1, problem_type="regression")
+    model.train()
+    b = batch("bert")
+    b["labels"] = torch.randn(3, 3)
+    trainer = _trainer(model)
+    n = trainer._get_num_items_in_batch([b], "cpu")
+    assert int(n) == 9
+    torch.manual_seed(0)
+    own = LRDropLoss(trainer.lrdrop_args)(model, b)[0]
+    torch.manual_seed(0)
+    via = trainer.compute_loss(model, b, num_items_in_batch=n)
+    torch.testing.assert_close(own, via)
+
+
+def test_compute_loss_func_is_refused_not_ignored():
+    with pytest.raises(LRDropConfigError, match="compute_loss_func"):
+        LRDropTrainer(model=tiny("bert"), args=T.TrainingArguments(output_dir=tempfile.mkdtemp(), report_to=[],
+                      use_cpu=True), compute_loss_func=lambda outputs, labels, num_items_in_batch=None: 0)  # fmt: skip
+
+
+def test_eval_loss_is_label_smoothed_as_a_plain_trainers():
+    model = tiny("bart", 0.1)
+    b = batch("bart")
+    b["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=b["labels"])  # as the collator
+    data = [{k: v[i] for k, v in b.items()} for i in range(3)]
+    ours = _trainer(model, label_smoothing_factor=0.1, per_device_eval_batch_size=3)
+    plain = T.Trainer(model=model, args=ours.args)
+    assert ours.evaluate(data)["eval_loss"] == pytest.approx(plain.evaluate(data)["eval_loss"], rel=1e-6)
+    unsmoothed = _trainer(model, per_device_eval_batch_size=3).evaluate(data)["eval_loss"]
+    assert abs(ours.evaluate(data)["eval_loss"] - unsmoothed) > 1e-3
+
+
+def test_the_training_log_gives_the_per_copy_loss_and_small_terms_their_digits(monkeypatch):
+    """``loss`` is the task loss of one copy (a baseline's scale, fairseq's convention), the whole
+    objective is ``objective``; a term of 9e-6 keeps its significant digits."""
+    trainer = _trainer(tiny("bert", 0.1))
+    trainer._lrdrop_sums = {"ce_loss": torch.tensor(2.4), "kl_loss": torch.tensor(1.8e-5), "nll_loss": torch.tensor(2)}
+    trainer._lrdrop_steps = 2
+    seen = {}
+    monkeypatch.setattr(T.Trainer, "log", lambda self, logs, *a, **k: seen.update(logs))
+    trainer.log({"loss": 5.0, "learning_rate": 1e-3})
+    assert seen["objective"] == 5.0 and seen["loss"] == pytest.approx(1.2)
+    assert seen["kl_loss"] == pytest.approx(9e-6, rel=1e-3) and seen["nll_loss"] == 1.0
