@@ -77,7 +77,7 @@ setup(
         "test": ["pytest>=7", "ruff==0.17.6"],  # ruff: lint + format check in make test
         # the Hugging Face adapter (lrdrop_hf), tested against this version
         # accelerate: the Trainer needs it; datasets: examples/hf
-        "hf": ["transformers>=5.17,<6", "accelerate>=1.1", "datasets>=2.14"],
+        "hf": ["transformers>=5.17,<6", "accelerate>=1.1", "datasets>=2.14", "peft>=0.13"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

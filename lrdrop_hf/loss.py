@@ -310,7 +310,11 @@ class Recorder:
                 upper = None
                 if t == "decoder_self":
                     upper = torch.ones(tq, tk, dtype=torch.bool, device=r["q"].device).triu(1)
-                if r["site"].heads * b * tq * tk <= self.spec.small_map:
+                # the recompute path rebuilds the projections from their weight and bias: a projection
+                # that is not a plain Linear (PEFT's LoRA, a quantized layer) computes more than that, so
+                # its maps are built from its outputs at any size
+                plain = all(type(m) is torch.nn.Linear for m in (r["site"].q, r["site"].k))
+                if not plain or r["site"].heads * b * tq * tk <= self.spec.small_map:
                     maps.append(_probs(r, pad, upper))
                 else:
                     maps.append(_attention_inputs(r, pad, upper))
