@@ -23,9 +23,10 @@ $(STAMP): setup.py
 	  && echo "[setup] keeping installed torch $$($(VPY) -c 'import torch; print(torch.__version__)')" \
 	  || $(PIP) install $(TORCH)
 	$(PIP) install numpy cython "setuptools<81" wheel
-	# --no-build-isolation: build fairseq's extensions against the torch above; [hf]: the
+	# --no-build-isolation: build fairseq's extensions against the torch above; [fairseq]: the
+	# plugin and the tools; [hf]: the
 	# Hugging Face adapter's transformers (lrdrop_hf), whose tests run in make test too
-	$(PIP) install --no-build-isolation -e ".[test,hf]"
+	$(PIP) install --no-build-isolation -e ".[fairseq,test,hf]"
 	# fairseq-fixed pulls torchaudio from PyPI, a build for another torch that fails to load
 	# (OSError) and breaks importing transformers' audio-capable models (Marian); fairseq needs
 	# it only for speech tasks, so a torchaudio that does not load is removed

@@ -1,8 +1,9 @@
 """lrdrop-fairseq: LR-Drop (Layer-wise Regularized Dropout) as a fairseq plugin.
 
 Install with ``make setup`` (see README): torch must be installed *before* this
-package, and fairseq must be built with ``--no-build-isolation`` so that its
-C++ extensions compile against that torch instead of a freshly downloaded one.
+package, and fairseq (the ``fairseq`` extra) must be built with ``--no-build-isolation`` so
+that its C++ extensions compile against that torch instead of a freshly downloaded one. The
+Hugging Face adapter alone (``.[hf]``) needs no fairseq.
 """
 
 import sys
@@ -56,28 +57,40 @@ setup(
             "lrdrop-translate = lrdrop_cli.bin.translate:main",
         ],
     },
+    # The core (lrdrop) needs torch only: the Hugging Face adapter installs without fairseq, which
+    # must be built from source (`pip install -e ".[hf]"`); the fairseq plugin and the tools are the
+    # [fairseq] extra (`make setup` installs both, with the test tools).
     install_requires=[
         # torch is deliberately unpinned here: `make setup` installs the pinned
         # build first (TORCH=...), and a user's own CUDA build must be kept.
         "torch>=1.13",
-        # The official fairseq 0.12.2 does not import on Python 3.11 (dataclass
-        # mutable defaults); fairseq-fixed is a maintained fork of fairseq main
-        # with the same import name `fairseq`.
-        'fairseq==0.12.2; python_version < "3.11"',
-        'fairseq-fixed==0.12.3.1; python_version >= "3.11"',
-        "sacrebleu>=2.0",
-        "sentencepiece>=0.1.97",
-        "sacremoses>=0.0.53",
-        "rouge-score>=0.1.2",
-        "scikit-learn>=1.0",  # F1 / Matthews correlation (fairseq's sentence_prediction imports it too)
-        "matplotlib>=3.5",
-        "tensorboardX>=2.5",  # fairseq's TensorBoard logging (--tensorboard-logdir)
     ],
     extras_require={
+        "fairseq": [
+            # The official fairseq 0.12.2 does not import on Python 3.11 (dataclass
+            # mutable defaults); fairseq-fixed is a maintained fork of fairseq main
+            # with the same import name `fairseq`.
+            'fairseq==0.12.2; python_version < "3.11"',
+            'fairseq-fixed==0.12.3.1; python_version >= "3.11"',
+            "sacrebleu>=2.0",
+            "sentencepiece>=0.1.97",
+            "sacremoses>=0.0.53",
+            "rouge-score>=0.1.2",
+            "scikit-learn>=1.0",  # F1 / Matthews correlation (fairseq's sentence_prediction imports it too)
+            "matplotlib>=3.5",
+            "tensorboardX>=2.5",  # fairseq's TensorBoard logging (--tensorboard-logdir)
+        ],
         "test": ["pytest>=7", "ruff==0.17.6"],  # ruff: lint + format check in make test
-        # the Hugging Face adapter (lrdrop_hf), tested against this version
-        # accelerate: the Trainer needs it; datasets: examples/hf
-        "hf": ["transformers>=5.17,<6", "accelerate>=1.1", "datasets>=2.14", "peft>=0.13"],
+        # the Hugging Face adapter (lrdrop_hf): transformers 5.x, tested on 5.17; accelerate: the
+        # Trainer needs it; peft: LoRA; datasets, sacrebleu, sentencepiece: examples/hf
+        "hf": [
+            "transformers>=5.17,<6",
+            "accelerate>=1.1",
+            "peft>=0.13",
+            "datasets>=2.14",
+            "sacrebleu>=2.0",
+            "sentencepiece>=0.1.97",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -64,6 +64,12 @@ def test_non_editable_install_runs_a_pipeline_outside_the_checkout(tmp_path):
         cwd=str(work),
     ).stdout
     assert ROOT not in where and venv_site in where
+    # fairseq only through the [fairseq] extra: `pip install lrdrop-fairseq[hf]` builds no fairseq
+    requires = run([str(py), "-c", "import importlib.metadata as m; print(m.requires('lrdrop-fairseq'))"],
+                   cwd=str(work)).stdout  # fmt: skip
+    fairseq_lines = [r for r in eval(requires) if r.startswith("fairseq")]
+    assert fairseq_lines and all('extra == "fairseq"' in r for r in fairseq_lines), requires
+    assert not any("extra" not in r for r in eval(requires) if not r.startswith("torch")), requires
     bin_dir = venv / "bin"
     run(
         [str(bin_dir / "lrdrop-make-toy-corpus"), "raw", "--train", "300", "--valid", "20", "--test", "20"],
@@ -103,3 +109,21 @@ def test_non_editable_install_runs_a_pipeline_outside_the_checkout(tmp_path):
     log = (work / "demo" / "train.log").read_text()
     assert f"'user_dir': '{os.path.dirname(where.splitlines()[0])}'" in log
     assert (work / "demo" / "curves.png").is_file()
+
+
+def test_the_hugging_face_adapter_runs_without_fairseq():
+    """With fairseq unimportable, lrdrop_hf imports, trains a step and logs its terms: the core and
+    the adapter import nothing of fairseq (an HF user installs .[hf], which has no fairseq)."""
+    code = (
+        "import sys; sys.modules['fairseq'] = None\n"
+        "sys.path.insert(0, 'tests/hf')\n"
+        "import torch; from models import tiny, batch\n"
+        "from lrdrop_hf import LRDropArguments, lrdrop_loss\n"
+        "m = tiny('bart', 0.1); m.train()\n"
+        "loss, logs = lrdrop_loss(m, batch('bart'), LRDropArguments(hidden_weight=1.0, attn_weight=1.0))\n"
+        "loss.backward(); print(sorted(logs))\n"
+        "assert not any(k.split('.')[0] in ('fairseq', 'lrdrop_fairseq', 'lrdrop_cli') for k in sys.modules "
+        "if sys.modules[k] is not None)\n"
+    )
+    out = run([sys.executable, "-c", code], cwd=ROOT).stdout
+    assert "attn_loss" in out and "hidden_loss" in out
