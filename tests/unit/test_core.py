@@ -79,8 +79,8 @@ def test_describe_gives_every_weight_as_resolved():
         "--attn-weight 0.1 (kl over encoder_self, decoder_self, encoder_decoder); layers all (mean over layers)"
     )
     assert "(kl over encoder_self);" in loss.describe(attn_types=["encoder_self"])  # what the model has
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
-    assert f"`LRDropCriterion: {loss.describe()}`" in readme  # the README's example is lr_drop's default line
+    usage = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "usage.md")).read()
+    assert f"`LRDropCriterion: {loss.describe()}`" in usage  # the docs' example is lr_drop's default line
     options = dict(consistency_layers="0,-1", layer_reduction="sum", consistency_warmup_updates=100)
     loss.setup_consistency({"kl_loss": ("--kl-weight", 5.0)}, hidden_site="layer", attn_weight=0.0, **options)
     assert loss.describe() == (
@@ -93,23 +93,41 @@ def test_describe_gives_every_weight_as_resolved():
     assert loss.describe() == "consistency terms: --kl-weight 0.5; --hidden-weight 0 (off); --attn-weight 0 (off)"
 
 
-def test_the_readmes_flag_table_gives_lr_drops_own_defaults():
-    """README's "Flags of --criterion lr_drop" table states each flag's default as lr_drop has it
-    (the core's options and the output KL's weight): a changed default changes the docs too."""
-    import dataclasses
+def _documented_defaults(table):
     import re
 
-    from lrdrop_fairseq.criterions.lr_drop import LRDropConfig
-
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
-    table = readme.split("### Flags of `--criterion lr_drop`")[1].split("\n\n")[1]
     documented = {}
     for row in table.splitlines()[2:]:
         flag, default = (c.strip() for c in row.strip("|").split("|")[:2])
         if re.fullmatch(r"`--[a-z-]+`", flag):
             documented[flag.strip("`")[2:].replace("-", "_")] = default.replace("*", "").replace("`", "").split(" ")[0]
+    return documented
+
+
+@pytest.mark.parametrize("doc, heading", [("docs/usage.md", "## Flags of `--criterion lr_drop`"),
+                                          ("README.md", "## The flags people change")])  # fmt: skip
+def test_the_flag_tables_give_lr_drops_own_defaults(doc, heading):
+    """docs/usage.md's table of every flag, and the README's of the handful people change, state
+    each default as lr_drop has it (the core's options and the output KL's weight): a changed
+    default changes the docs too."""
+    import dataclasses
+    import re
+
+    from lrdrop_fairseq.criterions.lr_drop import LRDropConfig
+
+    text = open(os.path.join(os.path.dirname(__file__), "..", "..", doc)).read()
+    table = text.split(heading)[1].split("\n\n")[1]
+    documented = _documented_defaults(table)
+    if doc == "README.md":
+        assert {"kl_weight", "hidden_weight", "attn_weight", "hidden_loss", "attn_loss"} <= set(documented)
+    else:
+        assert set(DEFAULTS) | {"kl_weight"} <= set(documented)
+    _check_defaults(documented, table, LRDropConfig, dataclasses, re)
+
+
+def _check_defaults(documented, table, LRDropConfig, dataclasses, re):
+    documented = dict(documented)
     fields = {f.name: f.default for f in dataclasses.fields(LRDropConfig)}
-    assert set(DEFAULTS) | {"kl_weight"} <= set(documented)
     assert fields["hidden_weight"] is None  # by site: the row lists each site's
     cell = re.search(r"\| `--hidden-weight` \| ([^|]*) \|", table).group(1)
     assert dict((site, float(w)) for w, site in re.findall(r"([\d.]+) \(`(\w+)`\)", cell)) == HIDDEN_WEIGHT_BY_SITE
