@@ -7,7 +7,8 @@ dropout sub-models. As fairseq's ``lr_drop`` (:mod:`lrdrop.consistency` does the
             + hidden_weight * hidden + attn_weight * attn) / N
 
 with the Trainer's label smoothing (``LabelSmoother``'s formula, as a sum), ``N`` the target
-tokens of one copy (``labels != -100``; sentences for a classifier), or the Trainer's
+tokens of one copy (``labels != -100``, shifted by one for a causal language model, as its own
+loss shifts them; sentences for a classifier), or the Trainer's
 ``num_items_in_batch`` under gradient accumulation, and the layer terms summed over sentences,
 each sentence's mean over its own tokens on each side counted as its target tokens (once for a
 classifier). A regression head (``num_labels == 1``) compares its two predictions by their squared
@@ -96,12 +97,18 @@ class LRDropLoss(ConsistencySetup):
                 "per target token); this sequence head's decoder reads the source shifted, whose padding the terms "
                 "do not have. Use R-Drop alone (--hidden_weight 0 --attn_weight 0), or an encoder classifier."
             )
+        causal = is_causal_lm(core)
+        if causal and self.record_spec is not None:
+            raise LRDropConfigError(
+                f"{type(core).__name__} is a causal language model: R-Drop (the output KL) trains it, the layer "
+                "terms do not read causal language models yet. Use --hidden_weight 0 --attn_weight 0."
+            )
         if self.kl_weight_given is None:  # by the head: a token head's R-Drop alpha, or a sentence head's
-            w = KL_WEIGHT if seq2seq else SENTENCE_KL_WEIGHT
+            w = KL_WEIGHT if seq2seq or causal else SENTENCE_KL_WEIGHT
             self.output_weights = {name: w for name in self.output_weights}
         if seq2seq and "decoder_input_ids" not in inputs and "decoder_inputs_embeds" not in inputs:
             inputs["decoder_input_ids"] = core.prepare_decoder_input_ids_from_labels(labels=labels)
-        if seq2seq and getattr(core.config, "use_cache", False) and "use_cache" not in inputs:
+        if (seq2seq or causal) and getattr(core.config, "use_cache", False) and "use_cache" not in inputs:
             inputs["use_cache"] = False  # training: no key/value cache for generation
         doubled = {k: C.double(v) for k, v in inputs.items()}
         if self.record_spec is None and not self._described:  # with layer terms, layout() says it
@@ -112,8 +119,11 @@ class LRDropLoss(ConsistencySetup):
             outputs = model(**doubled)
         logits = outputs.logits
         terms, logs = {}, {}
-        if seq2seq:
-            ce, nll, lprobs, target_pad = self._token_cross_entropy(logits, C.double(labels))
+        if seq2seq or causal:
+            target = C.double(labels)
+            if causal:  # position t predicts token t + 1, as the model's own loss shifts its labels
+                logits, target = logits[:, :-1], target[:, 1:]
+            ce, nll, lprobs, target_pad = self._token_cross_entropy(logits, target)
             pad1 = C.split_halves(target_pad, 0)[0]
             if self.output_weights["kl_loss"] > 0:
                 terms["kl_loss"] = C.symmetric_kl_from_log_probs(*C.split_halves(lprobs, 0), pad1)
@@ -123,10 +133,10 @@ class LRDropLoss(ConsistencySetup):
                 shape = ", ".join(["batch", *map(str, logits.shape[1:])])
                 raise LRDropConfigError(
                     f"{type(core).__name__} returns logits of shape ({shape}), a row per token: the "
-                    "LR-Drop loss reads encoder-decoder models (BART, Marian, T5: labels per target token) and "
-                    "sequence classifiers and regressors (a row per sentence). A causal language model shifts its "
-                    "labels inside the model and a token classifier counts tokens, so their loss here would be "
-                    "wrong: neither is supported."
+                    "LR-Drop loss reads encoder-decoder models (BART, Marian, T5: labels per target token), causal "
+                    "language models (transformers' table of them) and sequence classifiers and regressors (a row "
+                    "per sentence). A token classifier counts its tokens otherwise, so its loss here would be wrong: "
+                    "it is not supported."
                 )
             ce, nll = self._sentence_loss(core, logits, labels, terms)
             # a sentence counts once, or once per output of a multi-output regression head: the
@@ -187,6 +197,15 @@ class LRDropLoss(ConsistencySetup):
         if self.output_weights["kl_loss"] > 0:
             terms["kl_loss"] = C.symmetric_kl_from_log_probs(*C.split_halves(lprobs, 0))
         return ce, nll
+
+
+def is_causal_lm(model) -> bool:
+    """Whether ``model`` is a causal language model by transformers' own table of them
+    (``MODEL_FOR_CAUSAL_LM_MAPPING_NAMES``: model type -> class), not by the shape of its output."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    return MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type) == type(model).__name__
 
 
 def refuse_reentrant_checkpointing(model):

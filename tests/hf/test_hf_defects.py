@@ -268,3 +268,73 @@ def test_a_peft_wrapped_encoder_classifier_trains_with_the_layer_terms():
     loss, logs, _ = LRDropLoss(layer_args(kl_weight=1.0))(model, batch("bert"))
     loss.backward()
     assert float(logs["hidden_loss"]) > 0 and float(logs["attn_loss"]) > 0
+
+
+def _causal(kind, dropout=0.1):
+    if kind == "gpt2":
+        cfg = T.GPT2Config(vocab_size=60, n_embd=16, n_layer=2, n_head=2, n_positions=64, resid_pdrop=dropout,
+                           embd_pdrop=dropout, attn_pdrop=dropout, pad_token_id=1)  # fmt: skip
+        return T.GPT2LMHeadModel(cfg)
+    cfg = T.LlamaConfig(vocab_size=60, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+                        attention_dropout=dropout, pad_token_id=1)  # fmt: skip
+    return T.LlamaForCausalLM(cfg)
+
+
+def _lm_batch():
+    b = batch("bert")
+    labels = b["input_ids"].masked_fill(b["attention_mask"] == 0, -100)
+    labels[0, :2] = -100  # a prompt the loss does not train on
+    return {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"], "labels": labels}
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_causal_lms_train_with_rdrop_shifting_labels_as_their_own_loss(kind):
+    """Without dropout the loss is both copies' cross-entropy, each the model's own (labels shifted
+    inside the model); with it, R-Drop's formula on the shifted tokens, on the same dropout masks."""
+    b = _lm_batch()
+    rdrop = LRDropArguments(kl_weight=2.0, hidden_weight=0.0, attn_weight=0.0)
+    model = _causal(kind, 0.0)
+    model.train()
+    loss, logs, out = LRDropLoss(rdrop)(model, b)
+    torch.testing.assert_close(loss, 2 * model(**b).loss, rtol=1e-5, atol=1e-6)
+    assert float(logs["kl_loss"]) == pytest.approx(0.0, abs=1e-7) and out.past_key_values is None
+    model = _causal(kind, 0.1)
+    model.train()
+    torch.manual_seed(7)
+    loss, logs, _ = LRDropLoss(rdrop)(model, b)
+    torch.manual_seed(7)
+    doubled = {k: torch.cat([v, v]) for k, v in b.items() if k != "labels"}
+    logits = model(**doubled, use_cache=False).logits[:, :-1].float()
+    target = torch.cat([b["labels"], b["labels"]])[:, 1:]
+    pad = target.eq(-100)
+    lp = torch.log_softmax(logits, -1)
+    ce = -lp.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1).masked_fill(pad, 0).sum()
+    p, q = lp.chunk(2)
+    kl = ((p.exp() - q.exp()) * (p - q)).sum(-1).masked_fill(pad.chunk(2)[0], 0).sum() / 2
+    n = (~pad.chunk(2)[0]).sum()
+    torch.testing.assert_close(loss, (ce + 2.0 * kl) / n, rtol=1e-5, atol=1e-6)
+    assert float(logs["kl_loss"]) > 0
+
+
+def test_causal_lms_refuse_the_layer_terms_naming_the_flags():
+    with pytest.raises(LRDropConfigError, match="causal language model.*--hidden_weight 0 --attn_weight 0"):
+        LRDropLoss(LRDropArguments())(_causal("llama"), _lm_batch())
+
+
+def test_under_the_trainer_a_causal_lm_is_normalised_by_the_trainers_count():
+    """The loss alone divides by the shifted target tokens (10 here); under the Trainer by its
+    num_items_in_batch, as the model's own loss is: transformers counts labels[..., 1:] only when the
+    model's loss_type says it shifts, and a model built from a config has none, so it counts all 12."""
+    model = _causal("gpt2")
+    model.train()
+    b = _lm_batch()
+    trainer = _trainer(model)
+    n = trainer._get_num_items_in_batch([b], "cpu")
+    shifted = int(b["labels"][:, 1:].ne(-100).sum())
+    assert shifted == 10 and int(n) in (10, 12)
+    torch.manual_seed(0)
+    own = LRDropLoss(trainer.lrdrop_args)(model, b)[0]
+    torch.manual_seed(0)
+    torch.testing.assert_close(trainer.compute_loss(model, b, num_items_in_batch=n) * n, own * shifted)
+    assert trainer.lrdrop_loss.output_weights["kl_loss"] == KL_WEIGHT  # a token head's default

@@ -297,14 +297,16 @@ def test_regression_head_compares_its_two_predictions():
 
 
 def test_heads_whose_loss_it_would_get_wrong_are_refused():
-    # R-Drop alone reads any model, but a causal LM shifts its labels inside the model and a
-    # multi-label head takes a sigmoid cross-entropy: the loss here would be silently wrong
+    # R-Drop alone reads any model, but a token classifier counts its tokens otherwise and a
+    # multi-label head takes a sigmoid cross-entropy: the loss here would be silently wrong (causal
+    # language models shift their labels, as the loss now does: tests/hf/test_hf_defects.py)
     T = __import__("transformers")
-    gpt2 = T.GPT2LMHeadModel(T.GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=60))
+    tagger = T.BertForTokenClassification(T.BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1,
+                                                       num_attention_heads=2, intermediate_size=32))  # fmt: skip
     ids = batch("bert")["input_ids"]
     rdrop = LRDropArguments(hidden_weight=0.0, attn_weight=0.0)
-    with pytest.raises(LRDropConfigError, match=r"GPT2LMHeadModel returns logits of shape \(batch, 6, 60\).*causal"):
-        lrdrop_loss(gpt2, {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}, rdrop)
+    with pytest.raises(LRDropConfigError, match=r"BertForTokenClassification returns logits of shape \(batch, 6, 2\)"):
+        lrdrop_loss(tagger, {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}, rdrop)
     b = batch("bert")
     b["labels"] = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
     with pytest.raises(LRDropConfigError, match="problem_type 'multi_label_classification'"):
@@ -331,7 +333,7 @@ def test_clear_errors():
     gpt2 = __import__("transformers").GPT2LMHeadModel(
         __import__("transformers").GPT2Config(n_layer=1, n_embd=8, n_head=2)
     )
-    with pytest.raises(LRDropConfigError, match="cannot read GPT2LMHeadModel.*--hidden_weight 0 --attn_weight 0"):
+    with pytest.raises(LRDropConfigError, match="GPT2LMHeadModel is a causal.*--hidden_weight 0 --attn_weight 0"):
         lrdrop_loss(
             gpt2, {"input_ids": torch.ones(1, 3, dtype=torch.long), "labels": torch.ones(1, 3, dtype=torch.long)}
         )
