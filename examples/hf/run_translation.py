@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Fine-tune or train a translation model with LR-Drop, in the shape of transformers'
 ``examples/pytorch/translation/run_translation.py``: ``Seq2SeqTrainingArguments`` plus
-:class:`lrdrop_hf.LRDropArguments`, ``datasets`` built from local files, sacreBLEU at the end.
+:class:`lrdrop_hf.LRDropArguments`, ``datasets`` built from local files, ``DataCollatorForSeq2Seq``,
+beam search by the Trainer (``predict_with_generate``), sacreBLEU at the end.
 
 Offline, from scratch (a small Marian built from a config, this project's sentencepiece model)::
 
@@ -28,7 +29,14 @@ from typing import Optional
 
 import torch
 from datasets import Dataset, DatasetDict
-from transformers import HfArgumentParser, MarianConfig, MarianMTModel, Seq2SeqTrainingArguments, set_seed
+from transformers import (
+    DataCollatorForSeq2Seq,
+    HfArgumentParser,
+    MarianConfig,
+    MarianMTModel,
+    Seq2SeqTrainingArguments,
+    set_seed,
+)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # example_tokenizers
 from example_tokenizers import HubTokenizer  # noqa: E402
@@ -68,6 +76,7 @@ class SpmTokenizer:
     def __init__(self, path):
         import sentencepiece as spm
 
+        self.path = path
         self.sp = spm.SentencePieceProcessor(model_file=path)
         self.pad_token_id = self.sp.get_piece_size()
         self.eos_token_id = self.pad_token_id + 1
@@ -76,8 +85,23 @@ class SpmTokenizer:
     def encode(self, text, max_length):
         return self.sp.encode(text)[: max_length - 1] + [self.eos_token_id]
 
+    padding_side = "right"
+
     def decode(self, ids):
-        return self.sp.decode([i for i in ids if i < self.pad_token_id])
+        return self.sp.decode([i for i in ids if 0 <= i < self.pad_token_id])
+
+    def save_pretrained(self, directory, **_):
+        """Beside the model the Trainer saves: the sentencepiece model it reads with."""
+        import shutil
+
+        shutil.copy(self.path, os.path.join(directory, "spm.model"))
+
+    def pad(self, features, return_tensors="pt", **_):
+        """What ``DataCollatorForSeq2Seq`` asks of a tokenizer: the inputs right-padded, their mask."""
+        longest = max(len(f["input_ids"]) for f in features)
+        ids = torch.tensor([list(f["input_ids"]) + [self.pad_token_id] * (longest - len(f["input_ids"]))
+                            for f in features])  # fmt: skip
+        return {"input_ids": ids, "attention_mask": (ids != self.pad_token_id).long()}
 
 
 def read_split(d: DataArguments, split):
@@ -123,17 +147,13 @@ def main(argv=None):
 
     data = raw.map(encode, remove_columns=["source", "target"])
 
-    def collate(features):
-        batch = {}
-        for key, pad in (("input_ids", tok.pad_token_id), ("labels", -100)):
-            longest = max(len(f[key]) for f in features)
-            batch[key] = torch.tensor([f[key] + [pad] * (longest - len(f[key])) for f in features])
-        batch["attention_mask"] = (batch["input_ids"] != tok.pad_token_id).long()
-        return batch
-
+    collator = DataCollatorForSeq2Seq(getattr(tok, "tok", tok), model=model, label_pad_token_id=-100)
     training.remove_unused_columns = False
+    training.predict_with_generate = True  # test: beam search through the Trainer
+    training.generation_num_beams = d.num_beams
+    training.generation_max_length = d.max_target_length
     trainer = LRDropSeq2SeqTrainer(
-        model=model, args=training, train_dataset=data["train"], eval_dataset=data["valid"], data_collator=collate,
+        model=model, args=training, train_dataset=data["train"], eval_dataset=data["valid"], data_collator=collator,
         lrdrop_args=lrdrop_args,
     )  # fmt: skip
     trainer.train()
@@ -141,15 +161,8 @@ def main(argv=None):
     # test: beam search, detokenised, sacreBLEU and chrF with their signatures
     import sacrebleu
 
-    model.eval()
-    hyps = []
-    loader = torch.utils.data.DataLoader(data["test"], batch_size=64, collate_fn=collate)
-    for b in loader:
-        with torch.no_grad():
-            out = model.generate(input_ids=b["input_ids"].to(model.device),
-                                 attention_mask=b["attention_mask"].to(model.device), num_beams=d.num_beams,
-                                 max_new_tokens=d.max_target_length)  # fmt: skip
-        hyps += [tok.decode(ids.tolist()) for ids in out]
+    predictions = trainer.predict(data["test"]).predictions  # padded with -100 across batches
+    hyps = [tok.decode([int(i) for i in ids if i >= 0]) for ids in predictions]
     refs = list(raw["test"]["target"])
     bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
     result = {

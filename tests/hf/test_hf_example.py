@@ -43,6 +43,7 @@ def test_run_translation_offline_from_scratch(tmp_path):
     assert saved["bleu_signature"].startswith("nrefs:1|case:mixed") and "chrf_signature" in saved
     assert saved["lrdrop"]["hidden_weight"] == 1.0 and saved["lrdrop"]["hidden_site"] == "ffn"
     assert len((out / "test.hyp.tgt").read_text().splitlines()) == 30
+    assert (out / "spm.model").is_file()  # the Trainer saves the tokenizer the collator pads with
 
 
 def _load(name):
