@@ -3,7 +3,8 @@ on its checkpoint at the stop (once; kept beside the run), the health figures it
 last 100 updates, and its validation nll; judged against R-Drop's run at the same dropout:
 
 - attention kept: encoder-decoder score sd (diagnose) near R-Drop's (at least half of it);
-- FFN outputs kept: FFN RMS at least 0.8 of R-Drop's;
+- FFN outputs kept: FFN RMS within a factor 0.8 of R-Drop's (0.8 to 1.25 times it: shrunk or grown
+  beyond that, the hidden term was met by changing the states' scale);
 - validation nll at the stop (best of the run, bits) against R-Drop's.
 
 Writes docs/libreoffice_screen_scale_blind.json and prints the table (commit both after each run).
@@ -82,7 +83,7 @@ def main():
                 "rms_ffn_ratio": round(r["rms_ffn"] / rd["rms_ffn"], 2),
             }  # fmt: skip
             r["attention_kept"] = r["vs_rdrop"]["encoder_decoder_sd_ratio"] >= 0.5
-            r["ffn_kept"] = r["vs_rdrop"]["rms_ffn_ratio"] >= 0.8
+            r["ffn_kept"] = 0.8 <= r["vs_rdrop"]["rms_ffn_ratio"] <= 1.25
     doc = {
         "protocol": "LibreOffice de-en (lrdrop-demo --corpus libreoffice, valid 1,000, test 1,500), the grid's "
         "2+2 x 128 model, lr 3e-3, 150 warm-up updates, linear decay to 0 at 8,000 updates stopped at 1,500 "
@@ -90,7 +91,7 @@ def main():
         "lrdrop-diagnose on checkpoint_last.pt (the stop), 4 batches of seed 1's shuffled epoch, first copy; "
         "test BLEU/chrF from checkpoint_best.pt (beam 5). scripts/libreoffice_study/make_screen_jobs.sh",
         "judged": "attention kept: encoder-decoder score sd >= 0.5 x R-Drop's at the same dropout; FFN kept: FFN "
-        "output RMS >= 0.8 x R-Drop's",
+        "output RMS 0.8 to 1.25 x R-Drop's",
         "runs": rows,
     }
     json.dump(doc, open(OUT, "w"), indent=1)
