@@ -31,7 +31,7 @@ __all__ = [  # the names adapters and tests read here; the attention term's own 
     "split_halves", "squared_difference", "symmetric_kl_from_log_probs", "token_weights",
 ]  # fmt: skip
 
-HIDDEN_LOSSES = ("mse", "cosine", "rel_mse")
+HIDDEN_LOSSES = ("mse", "cosine", "rel_mse", "rel_var")
 # rel_mse: added to the two copies' mean square (per token) so that all-zero states give 0, not NaN
 REL_MSE_EPS = 1e-8
 LAYER_REDUCTIONS = ("mean", "sum")
@@ -102,8 +102,15 @@ def hidden_consistency(
     - ``rel_mse``: ``mean_C (h1 - h2)^2 / ((mean_C h1^2 + mean_C h2^2) / 2)``, the squared
       difference relative to the two copies' mean square.
 
-    ``cosine`` and ``rel_mse`` are blind to scale: a common factor on both copies' states leaves
-    them unchanged, so they cannot be met by shrinking the states, as ``mse`` can.
+    - ``rel_var``: ``mean_C (h1 - h2)^2`` over the sentence's spread: the mean over its real tokens
+      and C of each copy's squared deviation from its own mean over those tokens (the two copies
+      averaged). Needs (T, B, C) states (tokens, then sentences), as :func:`layer_terms` passes.
+
+    ``cosine``, ``rel_mse`` and ``rel_var`` are blind to scale: a common factor on both copies'
+    states leaves them unchanged, so they cannot be met by shrinking the states, as ``mse`` can.
+    ``rel_mse`` can be met by growing what the copies share (a bias both have: the LibreOffice
+    screen's FFN outputs grew 8x, docs/results.md section 00); ``rel_var`` is also blind to a part
+    that is the same at every token of a sentence, in both copies.
     """
     if loss == "mse":
         per_tok = _MeanSquaredDifference.apply(h1, h2)
@@ -111,6 +118,8 @@ def hidden_consistency(
         per_tok = 1.0 - F.cosine_similarity(at_least_fp32(h1), at_least_fp32(h2), dim=-1, eps=1e-8)
     elif loss == "rel_mse":
         per_tok = _RelativeSquaredDifference.apply(h1, h2)
+    elif loss == "rel_var":
+        per_tok = _relative_to_spread(h1, h2, pad_mask)
     else:
         raise ValueError(f"unknown hidden loss {loss!r}; choose from {HIDDEN_LOSSES}")
     return weighted_sum(per_tok, pad_mask, weights)
@@ -156,6 +165,24 @@ class _RelativeSquaredDifference(torch.autograd.Function):
         scale = (grad / (m * a.shape[-1])).unsqueeze(-1)
         d = d.unsqueeze(-1)
         return ((2 * diff - d * a) * scale).to(a_in.dtype), ((-2 * diff - d * b) * scale).to(b_in.dtype)
+
+
+def _relative_to_spread(a: Tensor, b: Tensor, pad_mask: Optional[Tensor]) -> Tensor:
+    """``rel_var`` per token, (T, B): ``mean_C (a - b)^2`` over the sentence's spread (see
+    :func:`hidden_consistency`), fp32; autograd keeps the centred states (two fp32 copies of a
+    layer's states, where ``mse`` keeps one difference)."""
+    if a.dim() != 3:
+        raise ValueError(f"rel_var compares (T, B, C) states (tokens, sentences, channels), got {tuple(a.shape)}")
+    a, b = at_least_fp32(a), at_least_fp32(b)
+    real = torch.ones(a.shape[:2], dtype=a.dtype, device=a.device) if pad_mask is None else (~pad_mask).to(a.dtype)
+    real = real.unsqueeze(-1)  # (T, B, 1)
+    n = real.sum(0).clamp_min(1.0)  # (B, 1): each sentence's real tokens
+
+    def deviation(h):
+        return (h - (h * real).sum(0) / n) * real
+
+    spread = 0.5 * (deviation(a).pow(2) + deviation(b).pow(2)).mean(-1, keepdim=True).sum(0) / n  # (B, 1)
+    return (a - b).pow(2).mean(-1) / (spread.squeeze(-1) + REL_MSE_EPS)
 
 
 def _relative_parts(a: Tensor, b: Tensor):

@@ -55,8 +55,10 @@ HELP = {
     "encoder-decoder attention to uniform rows and fell below the plain baseline; at 0.1 it formed "
     "(docs/results.md)",
     "hidden_loss": "hidden-state distance per token: mse (squared difference, mean over the hidden dim: the "
-    "paper's), cosine (1 - cosine similarity) or rel_mse (mse over the two copies' mean square). cosine and "
-    "rel_mse are blind to the states' scale, so they cannot be met by shrinking the states, as mse can",
+    "paper's), cosine (1 - cosine similarity), rel_mse (mse over the two copies' mean square) or rel_var (mse "
+    "over the states' spread around their mean over the sentence's tokens). cosine, rel_mse and rel_var are blind "
+    "to the states' scale, so they cannot be met by shrinking the states, as mse can; rel_var is also blind to "
+    "what is the same at every token (rel_mse was met by growing it: docs/results.md section 00)",
     "hidden_site": "which hidden state of each layer the hidden term compares: ffn (the feed-forward sublayer's "
     "output HS(x) = act(x W1 + b1) W2 + b2, before its dropout and the residual: the paper's) or layer (the "
     "layer's output, after the residual and LayerNorm)",

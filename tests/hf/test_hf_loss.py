@@ -414,7 +414,8 @@ def test_every_default_is_fairseqs_lr_drop_default():
     assert hf["kl_weight"] is None and fs["kl_weight"] == init["kl_weight"] == 5.0
 
 
-@pytest.mark.parametrize("hidden_loss, attn_loss", [("mse", "kl"), ("rel_mse", "corr"), ("cosine", "mse")])
+@pytest.mark.parametrize("hidden_loss, attn_loss", [("mse", "kl"), ("rel_mse", "corr"), ("cosine", "mse"),
+                                                     ("rel_var", "corr")])  # fmt: skip
 @pytest.mark.parametrize("causal", [False, True])
 def test_the_core_gives_the_same_terms_for_fairseqs_and_hfs_layouts(causal, hidden_loss, attn_loss):
     """The same tensors laid out as fairseq records them (time-first inputs of the projections,

@@ -96,7 +96,7 @@ def _noisy_pair(shape, noise, seed=0):
 
 # distance -> whether it is blind to a common factor on the scores (attention) or states (hidden)
 ATTENTION_BLIND = {"kl": False, "mse": False, "corr": True}
-HIDDEN_BLIND = {"mse": False, "cosine": True, "rel_mse": True}
+HIDDEN_BLIND = {"mse": False, "cosine": True, "rel_mse": True, "rel_var": True}
 
 
 @pytest.mark.parametrize("loss", list(ATTENTION_BLIND))
@@ -210,8 +210,8 @@ STATES = (
 
 @pytest.mark.parametrize("loss", C.HIDDEN_LOSSES)
 def test_every_hidden_distance_gives_from_fp16_states_the_fp32_value(loss):
-    h1 = torch.tensor(STATES[0]).half().requires_grad_(True)
-    h2 = torch.tensor(STATES[1]).half()
+    h1 = torch.tensor(STATES[0]).view(2, 1, 4).half().requires_grad_(True)  # (T, B, C)
+    h2 = torch.tensor(STATES[1]).view(2, 1, 4).half()
     got = C.hidden_consistency(h1, h2, None, loss)
     (g16,) = torch.autograd.grad(got, h1)
     h1_32 = h1.detach().float().requires_grad_(True)
@@ -244,3 +244,44 @@ def test_output_distances_from_fp16_inputs_equal_fp32():
     y1, y2 = torch.tensor(STATES[0]).half(), torch.tensor(STATES[1]).half()
     assert C.squared_difference(y1, y2).item() == pytest.approx(C.squared_difference(y1.float(), y2.float()).item(),
                                                                  rel=1e-6)  # fmt: skip
+
+
+def test_rel_var_hand_value_and_padding():
+    """One sentence of two real tokens and a pad: copy 1 [1, 0], [3, 0]; copy 2 [1, 1], [3, 1].
+    Deviations from each copy's token mean: +-[1, 0] both, spread (1 + 0) / 2 = 0.5 per copy;
+    squared differences per token: mean_C [0, 1] = 0.5; so 0.5 / 0.5 = 1 per token, 2 in all."""
+    h1 = torch.tensor([[[1.0, 0.0]], [[3.0, 0.0]], [[99.0, 99.0]]])
+    h2 = torch.tensor([[[1.0, 1.0]], [[3.0, 1.0]], [[-9.0, 0.0]]])
+    pad = torch.tensor([[False], [False], [True]])
+    assert C.hidden_consistency(h1, h2, pad, "rel_var").item() == pytest.approx(2.0, rel=1e-6)
+    with pytest.raises(ValueError, match=r"\(T, B, C\)"):
+        C.hidden_consistency(h1[:, 0], h2[:, 0], None, "rel_var")
+
+
+@pytest.mark.parametrize("loss", ["rel_mse", "rel_var"])
+def test_what_the_copies_share_can_lower_rel_mse_but_not_rel_var(loss):
+    """A part both copies have at every token of a sentence (a bias) added with a growing factor:
+    ``rel_mse`` falls as it grows (the screen's FFN outputs grew 8x), ``rel_var`` is unchanged and
+    its gradient along the factor is 0."""
+    h1, h2 = _noisy_pair((5, 2, 16), noise=0.3)
+    shared = torch.randn(1, 2, 16, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+
+    def at(c):
+        return C.hidden_consistency(h1 + c * shared, h2 + c * shared, None, loss)
+
+    c = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    (slope,) = torch.autograd.grad(at(c), c)
+    if loss == "rel_var":
+        assert abs(slope.item()) < 1e-9 and at(10.0).item() == pytest.approx(at(0.0).item(), rel=1e-9)
+    else:
+        assert slope.item() < 0 and at(10.0).item() < 0.1 * at(0.0).item()
+
+
+def test_rel_var_gradient_matches_finite_differences():
+    g = torch.Generator().manual_seed(0)
+    h1 = torch.randn(4, 3, 8, generator=g, dtype=torch.float64).requires_grad_(True)
+    h2 = torch.randn(4, 3, 8, generator=g, dtype=torch.float64).requires_grad_(True)
+    pad = torch.zeros(4, 3, dtype=torch.bool)
+    pad[-2:, 0] = True
+    w = torch.rand(4, 3, generator=g, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a, b: C.hidden_consistency(a, b, pad, "rel_var", w), (h1, h2))
