@@ -31,8 +31,9 @@ CONFIGS = {  # name -> what it runs (make_screen_jobs.sh)
     "lrdrop": "today's terms: FFN mse 1, attention kl 1",
     "corr": "FFN mse 1, attention corr 1",
     "sb": "FFN rel_mse 1, attention corr 1 (lrdrop_sb)",
+    "sbv": "FFN rel_var 1, attention corr 1",
     "wu": "today's terms, ramp 1,000",
-    "sb_wu": "lrdrop_sb, ramp 1,000",
+    "sbv_wu": "FFN rel_var 1, attention corr 1, ramp 1,000",
 }
 
 
