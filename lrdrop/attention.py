@@ -69,49 +69,55 @@ def attention_consistency(
     return weighted_sum(per_query, query_pad_mask, weights)
 
 
-def _standardised(p: Tensor, real: Tensor, n: Tensor):
-    """(z, sigma) of fp32/fp64 probabilities ``p``: the row's log-probabilities over its ``real``
-    keys less their mean, over their spread ``sigma`` (0 at the other keys)."""
-    lp = torch.where(real, p.clamp_min(CORR_LOG_FLOOR).log(), torch.zeros((), dtype=p.dtype, device=p.device))
-    u = torch.where(real, lp - lp.sum(-1, keepdim=True) / n, torch.zeros((), dtype=p.dtype, device=p.device))
-    sigma = (u.pow(2).sum(-1, keepdim=True) / n + CORR_VAR_EPS).sqrt()
-    return u / sigma, sigma
+def _centred_rows(p: Tensor, q: Tensor):
+    """The two rows' log-probabilities over their real keys less their means, ``u1``, ``u2`` (0 at
+    the other keys), the real-key counts ``n`` and the per-row moments ``a = mean u1^2``,
+    ``b = mean u2^2``, ``c = mean u1 u2``, for fp32/fp64 probabilities."""
+    realf = ((p > 0) | (q > 0)).to(p.dtype)
+    n = realf.sum(-1, keepdim=True).clamp_min(1)
+
+    def centred(x):
+        lp = x.clamp_min(CORR_LOG_FLOOR).log() * realf
+        return (lp - lp.sum(-1, keepdim=True) / n) * realf
+
+    u1, u2 = centred(p), centred(q)
+    a, b, c = ((x * y).sum(-1, keepdim=True) / n for x, y in ((u1, u1), (u2, u2), (u1, u2)))
+    return u1, u2, n, a, b, c
 
 
 class _ScoreCorrelationRows(torch.autograd.Function):
-    """``mean over real keys of (z1 - z2)^2 / 2`` per row (``corr``), keeping only the two maps
-    (views of the softmax outputs, which the attention's own backward keeps anyway) and
-    recomputing the standardised rows in the backward, one layer at a time. With ``g = dL/dz``::
+    """``mean over real keys of (z1 - z2)^2 / 2`` per row (``corr``), ``z = u / sigma`` with
+    ``sigma^2 = mean u^2 + eps``, written with the rows' moments ``a``, ``b``, ``c`` (see
+    :func:`_centred_rows`) as ``(a / s1^2 + b / s2^2 - 2 c / (s1 s2)) / 2``. Keeps only the two maps
+    (views of the softmax outputs, which the attention's own backward keeps anyway) and recomputes
+    the centred rows in the backward, one layer at a time. The gradient is a per-row combination of
+    the two centred rows (already centred, so the mean's gradient drops out)::
 
-        dL/du = (g - z mean_k(g z)) / sigma,   dL/dlog p = dL/du - mean_k(dL/du),   dL/dp = dL/dlog p / p
+        dL/du1 = g/(n s1^2) (1 - a/s1^2 + c/(s1 s2)) u1 - g/(n s1 s2) u2,   dL/dp = dL/du / p
     """
 
     @staticmethod
     def forward(ctx, p_in, q_in):
         ctx.save_for_backward(p_in, q_in)
-        p, q = at_least_fp32(p_in), at_least_fp32(q_in)
-        real = (p > 0) | (q > 0)
-        n = real.sum(-1, keepdim=True).clamp_min(1)
-        z1, _ = _standardised(p, real, n)
-        z2, _ = _standardised(q, real, n)
-        return ((z1 - z2).pow(2).sum(-1, keepdim=True) / (2 * n)).squeeze(-1)
+        _, _, _, a, b, c = _centred_rows(at_least_fp32(p_in), at_least_fp32(q_in))
+        s1, s2 = a + CORR_VAR_EPS, b + CORR_VAR_EPS  # the variances
+        return (0.5 * (a / s1 + b / s2) - c / (s1 * s2).sqrt()).squeeze(-1)
 
     @staticmethod
     def backward(ctx, grad):
         p_in, q_in = ctx.saved_tensors
         p, q = at_least_fp32(p_in), at_least_fp32(q_in)
-        real = (p > 0) | (q > 0)
-        n = real.sum(-1, keepdim=True).clamp_min(1)
-        z1, s1 = _standardised(p, real, n)
-        z2, s2 = _standardised(q, real, n)
-        g = (z1 - z2) * (grad.unsqueeze(-1) / n)
+        u1, u2, n, a, b, c = _centred_rows(p, q)
+        v1, v2 = a + CORR_VAR_EPS, b + CORR_VAR_EPS
+        cross = c / (v1 * v2).sqrt()
+        g = grad.unsqueeze(-1) / n
+        mixed = -g / (v1 * v2).sqrt()
 
-        def through(x, z, sigma, g):
-            du = (g - z * (g * z).sum(-1, keepdim=True) / n) / sigma
-            dlp = torch.where(real, du - du.sum(-1, keepdim=True) / n, torch.zeros_like(du))
-            return torch.where(x >= CORR_LOG_FLOOR, dlp / x.clamp_min(CORR_LOG_FLOOR), torch.zeros_like(dlp))
+        def through(x, u_own, u_other, v_own, a_own):
+            du = (g / v_own * (1 - a_own / v_own + cross)) * u_own + mixed * u_other
+            return torch.where(x >= CORR_LOG_FLOOR, du / x.clamp_min(CORR_LOG_FLOOR), torch.zeros_like(du))
 
-        return through(p, z1, s1, g).to(p_in.dtype), through(q, z2, s2, -g).to(q_in.dtype)
+        return through(p, u1, u2, v1, a).to(p_in.dtype), through(q, u2, u1, v2, b).to(q_in.dtype)
 
 
 def score_sd_rows(p: Tensor) -> Tensor:
