@@ -10,6 +10,7 @@
 #   sbv     attention corr, hidden rel_var (added 2026-12-07 after sb-d0.3 grew its FFN outputs 8x:
 #           rel_mse is met by growing what the copies share; rel_var is blind to it), from commit V
 #   wu      today's terms, every weight ramped from 0 over 1,000 updates
+#   attn_corr  the output KL and attention corr, no hidden term (does corr alone grow the FFN outputs?)
 #   sbv_wu  attention corr, hidden rel_var, ramped over 1,000 updates (the best scale-blind pair so far;
 #           was lrdrop_sb, ramped, before sbv)
 # Writes $STUDY/screen_jobs for grid.sh and the worktree of the commit that runs it; then
@@ -53,6 +54,9 @@ variant() {  # NAME DROPOUT CODE: the variant NAME of VARIANTS
   line lrdrop 0.3 "$S" "--configs lrdrop"
   variant corr 0.3 "$S"
   variant sbv 0.3 "$SV"
+  # added 08:30: sbv's FFN outputs grew too (RMS 8.3 at update 600, sb's 10.0, R-Drop's end 1.9):
+  # the output KL and the attention corr alone, no hidden term, shows whether corr drives the growth
+  line attn_corr 0.3 "$S" "--configs attn_corr"
   line rdrop 0.1 "$S" "--configs rdrop"
   variant sbv 0.1 "$SV"
   variant corr 0.1 "$S"

@@ -32,6 +32,7 @@ CONFIGS = {  # name -> what it runs (make_screen_jobs.sh)
     "corr": "FFN mse 1, attention corr 1",
     "sb": "FFN rel_mse 1, attention corr 1 (lrdrop_sb)",
     "sbv": "FFN rel_var 1, attention corr 1",
+    "attn_corr": "attention corr 1, no hidden term",
     "wu": "today's terms, ramp 1,000",
     "sbv_wu": "FFN rel_var 1, attention corr 1, ramp 1,000",
 }
