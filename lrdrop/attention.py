@@ -139,9 +139,8 @@ def score_sd_sum(maps: Tensor, query_pad_mask: Optional[Tensor] = None) -> Tenso
     pad): sums over blocks of queries and layers add up, and sum / count is the mean."""
     with torch.no_grad():
         per_row = score_sd_rows(maps)  # (H, B, Tq)
-        if query_pad_mask is None:
-            return torch.stack([per_row.sum(), torch.tensor(float(per_row.numel()), device=per_row.device)])
-        real = (~query_pad_mask).expand_as(per_row)
+        real = torch.ones_like(per_row, dtype=torch.bool) if query_pad_mask is None else ~query_pad_mask
+        real = real.expand_as(per_row)
         return torch.stack([per_row.masked_fill(~real, 0.0).sum(), real.sum().to(per_row.dtype)]).float()
 
 

@@ -148,6 +148,7 @@ class ConsistencySetup:
                 f"--attn-recompute-in-backward takes true or false, got {o['attn_recompute_in_backward']!r}"
             )
         self.recompute_in_backward = o["attn_recompute_in_backward"]
+        self._health = FlatAttentionMonitor(self.warmup_updates)
         self.attn_types_named = str(o["attn_types"]).strip().lower() != "all"
         self.record_spec: Optional[RecordSpec] = None
         if self.hidden_weight > 0 or self.attn_weight > 0:
@@ -200,8 +201,6 @@ class ConsistencySetup:
 
     def check_health(self, stats, num_updates: int) -> Optional[str]:
         """The flat-attention warning, once per loss, after the ramp (:class:`lrdrop.health.FlatAttentionMonitor`)."""
-        if getattr(self, "_health", None) is None:
-            self._health = FlatAttentionMonitor(self.warmup_updates)
         return self._health.observe(stats, num_updates)
 
     def full_weights(self) -> Dict[str, float]:

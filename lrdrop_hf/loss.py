@@ -42,7 +42,7 @@ class LRDropLoss(ConsistencySetup):
 
     def __init__(self, args: Optional[LRDropArguments] = None, label_smoothing: float = 0.0):
         args = args or LRDropArguments()
-        self.kl_weight_given = args.kl_weight  # None: by the head, at the first batch (_resolve_kl_weight)
+        self.kl_weight_given = args.kl_weight  # None: by the head, resolved in __call__
         weight = ("--kl-weight", KL_WEIGHT if args.kl_weight is None else args.kl_weight)
         self.setup_consistency({"kl_loss": weight, "prediction_mse_loss": weight}, **args.options())
         if not 0.0 <= label_smoothing < 1.0:

@@ -67,7 +67,8 @@ def main():
         rows.append({
             "name": r["name"], "config": config, "what": CONFIGS.get(config, ""), "dropout": dropout,
             "stop_update": r["updates"], "best_valid_nll": r["best_valid_nll"], "best_update": r["best_update"],
-            "final_valid_nll": r["final_valid_nll"], "bleu": r["bleu"], "chrf": r["chrf"],
+            "final_valid_nll": r["final_valid_nll"], "bleu": r["bleu"], "bleu_signature": r["signature"],
+            "chrf": r["chrf"], "chrf_signature": r["chrf_signature"],
             "train_minutes": r["train_minutes"], "flags": r["flags"],
             "score_sd": {t: round(d[f"attn_score_sd_{t}"], 3) for t in TYPES},
             "entropy": {t: round(d[f"attn_entropy_{t}"], 3) for t in TYPES},
