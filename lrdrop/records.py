@@ -70,17 +70,22 @@ class AttentionInputs:
     with small maps (:data:`SMALL_MAP`) records them from fairseq's explicit path in ``maps``.
 
     ``query`` (Tq, 2B, C) and ``key`` (Tk, 2B, Ck) are the inputs of the query and key
-    projections (for self-attention, the same tensor); ``key_padding_mask`` (2B, Tk), True/1 at
-    pads; ``attn_mask`` (Tq, Tk), added to the scores (-inf for a causal mask), or bool (True
-    = masked). ``finite_masks``: masked scores are set to the lowest finite value instead of -inf
-    (a row whose keys are all masked, as left padding gives, is then uniform, not NaN).
+    projections (for self-attention, the same tensor), or, with ``q_weight``/``k_weight`` None,
+    the projected queries and keys themselves, (Tq, 2B, H*d) or (Tq, 2B, H, d) (a view of what
+    the Hugging Face adapter takes from the attention interface, after rotary positions, any LoRA
+    delta included: nothing is copied to keep it);
+    ``key_padding_mask`` (2B, Tk), True/1 at pads; ``attn_mask`` (Tq, Tk), or (2B or 1, H or 1,
+    Tq or 1, Tk) per sentence (a model's own mask), added to the scores (-inf for a causal mask),
+    or bool (True = masked). ``finite_masks``: masked scores are set to the lowest finite value
+    instead of -inf (a row whose keys are all masked, as left padding gives, is then uniform,
+    not NaN).
     """
 
     query: Tensor
     key: Tensor
-    q_weight: Tensor
+    q_weight: Optional[Tensor]  # None: ``query`` is projected already
     q_bias: Optional[Tensor]
-    k_weight: Tensor
+    k_weight: Optional[Tensor]  # None: ``key`` is projected already
     k_bias: Optional[Tensor]
     num_heads: int
     scaling: float
@@ -92,8 +97,8 @@ class AttentionInputs:
 
     def keys(self) -> Tensor:
         """The projected keys, (2B*H, Tk, d), as fairseq's explicit path lays them out."""
-        tk, bsz, _ = self.key.shape
-        k = F.linear(self.key, self.k_weight, self.k_bias)
+        tk, bsz = self.key.shape[:2]
+        k = self.key if self.k_weight is None else F.linear(self.key, self.k_weight, self.k_bias)
         return k.contiguous().view(tk, bsz * self.num_heads, -1).transpose(0, 1)
 
     def probs(self, rows: slice = slice(None), keys: Optional[Tensor] = None) -> Tensor:
@@ -103,23 +108,23 @@ class AttentionInputs:
         if self.maps is not None:
             return self.maps[:, :, rows]
         query = self.query[rows]
-        tq, bsz, _ = query.shape
+        tq, bsz = query.shape[:2]
         tk, h = self.key.shape[0], self.num_heads
         k = self.keys() if keys is None else keys
-        q = F.linear(query, self.q_weight, self.q_bias) * self.scaling
-        q = q.contiguous().view(tq, bsz * h, -1).transpose(0, 1)
-        scores = torch.bmm(q, k.transpose(1, 2))
+        q = query if self.q_weight is None else F.linear(query, self.q_weight, self.q_bias)
+        q = (q * self.scaling).contiguous().view(tq, bsz * h, -1).transpose(0, 1)
+        scores = torch.bmm(q, k.transpose(1, 2)).view(bsz, h, tq, tk)
         if self.score_bias is not None:
-            bias = self.score_bias[:, :, rows].to(scores.dtype)
-            scores = (scores.view(bsz, h, tq, tk) + bias).view(bsz * h, tq, tk)
+            scores = scores + self.score_bias[:, :, rows].to(scores.dtype)
         low = torch.finfo(scores.dtype).min if self.finite_masks else float("-inf")
         if self.attn_mask is not None:
-            mask = self.attn_mask[rows]
+            mask = self.attn_mask
+            # (Tq, Tk) for every sentence, or a model's own (N, H or 1, Tq or 1, Tk)
+            mask = mask[rows] if mask.dim() == 2 else mask if mask.shape[2] == 1 else mask[:, :, rows]
             if mask.dtype == torch.bool:
-                scores = scores.masked_fill(mask.unsqueeze(0), low)
+                scores = scores.masked_fill(mask, low)
             else:
-                scores = scores + mask.unsqueeze(0).to(scores.dtype)
+                scores = scores + mask.to(scores.dtype)
         if self.key_padding_mask is not None:
-            pad = self.key_padding_mask.to(torch.bool)[:, None, None, :]
-            scores = scores.view(bsz, h, tq, tk).masked_fill(pad, low).view(bsz * h, tq, tk)
-        return F.softmax(scores.float(), dim=-1).view(bsz, h, tq, tk).transpose(0, 1)
+            scores = scores.masked_fill(self.key_padding_mask.to(torch.bool)[:, None, None, :], low)
+        return F.softmax(scores.float(), dim=-1).transpose(0, 1)

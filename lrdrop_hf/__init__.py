@@ -6,9 +6,10 @@
 - :class:`LRDropTrainer`, :class:`LRDropSeq2SeqTrainer`: the Trainers with ``compute_loss``
   replaced, each term logged.
 
-Models: encoder-decoders of the BART family (BART, mBART, Marian, Pegasus), T5, and encoder
-classifiers of the BERT family (BERT, RoBERTa); :mod:`lrdrop_hf.layout` says where each keeps
-its layers.
+Models: encoder-decoders of the BART family (BART, mBART, Marian, Pegasus) and T5 (mT5), encoder
+classifiers of the BERT family (BERT, RoBERTa), and causal LMs (GPT-2, Llama, Qwen2, Mistral; any
+causal LM with R-Drop alone); :mod:`lrdrop_hf.layout` says where each keeps its layers,
+:mod:`lrdrop_hf.recording` how the attention is read (transformers' attention interface).
 """
 
 from .arguments import LRDropArguments

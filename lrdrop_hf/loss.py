@@ -25,10 +25,10 @@ import torch.nn.functional as F
 
 from lrdrop import consistency as C
 from lrdrop.options import KL_WEIGHT, SENTENCE_KL_WEIGHT, ConsistencySetup, LRDropConfigError
-from lrdrop.records import AttentionInputs
 
 from .arguments import LRDropArguments
 from .layout import Layout, base_of, layout_of
+from .recording import Recorder
 
 IGNORE = -100
 
@@ -98,11 +98,6 @@ class LRDropLoss(ConsistencySetup):
                 "do not have. Use R-Drop alone (--hidden_weight 0 --attn_weight 0), or an encoder classifier."
             )
         causal = is_causal_lm(core)
-        if causal and self.record_spec is not None:
-            raise LRDropConfigError(
-                f"{type(core).__name__} is a causal language model: R-Drop (the output KL) trains it, the layer "
-                "terms do not read causal language models yet. Use --hidden_weight 0 --attn_weight 0."
-            )
         if self.kl_weight_given is None:  # by the head: a token head's R-Drop alpha, or a sentence head's
             w = KL_WEIGHT if seq2seq or causal else SENTENCE_KL_WEIGHT
             self.output_weights = {name: w for name in self.output_weights}
@@ -114,7 +109,16 @@ class LRDropLoss(ConsistencySetup):
         if self.record_spec is None and not self._described:  # with layer terms, layout() says it
             logger.info("%s: %s", type(self).__name__, self.describe())
             self._described = True
-        recorder = Recorder(self.layout(core), self.record_spec) if self.record_spec is not None else None
+        recorder = None
+        if self.record_spec is not None:
+            layout = self.layout(core)
+            if (layout.kind == "causal") != causal:
+                raise LRDropConfigError(
+                    f"{type(core).__name__}: the layer terms read {layout.model_type}'s causal language model "
+                    f"({layout.model_type}'s *ForCausalLM), not its other heads. Use R-Drop alone "
+                    "(--hidden_weight 0 --attn_weight 0)."
+                )
+            recorder = Recorder(layout, self.record_spec)
         with recorder or contextlib.nullcontext():
             outputs = model(**doubled)
         logits = outputs.logits
@@ -145,7 +149,7 @@ class LRDropLoss(ConsistencySetup):
             units = torch.full((labels.shape[0],), float(per), device=logits.device)
         n = units.sum()
         if recorder is not None:
-            records, pads = recorder.records(batch, pad1 if seq2seq else None, inputs)
+            records, pads = recorder.records(batch, pad1 if seq2seq else None)
             layer, health = self.layer_terms_and_health(records, pads, units)
             terms.update(layer)
             logs.update(health)  # attn_sd_TYPE, ffn_rms / layer_rms: the copies agree, or the rows flatten
@@ -261,116 +265,3 @@ def lrdrop_loss(model, batch, args: Optional[LRDropArguments] = None, label_smoo
     (build one and call it per step to skip the per-call checks)."""
     loss, logs, _ = LRDropLoss(args, label_smoothing)(model, batch, num_items_in_batch, num_updates)
     return loss, logs
-
-
-class Recorder:
-    """Forward hooks that take, in one doubled forward, the states and the attention projections
-    the record spec selects (:mod:`lrdrop_hf.layout`)."""
-
-    def __init__(self, layout: Layout, spec):
-        self.layout, self.spec = layout, spec
-        self.handles = []
-        self.states = {"encoder": [], "decoder": []}
-        self.attn = {t: [] for t in spec.attn_types if t in layout.attn_types}
-
-    def __enter__(self):
-        sides = {"encoder": self.layout.encoder_layers, "decoder": self.layout.decoder_layers}
-        for side, layers in sides.items():
-            if not layers:
-                continue
-            for i in self.spec.select(len(layers)):
-                layer = layers[i]
-                if self.spec.hidden:
-                    module = self.layout.ffn(layer) if self.spec.hidden_site == "ffn" else layer
-                    self._hook(module, lambda out, keep=self.states[side]: keep.append(_first(out)))
-                for t in self.attn:
-                    if (t == "encoder_self") != (side == "encoder"):
-                        continue
-                    site = self.layout.attention(layer, t)
-                    rec = {"site": site}
-                    self.attn[t].append(rec)
-                    self._hook(site.q, lambda out, inp, r=rec: r.update(q=out, q_in=inp[0]), with_input=True)
-                    self._hook(site.k, lambda out, inp, r=rec: r.update(k=out, k_in=inp[0]), with_input=True)
-                    if site.bias_module is not None:
-                        self._hook(site.bias_module, lambda out, r=rec: r.__setitem__("bias", out[1]))
-        return self
-
-    def _hook(self, module, keep, with_input=False):
-        hook = (lambda _m, inp, out: keep(out, inp)) if with_input else (lambda _m, _inp, out: keep(out))
-        self.handles.append(module.register_forward_hook(hook))
-
-    def __exit__(self, *exc):
-        for h in self.handles:
-            h.remove()
-        self.handles = []
-
-    def records(self, batch, target_pad1, inputs):
-        """The core's records and padding masks of one copy (:func:`lrdrop.consistency.layer_terms`)."""
-        attention_mask = batch.get("attention_mask")
-        if attention_mask is None:
-            raise LRDropConfigError("the batch has no 'attention_mask': the layer terms need the source padding")
-        src_pad1 = ~attention_mask.bool()
-        pads = {"encoder": src_pad1}
-        if target_pad1 is not None:
-            pads["decoder"] = target_pad1
-        records = {f"{side}_states": [s.transpose(0, 1) for s in states] for side, states in self.states.items()}
-        key_pad = C.double(src_pad1)
-        dec_mask = inputs.get("decoder_attention_mask")
-        dec_key_pad = None if dec_mask is None else C.double(~dec_mask.bool())
-        records["attn"] = {}
-        for t, recs in self.attn.items():
-            maps = []
-            for r in recs:
-                if "q" not in r or "k" not in r:
-                    raise RuntimeError(f"attention type {t!r} was not recorded in every selected layer")
-                pad = key_pad if t != "decoder_self" else dec_key_pad
-                (b, tq, _), tk = r["q"].shape, r["k"].shape[1]
-                # decoder self-attention: a query sees no later key (True = masked, as fairseq's masks)
-                upper = None
-                if t == "decoder_self":
-                    upper = torch.ones(tq, tk, dtype=torch.bool, device=r["q"].device).triu(1)
-                # the recompute path rebuilds the projections from their weight and bias: a projection
-                # that is not a plain Linear (PEFT's LoRA, a quantized layer) computes more than that, so
-                # its maps are built from its outputs at any size
-                plain = all(type(m) is torch.nn.Linear for m in (r["site"].q, r["site"].k))
-                if not plain or r["site"].heads * b * tq * tk <= self.spec.small_map:
-                    maps.append(_probs(r, pad, upper))
-                else:
-                    maps.append(_attention_inputs(r, pad, upper))
-            records["attn"][t] = maps
-        return records, pads
-
-
-def _first(out):
-    return out[0] if isinstance(out, (tuple, list)) else out
-
-
-def _attention_inputs(rec, key_pad, upper):
-    """The core's record of one attention module with large maps, from its projections' inputs and
-    weights (which the model keeps for its own backward): the term recomputes the maps a block of
-    queries at a time, as it does fairseq's, and keeps no map."""
-    site, q_in, k_in = rec["site"], rec["q_in"], rec["k_in"]
-    query = q_in.transpose(0, 1)  # time-major, as the core's records are
-    key = query if k_in is q_in else k_in.transpose(0, 1)  # self-attention: one tensor, one gradient
-    return AttentionInputs(
-        query=query, key=key, q_weight=site.q.weight, q_bias=site.q.bias, k_weight=site.k.weight,
-        k_bias=site.k.bias, num_heads=site.heads, scaling=site.scaling, key_padding_mask=key_pad, attn_mask=upper,
-        score_bias=rec.get("bias"), finite_masks=True,
-    )  # fmt: skip
-
-
-def _probs(rec, key_pad, upper):
-    """(H, 2B, Tq, Tk) fp32 pre-dropout probabilities from the recorded projections."""
-    site, q, k = rec["site"], C.at_least_fp32(rec["q"]), C.at_least_fp32(rec["k"])
-    h = site.heads
-    q = q.view(q.shape[0], q.shape[1], h, -1).permute(2, 0, 1, 3)
-    k = k.view(k.shape[0], k.shape[1], h, -1).permute(2, 0, 1, 3)
-    scores = torch.matmul(q, k.transpose(-1, -2)) * site.scaling
-    if rec.get("bias") is not None:  # T5: (1 or 2B, H, Tq, Tk) relative position bias
-        scores = scores + rec["bias"].to(scores.dtype).transpose(0, 1)
-    low = torch.finfo(scores.dtype).min
-    if key_pad is not None:
-        scores = scores.masked_fill(key_pad[None, :, None, :], low)
-    if upper is not None:
-        scores = scores.masked_fill(upper, low)
-    return F.softmax(scores, dim=-1)

@@ -59,17 +59,6 @@ class _LRDropMixin:
                 "counts those ranks differently. Train with data parallelism only (torchrun, DDP): drop the "
                 "model's tp_plan / the ParallelismConfig's tp_size, cp_size and sp_size."
             )
-        sharded = "FSDP" if getattr(self, "is_fsdp_enabled", False) else None
-        if getattr(self, "is_deepspeed_enabled", False) and self.accelerator.state.deepspeed_plugin.zero_stage == 3:
-            sharded = "DeepSpeed ZeRO-3"
-        if sharded and self.lrdrop_loss.record_spec is not None:
-            raise LRDropConfigError(
-                f"{name} with {sharded} and layer terms (--hidden_weight/--attn_weight > 0): {sharded} shards each "
-                "layer's weights again after its forward, while the attention term recomputes the maps from those "
-                "weights after the whole forward (and the hidden term's hooks have not been tried under it). Use "
-                "DDP (ZeRO-1/2 shard only optimizer state and gradients), or R-Drop alone "
-                "(--hidden_weight 0 --attn_weight 0), which reads only the outputs."
-            )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not model.training:

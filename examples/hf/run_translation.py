@@ -27,7 +27,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
-import torch
 from datasets import Dataset, DatasetDict
 from transformers import (
     DataCollatorForSeq2Seq,
@@ -39,7 +38,7 @@ from transformers import (
 )
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # example_tokenizers
-from example_tokenizers import HubTokenizer  # noqa: E402
+from example_tokenizers import HubTokenizer, SpmTokenizer  # noqa: E402
 
 from lrdrop_hf import LRDropArguments, LRDropSeq2SeqTrainer
 
@@ -67,41 +66,6 @@ class DataArguments:
     max_train_samples: Optional[int] = field(default=None)
     max_test_samples: Optional[int] = field(default=None)
     num_beams: int = field(default=5)
-
-
-class SpmTokenizer:
-    """This project's joint sentencepiece model as ids for a model built here: the pieces, then pad
-    and </s> (the model's decoder starts from pad, as Marian's does)."""
-
-    def __init__(self, path):
-        import sentencepiece as spm
-
-        self.path = path
-        self.sp = spm.SentencePieceProcessor(model_file=path)
-        self.pad_token_id = self.sp.get_piece_size()
-        self.eos_token_id = self.pad_token_id + 1
-        self.vocab_size = self.pad_token_id + 2
-
-    def encode(self, text, max_length):
-        return self.sp.encode(text)[: max_length - 1] + [self.eos_token_id]
-
-    padding_side = "right"
-
-    def decode(self, ids):
-        return self.sp.decode([i for i in ids if 0 <= i < self.pad_token_id])
-
-    def save_pretrained(self, directory, **_):
-        """Beside the model the Trainer saves: the sentencepiece model it reads with."""
-        import shutil
-
-        shutil.copy(self.path, os.path.join(directory, "spm.model"))
-
-    def pad(self, features, return_tensors="pt", **_):
-        """What ``DataCollatorForSeq2Seq`` asks of a tokenizer: the inputs right-padded, their mask."""
-        longest = max(len(f["input_ids"]) for f in features)
-        ids = torch.tensor([list(f["input_ids"]) + [self.pad_token_id] * (longest - len(f["input_ids"]))
-                            for f in features])  # fmt: skip
-        return {"input_ids": ids, "attention_mask": (ids != self.pad_token_id).long()}
 
 
 def read_split(d: DataArguments, split):

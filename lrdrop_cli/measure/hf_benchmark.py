@@ -1,7 +1,9 @@
 """lrdrop-benchmark-hf: what the LR-Drop loss costs in Hugging Face Transformers, against R-Drop and
-the model's own loss (the baseline), for a Marian and a BART built from configs (nothing downloaded).
+the model's own loss (the baseline), for a Marian, a BART and a Llama built from configs (nothing
+downloaded; the Llama with grouped key/value heads, its layers twice the others' count, as a
+decoder-only model of the same depth, and its batch the source and target as one sequence).
 
-    lrdrop-benchmark-hf [--models marian,bart] [--shapes 16x32,4x128] [--layers 6] [--dim 512]
+    lrdrop-benchmark-hf [--models marian,bart,llama] [--shapes 16x32,4x128] [--layers 6] [--dim 512]
                         [--vocab 10000] [--steps 3] [--warmup 1] [--attn-small-map N]
                         [--attn-recompute-in-backward] [--json out.json]
 
@@ -35,10 +37,24 @@ def build(name, layers, dim, vocab, dropout=0.1):
                   pad_token_id=1, eos_token_id=2, decoder_start_token_id=1)  # fmt: skip
     if name == "marian":
         return T.MarianMTModel(T.MarianConfig(**common))
+    if name == "llama":
+        heads = max(1, dim // 64)
+        return T.LlamaForCausalLM(T.LlamaConfig(
+            vocab_size=vocab, hidden_size=dim, intermediate_size=4 * dim, num_hidden_layers=2 * layers,
+            num_attention_heads=heads, num_key_value_heads=max(1, heads // 2), max_position_embeddings=1024,
+            attention_dropout=dropout, pad_token_id=1, eos_token_id=2, bos_token_id=0,
+        ))  # fmt: skip
+    if name != "bart":
+        raise SystemExit(f"unknown --models {name}; choose from {', '.join(MODELS)}")
     return T.BartForConditionalGeneration(T.BartConfig(**common, bos_token_id=0))
 
 
-def make_batch(sentences, tokens, vocab, seed=0):
+MODELS = ("marian", "bart", "llama")
+
+
+def make_batch(sentences, tokens, vocab, seed=0, causal=False):
+    """``sentences`` pairs of ``tokens`` source and target tokens (lengths between half and full); for
+    a causal LM, each pair as one right-padded sequence whose source part is a prompt (labels -100)."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -48,7 +64,14 @@ def make_batch(sentences, tokens, vocab, seed=0):
     for i, n in enumerate(lens.tolist()):
         ids[i, n:] = 1
         labels[i, n:] = -100
-    return {"input_ids": ids, "attention_mask": (ids != 1).long(), "labels": labels}
+    if not causal:
+        return {"input_ids": ids, "attention_mask": (ids != 1).long(), "labels": labels}
+    seqs = torch.full((sentences, 2 * tokens), 1)
+    out = torch.full((sentences, 2 * tokens), -100)
+    for i, n in enumerate(lens.tolist()):
+        seqs[i, :n], seqs[i, n : 2 * n] = ids[i, :n], labels[i, :n]
+        out[i, n : 2 * n] = labels[i, :n]
+    return {"input_ids": seqs, "attention_mask": (seqs != 1).long(), "labels": out}
 
 
 def measure(model, batch, mode, steps, warmup, attn_small_map=None, in_backward=False):
@@ -81,7 +104,7 @@ def measure(model, batch, mode, steps, warmup, attn_small_map=None, in_backward=
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="marian,bart")
+    ap.add_argument("--models", default="marian,bart", help=f"any of {', '.join(MODELS)} (default: %(default)s)")
     ap.add_argument("--shapes", default="16x32,4x128")
     ap.add_argument("--modes", default=DEFAULT_MODES, help=f"any of {', '.join(MODES)} (default: %(default)s)")
     ap.add_argument("--layers", type=int, default=6)
@@ -109,7 +132,7 @@ def main(argv=None):
     for name in a.models.split(","):
         for shape in a.shapes.split(","):
             sentences, tokens = map(int, shape.split("x"))
-            batch = make_batch(sentences, tokens, a.vocab)
+            batch = make_batch(sentences, tokens, a.vocab, causal=name == "llama")
             results = {}
             for mode in chosen:
                 torch.manual_seed(1)

@@ -8,12 +8,12 @@ import weakref
 import pytest
 import torch
 import transformers as T
-from models import SEQ2SEQ, batch, tiny
+from models import CAUSAL, SEQ2SEQ, batch, tiny
 
 from lrdrop.options import KL_WEIGHT, SENTENCE_KL_WEIGHT, LRDropConfigError
 from lrdrop_hf import LRDropArguments, LRDropLoss, LRDropTrainer
 from lrdrop_hf.layout import FAMILIES, layout_of
-from lrdrop_hf.loss import Recorder
+from lrdrop_hf.recording import Recorder
 
 
 def layer_args(**kw):
@@ -68,46 +68,20 @@ def test_look_alike_families_are_refused_by_model_type(build, model_type):
         layout_of(build())
 
 
-def _eager_maps_match_records(model):
-    """The records' maps against the eager model's own attention probabilities, at dropout 0."""
-    model.train()
-    b = batch("t5")
-    loss = LRDropLoss(layer_args())
-    inputs = {k: v for k, v in b.items() if k != "labels"}
-    inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=b["labels"])
-    doubled = {k: torch.cat([v, v]) for k, v in inputs.items()}
-    with Recorder(loss.layout(model), loss.record_spec) as rec:
-        model(**doubled)
-    records, pads = rec.records(b, b["labels"].eq(-100), inputs)
-    out = model(**doubled, output_attentions=True)
-    for t, theirs in (("encoder_self", out.encoder_attentions), ("decoder_self", out.decoder_attentions)):
-        real = (~pads["encoder" if t == "encoder_self" else "decoder"]).repeat(2, 1)
-        for ours, ref in zip(records["attn"][t], theirs):
-            torch.testing.assert_close(ours.permute(1, 2, 0, 3)[real], ref.float().transpose(1, 2)[real],
-                                       rtol=1e-4, atol=1e-5)  # fmt: skip
-
-
-def test_mt5_in_the_table_gives_the_eager_models_own_maps():
-    cfg = T.MT5Config(vocab_size=60, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_decoder_layers=2, num_heads=2,
-                      dropout_rate=0.0, pad_token_id=1, eos_token_id=2, decoder_start_token_id=1,
-                      attn_implementation="eager")  # fmt: skip
-    _eager_maps_match_records(T.MT5ForConditionalGeneration(cfg))
-    _eager_maps_match_records(tiny("t5", 0.0, attn_implementation="eager"))
-
-
-@pytest.mark.parametrize("kind", ["bart", "t5", "bert"])
+@pytest.mark.parametrize("kind", ["bart", "t5", "bert", "gpt2", "llama"])
 def test_the_ffn_site_is_fairseqs_the_output_of_the_module_the_table_names(kind):
     """The hidden site ``ffn`` is the FFN sublayer's output before its dropout and the residual, as
     fairseq's fc2 (lrdrop_fairseq/models/recording.py): the recorded state is the output of the
     module FAMILIES names, of the model's width (fc1's output would be the FFN's inner width)."""
     model = tiny(kind, 0.1)
     model.train()
-    family, _, name = FAMILIES[model.config.model_type]
-    assert (family, name) == {"bart": ("bart", "fc2"), "t5": ("t5", "DenseReluDense"),
-                              "bert": ("bert", "output.dense")}[kind]  # fmt: skip
+    name = FAMILIES[model.config.model_type].ffn
+    assert name == {"bart": "fc2", "t5": "layer.-1.DenseReluDense", "bert": "output.dense", "gpt2": "mlp.c_proj",
+                    "llama": "mlp.down_proj"}[kind]  # fmt: skip
     layout = layout_of(model)
-    layer = layout.encoder_layers[0]
-    module = layer.get_submodule(name) if family != "t5" else layer.layer[-1].get_submodule(name)
+    side = "decoder" if kind in CAUSAL else "encoder"
+    layer = (layout.decoder_layers if side == "decoder" else layout.encoder_layers)[0]
+    module = {"t5": lambda: layer.layer[-1].DenseReluDense}.get(kind, lambda: layer.get_submodule(name))()
     assert layout.ffn(layer) is module
     seen = []
     handle = module.register_forward_hook(lambda _m, _i, out: seen.append(out))
@@ -119,9 +93,9 @@ def test_the_ffn_site_is_fairseqs_the_output_of_the_module_the_table_names(kind)
     with Recorder(loss.layout(model), loss.record_spec) as rec:
         model(**{k: torch.cat([v, v]) for k, v in inputs.items()})
     handle.remove()
-    width = model.config.d_model if kind != "bert" else model.config.hidden_size
-    assert rec.states["encoder"][0].shape[-1] == width
-    assert rec.states["encoder"][0] is seen[0]
+    width = getattr(model.config, "d_model", None) or model.config.hidden_size
+    assert rec.states[side][0].shape[-1] == width
+    assert rec.states[side][0] is seen[0]
 
 
 def _bart_classifier():
@@ -270,36 +244,18 @@ def test_a_peft_wrapped_encoder_classifier_trains_with_the_layer_terms():
     assert float(logs["hidden_loss"]) > 0 and float(logs["attn_loss"]) > 0
 
 
-def _causal(kind, dropout=0.1):
-    if kind == "gpt2":
-        cfg = T.GPT2Config(vocab_size=60, n_embd=16, n_layer=2, n_head=2, n_positions=64, resid_pdrop=dropout,
-                           embd_pdrop=dropout, attn_pdrop=dropout, pad_token_id=1)  # fmt: skip
-        return T.GPT2LMHeadModel(cfg)
-    cfg = T.LlamaConfig(vocab_size=60, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-                        attention_dropout=dropout, pad_token_id=1)  # fmt: skip
-    return T.LlamaForCausalLM(cfg)
-
-
-def _lm_batch():
-    b = batch("bert")
-    labels = b["input_ids"].masked_fill(b["attention_mask"] == 0, -100)
-    labels[0, :2] = -100  # a prompt the loss does not train on
-    return {"input_ids": b["input_ids"], "attention_mask": b["attention_mask"], "labels": labels}
-
-
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
 def test_causal_lms_train_with_rdrop_shifting_labels_as_their_own_loss(kind):
     """Without dropout the loss is both copies' cross-entropy, each the model's own (labels shifted
     inside the model); with it, R-Drop's formula on the shifted tokens, on the same dropout masks."""
-    b = _lm_batch()
+    b = batch(kind)
     rdrop = LRDropArguments(kl_weight=2.0, hidden_weight=0.0, attn_weight=0.0)
-    model = _causal(kind, 0.0)
+    model = tiny(kind, 0.0)
     model.train()
     loss, logs, out = LRDropLoss(rdrop)(model, b)
     torch.testing.assert_close(loss, 2 * model(**b).loss, rtol=1e-5, atol=1e-6)
     assert float(logs["kl_loss"]) == pytest.approx(0.0, abs=1e-7) and out.past_key_values is None
-    model = _causal(kind, 0.1)
+    model = tiny(kind, 0.1)
     model.train()
     torch.manual_seed(7)
     loss, logs, _ = LRDropLoss(rdrop)(model, b)
@@ -317,18 +273,47 @@ def test_causal_lms_train_with_rdrop_shifting_labels_as_their_own_loss(kind):
     assert float(logs["kl_loss"]) > 0
 
 
-def test_causal_lms_refuse_the_layer_terms_naming_the_flags():
-    with pytest.raises(LRDropConfigError, match="causal language model.*--hidden_weight 0 --attn_weight 0"):
-        LRDropLoss(LRDropArguments())(_causal("llama"), _lm_batch())
+@pytest.mark.parametrize("kind", CAUSAL)
+def test_a_causal_lms_layer_terms_read_every_real_token_and_weigh_by_the_trained_ones(kind, layer_terms_calls):
+    """The hidden and self-attention terms of a causal LM compare the copies at every real token
+    (attention_mask 1, the prompt's included: the same layers read it), each sentence's mean over
+    them counted as its trained tokens (shifted labels, as its CE): the prompt-only sentence below
+    weighs 0 in every term."""
+    model = tiny(kind, 0.1)
+    model.train()
+    b = batch(kind)
+    b["labels"][1] = -100  # sentence 1: a prompt only, nothing trained
+    torch.manual_seed(0)
+    loss, logs, _ = LRDropLoss(layer_args())(model, b)
+    loss.backward()
+    call = layer_terms_calls[0]
+    assert set(call["pads"]) == {"decoder"} and torch.equal(call["pads"]["decoder"], b["attention_mask"] == 0)
+    assert call["units"].tolist() == b["labels"][:, 1:].ne(-100).sum(1).tolist() and call["units"][1] == 0
+    assert set(call["records"]["attn"]) == {"decoder_self"} and len(call["records"]["decoder_states"]) == 2
+    assert float(logs["hidden_loss"]) > 0 and float(logs["attn_loss"]) > 0
+    # what stands in sentence 1 changes no term: it weighs 0
+    other = {k: v.clone() for k, v in b.items()}
+    other["input_ids"][1, :2] = 7
+    torch.manual_seed(0)
+    _, logs2, _ = LRDropLoss(layer_args())(model, other)
+    for t in ("hidden_loss", "attn_loss"):
+        assert float(logs2[t]) == pytest.approx(float(logs[t]), rel=1e-5), t
+
+
+def test_a_causal_families_other_heads_are_refused_with_layer_terms():
+    cfg = tiny("llama").config
+    cfg.num_labels = 3
+    with pytest.raises(LRDropConfigError, match="LlamaForSequenceClassification.*causal language model"):
+        LRDropLoss(layer_args())(T.LlamaForSequenceClassification(cfg), {**batch("bert")})
 
 
 def test_under_the_trainer_a_causal_lm_is_normalised_by_the_trainers_count():
     """The loss alone divides by the shifted target tokens (10 here); under the Trainer by its
     num_items_in_batch, as the model's own loss is: transformers counts labels[..., 1:] only when the
     model's loss_type says it shifts, and a model built from a config has none, so it counts all 12."""
-    model = _causal("gpt2")
+    model = tiny("gpt2")
     model.train()
-    b = _lm_batch()
+    b = batch("gpt2")
     trainer = _trainer(model)
     n = trainer._get_num_items_in_batch([b], "cpu")
     shifted = int(b["labels"][:, 1:].ne(-100).sum())

@@ -72,3 +72,37 @@ def test_run_classification_offline_from_scratch(tmp_path, regression):
     assert saved == json.loads(json.dumps(result)) and saved["test_sentences"] == 25
     assert ("pearson" in saved) == regression and ("accuracy" in saved) != regression
     assert saved["lrdrop"]["attn_weight"] == 1.0
+
+
+def test_run_causal_translation_offline_from_scratch(tmp_path):
+    """A tiny Llama trained on prompts (German: ... English:) and their answers, greedy decoding from
+    the left-padded prompts, sacreBLEU; the layer terms on, every one logged."""
+    import sentencepiece as spm
+
+    data = write_corpus(str(tmp_path / "data"), (("train", 200), ("valid", 20), ("test", 30)))
+    prefix = str(tmp_path / "spm")
+    spm.SentencePieceTrainer.train(
+        input=[os.path.join(data, "train.src"), os.path.join(data, "train.tgt")], model_prefix=prefix,
+        vocab_size=80, model_type="unigram", hard_vocab_limit=False, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0,
+        minloglevel=2,
+    )  # fmt: skip
+    out = tmp_path / "out"
+    script = _load("run_causal_translation")
+    result = script.main([
+        "--data_dir", data, "--spm_model", prefix + ".model", "--source_lang", "src", "--target_lang", "tgt",
+        "--output_dir", str(out), "--max_steps", "4", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3",
+        "--hidden_size", "32", "--layers", "2", "--max_new_tokens", "12", "--report_to", "none", "--use_cpu",
+        "--save_strategy", "no", "--logging_steps", "2", "--kl_weight", "1", "--hidden_weight", "1",
+        "--attn_weight", "1", "--disable_tqdm", "true",
+    ])  # fmt: skip
+    saved = json.loads((out / "test_results.json").read_text())
+    assert saved["bleu"] == result["bleu"] and saved["test_sentences"] == 30
+    assert saved["bleu_signature"].startswith("nrefs:1|case:mixed")
+    assert len((out / "test.hyp.tgt").read_text().splitlines()) == 30
+    tok = script.PromptTokenizer(prefix + ".model")
+    args = script.DataArguments(data_dir=data, source_lang="src", target_lang="tgt")
+    with open(os.path.join(data, "train.tgt"), encoding="utf-8") as f:
+        target = f.readline().strip()
+    prompt, answer = tok.prompt("x", args), tok.answer(target)
+    assert answer[-1] == tok.eos_token_id and tok.decode(answer) == target
+    assert prompt == tok._encode("Translate src to tgt.\nsrc: x\ntgt:")  # the toy corpus has not these letters

@@ -1,22 +1,25 @@
 """lrdrop_hf: the same loss as fairseq's lr_drop for Hugging Face models, checked by hand on tiny
 models built from configs."""
 
+import re
+
 import pytest
 
 pytest.importorskip("transformers")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from models import CLASSIFIERS, SEQ2SEQ, batch, tiny  # noqa: E402
+from models import CAUSAL, CLASSIFIERS, SEQ2SEQ, batch, tiny  # noqa: E402
 from transformers.trainer_pt_utils import LabelSmoother  # noqa: E402
 
 from lrdrop import consistency as C  # noqa: E402
 from lrdrop.options import LRDropConfigError  # noqa: E402
 from lrdrop.records import AttentionInputs  # noqa: E402
 from lrdrop_hf import LRDropArguments, LRDropLoss, lrdrop_loss  # noqa: E402
-from lrdrop_hf.loss import Recorder  # noqa: E402
+from lrdrop_hf.layout import FAMILIES  # noqa: E402
+from lrdrop_hf.recording import Recorder  # noqa: E402
 
-ALL = SEQ2SEQ + CLASSIFIERS
+ALL = SEQ2SEQ + CLASSIFIERS + CAUSAL
 TERMS = ("kl_loss", "hidden_loss", "attn_loss")
 
 
@@ -78,26 +81,44 @@ def test_output_kl_by_hand():
     assert C.symmetric_kl_from_log_probs(p, q).item() == pytest.approx(torch.log(torch.tensor(3.0)).item() / 8)
 
 
-@pytest.mark.parametrize("kind", ["bart", "marian", "mbart", "pegasus", "t5", "bert"])
-def test_recorded_maps_are_the_models_own_attention(kind):
-    """At dropout 0 the eager implementation's returned weights are the pre-dropout probabilities:
-    the maps rebuilt from the recorded projections (scaling, T5's position bias, key padding, the
-    causal mask) must equal them, in every layer and type."""
-    model = tiny(kind, 0.0, attn_implementation="eager")
-    model.train()
-    b = batch(kind)
-    loss = LRDropLoss(full())
+def _recorded(model, kind, b, args=None):
+    """The core's records and pads of one doubled forward of ``model`` on ``b``, and its inputs."""
+    loss = LRDropLoss(args or full())
     inputs = {k: v for k, v in b.items() if k != "labels"}
-    if kind in SEQ2SEQ:
+    seq2seq = FAMILIES[kind].kind == "seq2seq"
+    if seq2seq:
         inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=b["labels"])
     doubled = {k: torch.cat([v, v]) for k, v in inputs.items()}
     with Recorder(loss.layout(model), loss.record_spec) as rec:
-        out = model(**doubled, output_attentions=True)
-    pad1 = b["labels"].eq(-100) if kind in SEQ2SEQ else None
-    records, pads = rec.records(b, pad1, inputs)
-    theirs = {"encoder_self": out.encoder_attentions if kind in SEQ2SEQ else out.attentions}
-    if kind in SEQ2SEQ:
-        theirs.update(decoder_self=out.decoder_attentions, encoder_decoder=out.cross_attentions)
+        model(**doubled)
+    records, pads = rec.records(b, b["labels"].eq(-100) if seq2seq else None)
+    return records, pads, doubled
+
+
+@pytest.mark.parametrize("padding", [True, False], ids=["padded", "unpadded"])
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+@pytest.mark.parametrize("kind", list(FAMILIES))
+def test_recorded_maps_are_the_eager_models_own_attention(kind, implementation, padding):
+    """Every family in the table, run by eager or by SDPA (whose masks differ: float added, bool, or
+    none where only causality remains): the maps read through the attention interface equal the
+    eager implementation's own returned weights at dropout 0 (its pre-dropout probabilities), in
+    every layer and type: scaling, T5's position bias, rotary positions, grouped key/value heads,
+    padding, the causal mask and Mistral's sliding window (3 tokens) included."""
+    torch.manual_seed(0)
+    model = tiny(kind, 0.0, attn_implementation="eager")
+    model.train()
+    b = batch(kind)
+    if not padding:
+        b = {k: v[:1] for k, v in b.items()}  # sentence 0 has no padding: SDPA gets no mask, or a causal one
+    model.set_attn_implementation(implementation)
+    records, pads, doubled = _recorded(model, kind, b)
+    model.set_attn_implementation("eager")
+    out = model(**doubled, output_attentions=True)
+    family = FAMILIES[kind].kind
+    theirs = {"seq2seq": lambda: {"encoder_self": out.encoder_attentions, "decoder_self": out.decoder_attentions,
+                                  "encoder_decoder": out.cross_attentions},
+              "encoder": lambda: {"encoder_self": out.attentions},
+              "causal": lambda: {"decoder_self": out.attentions}}[family]()  # fmt: skip
     assert set(records["attn"]) == set(theirs)
     for t, maps in records["attn"].items():
         assert len(maps) == len(theirs[t]) == 2
@@ -107,11 +128,52 @@ def test_recorded_maps_are_the_models_own_attention(kind):
             torch.testing.assert_close(ours[real_q], ref[real_q], rtol=1e-5, atol=1e-6)
 
 
+def test_the_attention_interface_is_restored_and_other_modules_pass_through():
+    """Outside a recording the interface's table is as it was; inside it, a module the spec does not
+    select (--consistency_layers -1: layer 0) runs the chosen kernel unrecorded."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    before = dict(ALL_ATTENTION_FUNCTIONS._local_mapping)
+    model = tiny("llama", 0.1)
+    model.train()
+    records, _, _ = _recorded(model, "llama", batch("llama"), full(consistency_layers="-1"))
+    assert len(records["attn"]["decoder_self"]) == 1
+    assert ALL_ATTENTION_FUNCTIONS._local_mapping == before
+
+
+def test_a_flash_kernels_padding_and_sliding_window_give_sdpas_mask():
+    """A flash kernel gets a (B, Tk) padding mask (or none) and the ``sliding_window`` keyword, and
+    keeps causality by the module's ``is_causal``: the mask rebuilt from them is the 4-D one SDPA
+    gets for the same Mistral batch."""
+    from lrdrop_hf import recording
+
+    model = tiny("mistral", 0.0, attn_implementation="sdpa")
+    model.train()
+    b = batch("mistral")
+    seen = []
+    real = recording._score_mask
+
+    def spy(module, query, key, mask, kwargs, impl):
+        seen.append((module, query, key, mask, kwargs))
+        return real(module, query, key, mask, kwargs, impl)
+
+    recording._score_mask = spy
+    try:
+        _recorded(model, "mistral", b)
+    finally:
+        recording._score_mask = real
+    module, query, key, sdpa_mask, kwargs = seen[0]
+    assert sdpa_mask.dtype == torch.bool and sdpa_mask.dim() == 4 and kwargs["sliding_window"] == 3
+    flash = real(module, query, key, torch.cat([b["attention_mask"]] * 2), kwargs, "flash_attention_2")
+    real_q = torch.cat([b["attention_mask"]] * 2).bool()  # padded queries' rows differ (and never count)
+    assert torch.equal(flash.expand_as(sdpa_mask)[:, 0][real_q], (~sdpa_mask)[:, 0][real_q])
+
+
 @pytest.mark.parametrize("in_backward", [False, True], ids=["gradient-in-forward", "maps-again-in-backward"])
 @pytest.mark.parametrize("kind", ALL)
 def test_the_recompute_path_gives_the_map_paths_loss_and_gradients(kind, in_backward):
-    """--attn_small_map 0 hands every attention module to the core's recompute path (the
-    projections' inputs and weights; T5's position bias and the masks included), with or without
+    """--attn_small_map 0 hands every attention module to the core's recompute path (the projected
+    queries and keys; T5's position bias and the model's masks included), with or without
     --attn_recompute_in_backward: the same loss and the same gradient for every parameter as the
     maps built from the projections' outputs."""
     model = tiny(kind, 0.1)
@@ -136,23 +198,19 @@ def test_the_recompute_path_gives_the_map_paths_loss_and_gradients(kind, in_back
     assert g_rec.keys() == g_maps.keys()
     for name in g_maps:
         torch.testing.assert_close(g_rec[name], g_maps[name], rtol=1e-4, atol=1e-7, msg=name)
-    # and it did take the recompute path: records of the projections' inputs, not maps
-    loss = LRDropLoss(full(attn_small_map=0))
-    inputs = {k: v for k, v in b.items() if k != "labels"}
-    if kind in SEQ2SEQ:
-        inputs["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=b["labels"])
-    with Recorder(loss.layout(model), loss.record_spec) as rec:
-        model(**{k: torch.cat([v, v]) for k, v in inputs.items()})
-    records, _ = rec.records(b, b["labels"].eq(-100) if kind in SEQ2SEQ else None, inputs)
+    # and it did take the recompute path: records of the projected queries and keys, not maps
+    records, _, _ = _recorded(model, kind, b, full(attn_small_map=0))
     kept = [r for recs in records["attn"].values() for r in recs]
-    assert kept and all(isinstance(r, AttentionInputs) and r.q_weight is not None for r in kept)
+    assert kept and all(isinstance(r, AttentionInputs) and r.maps is None and r.q_weight is None for r in kept)
 
 
 @pytest.mark.parametrize("kind", ["marian", "t5", "bert"])
 def test_maps_again_in_backward_keep_the_attention_term_at_rdrops_memory(kind):
     """What the autograd graph holds for the backward (exact, storage by storage): KL + attention
-    with every map recomputed in the backward holds what R-Drop's graph holds (to a few scalars);
-    with the maps kept, more."""
+    with every map recomputed in the backward holds what R-Drop's graph holds and at most the
+    queries and keys the attention interface got (a kernel that keeps them itself, as the fused
+    SDPA and flash kernels do, shares them; SDPA's math path on CPU keeps its own copies); with
+    the maps kept, more."""
     from lrdrop_cli.measure.benchmark import saved_for_backward_mb
 
     model = tiny(kind, 0.1)
@@ -167,11 +225,16 @@ def test_maps_again_in_backward_keep_the_attention_term_at_rdrops_memory(kind):
     ):
         loss_fn = LRDropLoss(args)
         mb[name] = saved_for_backward_mb(lambda: loss_fn(model, b)[0], exclude=params)  # noqa: B023
+    records, _, _ = _recorded(model, kind, b, full(hidden_weight=0.0, attn_small_map=0))
+    qk = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+          for recs in records["attn"].values() for r in recs for t in (r.query, r.key)}  # fmt: skip
+    qk_mb = sum(qk.values()) / 2**20
     # (a few scalars of the term's own arithmetic aside: < 1 KB; the maps are tens of KB here)
-    assert abs(mb["in_backward"] - mb["rdrop"]) < 1e-3 and mb["maps"] > mb["rdrop"] + 1e-2, mb
+    assert mb["rdrop"] - 1e-3 < mb["in_backward"] < mb["rdrop"] + qk_mb + 1e-3, (mb, qk_mb)
+    assert mb["maps"] > mb["rdrop"] + 1e-2, mb
 
 
-@pytest.mark.parametrize("kind", ["bart", "t5", "bert"])
+@pytest.mark.parametrize("kind", ["bart", "t5", "bert", "llama"])
 def test_padded_positions_change_nothing(kind):
     """What stands at padded source positions (attention_mask 0) and at -100 target positions
     cannot change any term: padding comes from attention_mask and from labels == -100."""
@@ -252,6 +315,9 @@ def test_the_batch_and_the_model_are_left_as_they_were():
     lrdrop_loss(model, b, full())
     assert b.keys() == before.keys() and all(torch.equal(b[k], before[k]) for k in b)
     assert not any(m._forward_hooks for m in model.modules())  # the recorder's hooks are gone
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    assert "sdpa" not in ALL_ATTENTION_FUNCTIONS._local_mapping  # and the attention interface is the library's
 
 
 def test_gradients_match_finite_differences():
@@ -330,13 +396,13 @@ def test_a_weight_0_output_term_is_neither_computed_nor_logged(kind):
 
 
 def test_clear_errors():
-    gpt2 = __import__("transformers").GPT2LMHeadModel(
-        __import__("transformers").GPT2Config(n_layer=1, n_embd=8, n_head=2)
-    )
-    with pytest.raises(LRDropConfigError, match="GPT2LMHeadModel is a causal.*--hidden_weight 0 --attn_weight 0"):
-        lrdrop_loss(
-            gpt2, {"input_ids": torch.ones(1, 3, dtype=torch.long), "labels": torch.ones(1, 3, dtype=torch.long)}
-        )
+    with pytest.raises(LRDropConfigError, match="no 'attention_mask': the layer terms need the padding"):
+        lrdrop_loss(tiny("gpt2"), {k: v for k, v in batch("gpt2").items() if k != "attention_mask"}, full())
+    paged = tiny("llama")
+    paged.config._attn_implementation = "paged|sdpa"  # generation's paged cache: no per-sentence masks
+    refused = re.escape("runs 'paged|sdpa'. Load it with attn_implementation='sdpa'")
+    with pytest.raises(LRDropConfigError, match=refused):
+        lrdrop_loss(paged, batch("llama"), full())
     with pytest.raises(LRDropConfigError, match="--hidden-site 'fc2'"):
         LRDropLoss(full(hidden_site="fc2"))
     with pytest.raises(LRDropConfigError, match="--attn-types names decoder_self"):
@@ -419,12 +485,10 @@ def test_every_default_is_fairseqs_lr_drop_default():
 @pytest.mark.parametrize("causal", [False, True])
 def test_the_core_gives_the_same_terms_for_fairseqs_and_hfs_layouts(causal, hidden_loss, attn_loss):
     """The same tensors laid out as fairseq records them (time-first inputs of the projections,
-    AttentionInputs) and as the HF adapter does (batch-first projection outputs, hooks): the same
+    AttentionInputs) and as the HF adapter does (what the attention interface gets): the same
     attention maps, and the same hidden and attention terms and health figures from the core,
     for every distance."""
-    from lrdrop.records import AttentionInputs
-    from lrdrop_hf.layout import AttentionSite
-    from lrdrop_hf.loss import _probs
+    from lrdrop_hf.recording import _attention_inputs, _probs
 
     g = torch.Generator().manual_seed(0)
     b2, t, c, heads = 4, 5, 8, 2
@@ -433,14 +497,20 @@ def test_the_core_gives_the_same_terms_for_fairseqs_and_hfs_layouts(causal, hidd
     pad = torch.tensor([[False] * 5, [False, False, False, True, True]])  # one copy, (B, T)
     key_pad = torch.cat([pad, pad])
     scaling = (c // heads) ** -0.5
-    rec = {"site": AttentionSite(q_proj, k_proj, heads, scaling), "q": q_proj(x), "k": k_proj(x)}
     upper = torch.ones(t, t, dtype=torch.bool).triu(1) if causal else None
-    hf_maps = _probs(rec, key_pad, upper)
+    # what the attention interface gets: (2B, H, T, d) queries and keys, the model's 4-D mask (True = masked)
+    model_mask = key_pad[:, None, None, :] | (upper if causal else False)
+    heads_first = lambda y: y.view(b2, t, heads, -1).transpose(1, 2)  # noqa: E731
+    rec = {"q": heads_first(q_proj(x)), "k": heads_first(k_proj(x)), "scaling": scaling, "bias": None,
+           "mask": model_mask}  # fmt: skip
+    hf_maps = _probs(rec)
     fairseq = AttentionInputs(
         query=x.transpose(0, 1), key=x.transpose(0, 1), q_weight=q_proj.weight, q_bias=q_proj.bias,
         k_weight=k_proj.weight, k_bias=k_proj.bias, num_heads=heads, scaling=scaling, key_padding_mask=key_pad,
         attn_mask=upper,
     )  # fmt: skip
+    # the recompute path's record: the projected queries and keys, the model's mask
+    torch.testing.assert_close(_attention_inputs(rec).probs(), fairseq.probs(), rtol=1e-5, atol=1e-6)
     real = (~key_pad)[None, :, :, None]  # padded query rows differ (a fully masked row) and never count
     torch.testing.assert_close((hf_maps * real), (fairseq.probs() * real), rtol=1e-5, atol=1e-6)
     side = "decoder" if causal else "encoder"

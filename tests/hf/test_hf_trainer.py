@@ -140,31 +140,6 @@ def test_tensor_context_and_sequence_parallelism_are_refused(tmp_path, monkeypat
         LRDropTrainer(model=tiny("bert", 0.1), args=args, lrdrop_args=ARGS)
 
 
-@pytest.mark.parametrize("sharded", ["FSDP", "DeepSpeed ZeRO-3", "DeepSpeed ZeRO-2"])
-def test_sharded_weights_are_refused_with_layer_terms_only(tmp_path, sharded):
-    """FSDP and ZeRO-3 reshard each layer's weights after its forward, before the attention term
-    reads them: refused with layer terms, accepted for R-Drop alone. ZeRO-2 keeps whole weights."""
-
-    def check(lrdrop_args):
-        trainer = LRDropTrainer(model=tiny("bert", 0.1), args=args, lrdrop_args=lrdrop_args)
-        trainer.is_fsdp_enabled = sharded == "FSDP"
-        if sharded.startswith("DeepSpeed"):
-            plugin = type("Plugin", (), {"zero_stage": int(sharded[-1])})()
-            trainer.is_deepspeed_enabled = True
-            trainer.accelerator = type("Acc", (), {"state": type("State", (), {"deepspeed_plugin": plugin})()})()
-        trainer._refuse_unsupported_parallelism()
-
-    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
-    check(LRDropArguments(kl_weight=1.0, hidden_weight=0.0, attn_weight=0.0))
-    if sharded == "DeepSpeed ZeRO-2":
-        check(ARGS)
-        return
-    with pytest.raises(LRDropConfigError, match=f"with {sharded} and layer terms.*R-Drop alone"):
-        check(ARGS)
-    with pytest.raises(LRDropConfigError, match=f"with {sharded} and layer terms"):
-        check(LRDropArguments(kl_weight=1.0, hidden_weight=1.0, attn_weight=0.0))
-
-
 def test_gradient_accumulation_adds_up_to_one_batch(tmp_path, monkeypatch):
     """One SGD update from 2 accumulated micro-batches of 2 sentences equals one from the batch of
     4: the Trainer passes the 4 sentences' target tokens to each micro-batch's loss and does not
