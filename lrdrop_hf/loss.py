@@ -52,6 +52,7 @@ class LRDropLoss(ConsistencySetup):
         # its layout with it, and a new model at a reused address gets its own
         self._layouts: "weakref.WeakKeyDictionary[torch.nn.Module, Layout]" = weakref.WeakKeyDictionary()
         self._described = False
+        self._copies_checked = False
 
     def layout(self, model) -> Layout:
         key = model
@@ -122,6 +123,15 @@ class LRDropLoss(ConsistencySetup):
         with recorder or contextlib.nullcontext():
             outputs = model(**doubled)
         logits = outputs.logits
+        if not self._copies_checked and model.training:
+            self._copies_checked = True
+            if torch.equal(*C.split_halves(logits.detach(), 0)):  # one read-back, at the first step only
+                logger.warning(
+                    "%s: the two copies' outputs are identical at the first step: no dropout is active in %s, so "
+                    "every consistency term is 0 and trains nothing (TRL's disable_dropout, or a config with every "
+                    "dropout at 0?). Give the model dropout (its dropout / attention_dropout, or LoRA's "
+                    "lora_dropout), or train without LR-Drop.", type(self).__name__, type(core).__name__,
+                )  # fmt: skip
         terms, logs = {}, {}
         if seq2seq or causal:
             target = C.double(labels)

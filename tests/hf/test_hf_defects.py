@@ -207,7 +207,7 @@ def test_the_training_log_gives_the_per_copy_loss_and_small_terms_their_digits(m
 
 def _lora(model, targets, **kw):
     peft = pytest.importorskip("peft")
-    wrapped = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=targets, lora_dropout=0.0, **kw))
+    wrapped = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=targets, **{"lora_dropout": 0.0, **kw}))
     with torch.no_grad():
         for name, p in wrapped.named_parameters():
             if "lora_B" in name:
@@ -218,7 +218,8 @@ def _lora(model, targets, **kw):
 def test_lora_on_the_projections_reaches_the_attention_term_on_either_map_path():
     """LoRA on q_proj/k_proj: the recompute path (large maps) rebuilt the maps from the frozen base
     weights, 5e-6 against 0.15 from the projections' outputs, and the LoRA weights got 1e-5 of their
-    gradient. A projection that is not a plain Linear now has its maps built from its outputs."""
+    gradient. The maps are now read after the projections (the attention interface's query and
+    key), LoRA's delta included, on either path."""
     torch.manual_seed(0)
     model = _lora(tiny("bart", 0.1), ["q_proj", "k_proj"])
     model.train()
@@ -323,3 +324,21 @@ def test_under_the_trainer_a_causal_lm_is_normalised_by_the_trainers_count():
     torch.manual_seed(0)
     torch.testing.assert_close(trainer.compute_loss(model, b, num_items_in_batch=n) * n, own * shifted)
     assert trainer.lrdrop_loss.output_weights["kl_loss"] == KL_WEIGHT  # a token head's default
+
+
+def test_a_model_without_dropout_is_warned_about_at_the_first_step(caplog):
+    """Dropout 0 everywhere (TRL's disable_dropout, or a config): the copies are one model and every
+    term is 0; said once, at the first step. With dropout (LoRA's only, on a dropout-free base), not."""
+    with caplog.at_level("WARNING", logger="lrdrop_hf.loss"):
+        loss = LRDropLoss(layer_args(kl_weight=1.0))
+        model = tiny("llama", 0.0)
+        model.train()
+        for _ in range(2):
+            loss(model, batch("llama"))
+    assert caplog.text.count("no dropout is active in LlamaForCausalLM") == 1
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lrdrop_hf.loss"):
+        lora = _lora(tiny("llama", 0.0), ["q_proj", "v_proj"], task_type="CAUSAL_LM", lora_dropout=0.1)
+        lora.train()
+        _, logs, _ = LRDropLoss(layer_args(kl_weight=1.0))(lora, batch("llama"))
+    assert "no dropout" not in caplog.text and float(logs["kl_loss"]) > 0
