@@ -13,9 +13,9 @@ def build_parser():
     ap.add_argument(
         "--updates",
         type=int,
-        default=2800,
-        help="training updates; the learning rate decays "
-        "linearly to 0 over them (default 2800: about 16 minutes on 2 CPU cores)",
+        help="training updates; the learning rate decays linearly to 0 over them (default: the corpus's, "
+        + ", ".join(f"{c} {d['updates']}" for c, d in translation.CORPUS_DEFAULTS.items())
+        + "; LibreOffice's about 19 minutes on 2 CPU cores)",
     )
     ap.add_argument(
         "--minutes",
@@ -34,9 +34,10 @@ def build_parser():
     ap.add_argument(
         "--corpus",
         choices=translation.CORPORA,
-        default="ding",
-        help="the built-in German-English corpus: ding (dictionary sentences), libreoffice (LibreOffice's "
-        "interface and help, lrdrop-build-libreoffice-corpus) or both (each split the union of the two)",
+        default="libreoffice",
+        help="the built-in German-English corpus: libreoffice (LibreOffice's interface and help, "
+        "lrdrop-build-libreoffice-corpus; the default), ding (Ding dictionary sentences) or both (each split "
+        "the union of the two)",
     )
     ap.add_argument("--ding", help="path to a Ding de-en dictionary file instead of Debian's package")
     ap.add_argument(
@@ -58,8 +59,8 @@ def build_parser():
         "word/phrase pairs to train (lexical data; valid/test stay sentences)",
     )
     ap.add_argument("--vocab", type=int, default=4000, help="joint sentencepiece vocabulary size")
-    ap.add_argument("--valid-size", type=int, default=500)
-    ap.add_argument("--test-size", type=int, default=1000)
+    ap.add_argument("--valid-size", type=int, help="default: the corpus's (libreoffice 1000, otherwise 500)")
+    ap.add_argument("--test-size", type=int, help="default: the corpus's (libreoffice 1500, otherwise 1000)")
     steps.add_training_args(ap)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--data-only", action="store_true", help="stop after step 3 (corpus, spm, binarize)")
@@ -71,8 +72,18 @@ def build_parser():
     return ap
 
 
+def parse_args(argv=None):
+    """The command line, with the corpus's budget and splits where not given."""
+    args = steps.parse_args(build_parser(), argv)
+    defaults = translation.CORPUS_DEFAULTS["user" if args.source else args.corpus]
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
 def main(argv=None):
-    translation.run_demo(steps.parse_args(build_parser(), argv))
+    translation.run_demo(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,9 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     refs = (out / "corpus" / "test.xx").read_text().splitlines()
     assert len(hyps) == len(refs) == 30 and hyps != refs
     assert result["bleu"] == pytest.approx(round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2))
+    assert result["chrf"] == pytest.approx(round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2))
+    assert "chrF on test: " in p.stdout and "chrF2|" in result["chrf_signature"]
+    assert "translation memory" not in p.stdout and "translation_memory" not in result  # a user corpus has none
     assert curve_panels(out / "curves.png") == 5  # loss, nll_loss, kl_loss, hidden_loss, attn_loss (lrdrop)
     assert (out / "data-bin" / "test.fr-xx.xx.bin").is_file()
     # checkpoint_best is the epoch of lowest validation perplexity (nll), not of label-smoothed loss
@@ -148,3 +151,32 @@ def test_interrupted_demo_resumes_from_its_last_checkpoint(tmp_path):
     loaded = [line for line in resumed.splitlines() if "Loaded checkpoint" in line]
     assert loaded and "@ 0 updates" not in loaded[0], loaded
     assert "sacreBLEU on test" in p.stdout
+
+
+def test_the_demo_shows_short_and_long_lines_and_the_translation_memory(tmp_path):
+    """Three interface strings (at most 4 words) and three help sentences (10 words or more), spread
+    over the test set; the translation memory's figures from the LibreOffice builder's report."""
+    from lrdrop_cli.pipelines.translation import example_lines, translation_memory
+
+    sources = [("Speichern" if i % 3 else "Das ist ein ziemlich langer Satz aus der Hilfe mit elf Wörtern darin.")
+               for i in range(30)]  # fmt: skip
+    picked = example_lines(sources)
+    assert len(picked) == 6 == len(set(picked)) and picked == sorted(picked)
+    assert sum(len(sources[i].split()) <= 4 for i in picked) == 3
+    assert sum(len(sources[i].split()) >= 10 for i in picked) == 3
+    assert len(example_lines(["ein zwei drei vier fünf"] * 10)) == 6  # neither kind: any six lines
+    assert translation_memory(str(tmp_path)) is None
+    report = {"leakage": {"tm_bleu": 22.53, "tm_chrf": 38.86, "tm_bleu_signature": "nrefs:1|case:mixed"}}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert translation_memory(str(tmp_path))["tm_bleu"] == 22.53
+
+
+def test_the_demo_defaults_to_libreoffice_with_its_measured_budget_and_the_studys_splits():
+    from lrdrop_cli.bin.demo import parse_args
+
+    a = parse_args([])
+    assert (a.corpus, a.updates, a.valid_size, a.test_size) == ("libreoffice", 1900, 1000, 1500)
+    a = parse_args(["--corpus", "ding"])
+    assert (a.updates, a.valid_size, a.test_size) == (2800, 500, 1000)
+    a = parse_args(["--source", "s.txt", "--target", "t.txt", "--updates", "30", "--test-size", "7"])
+    assert (a.updates, a.valid_size, a.test_size) == (30, 500, 7)
