@@ -20,14 +20,13 @@ A pretrained causal LM where the hub is reachable (its own tokenizer), with LoRA
 OUTPUT_DIR/test.hyp.TGT and OUTPUT_DIR/test_results.json (sacreBLEU and chrF with signatures).
 """
 
-import json
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-from datasets import Dataset, DatasetDict
+from datasets import DatasetDict
 from transformers import (
     DataCollatorForSeq2Seq,
     HfArgumentParser,
@@ -37,8 +36,8 @@ from transformers import (
     set_seed,
 )
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # example_tokenizers
-from example_tokenizers import SpmTokenizer  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # example_common
+from example_common import SpmTokenizer, read_split, score_and_write  # noqa: E402
 
 from lrdrop_hf import LRDropArguments, LRDropTrainer
 
@@ -123,16 +122,6 @@ class PromptTokenizer:
             self.sp.save_pretrained(directory)
 
 
-def read_split(d: DataArguments, split):
-    sides = {}
-    for lang in (d.source_lang, d.target_lang):
-        with open(os.path.join(d.data_dir, f"{split}.{lang}"), encoding="utf-8") as f:
-            sides[lang] = f.read().splitlines()
-    if len(sides[d.source_lang]) != len(sides[d.target_lang]):
-        raise SystemExit(f"{d.data_dir}/{split}.*: the two sides have different line counts")
-    return Dataset.from_dict({"source": sides[d.source_lang], "target": sides[d.target_lang]})
-
-
 def build_model(m: ModelArguments, tok: PromptTokenizer, d: DataArguments):
     if m.model_name_or_path:
         from transformers import AutoModelForCausalLM
@@ -180,7 +169,7 @@ def main(argv=None):
         raise SystemExit("give --model_name_or_path, or --spm_model (e.g. runs/demo/spm/spm.model) to train one")
     tok = PromptTokenizer(m.spm_model, m.model_name_or_path)
     model = build_model(m, tok, d)
-    raw = DatasetDict({split: read_split(d, split) for split in ("train", "valid", "test")})
+    raw = DatasetDict({s: read_split(d.data_dir, d.source_lang, d.target_lang, s) for s in ("train", "valid", "test")})
     if d.max_train_samples:
         raw["train"] = raw["train"].select(range(min(d.max_train_samples, len(raw["train"]))))
     if d.max_test_samples:
@@ -201,27 +190,10 @@ def main(argv=None):
     )  # fmt: skip
     trainer.train()
     trainer.save_model()
-    import sacrebleu
-
     prompts = [tok.prompt(s, d) for s in raw["test"]["source"]]
     hyps = translate(trainer.model, tok, prompts, d, training.device)
     refs = list(raw["test"]["target"])
-    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
-    result = {
-        "bleu": round(bleu.corpus_score(hyps, [refs]).score, 2),
-        "bleu_signature": str(bleu.get_signature()),
-        "chrf": round(chrf.corpus_score(hyps, [refs]).score, 2),
-        "chrf_signature": str(chrf.get_signature()),
-        "test_sentences": len(refs),
-        "lrdrop": vars(lrdrop_args),
-    }
-    with open(os.path.join(training.output_dir, f"test.hyp.{d.target_lang}"), "w", encoding="utf-8") as f:
-        f.writelines(h + "\n" for h in hyps)
-    with open(os.path.join(training.output_dir, "test_results.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"[run_causal_translation] test sacreBLEU {result['bleu']} ({result['bleu_signature']}), "
-          f"chrF {result['chrf']}")  # fmt: skip
-    return result
+    return score_and_write("run_causal_translation", training.output_dir, d.target_lang, hyps, refs, lrdrop_args)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ import torch
 from datasets import Dataset, DatasetDict
 from transformers import BertConfig, BertForSequenceClassification, HfArgumentParser, TrainingArguments, set_seed
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # example_tokenizers
-from example_tokenizers import HubTokenizer  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # example_common
+from example_common import HubTokenizer  # noqa: E402
 
 from lrdrop_hf import LRDropArguments, LRDropTrainer
 

@@ -21,13 +21,12 @@ A pretrained checkpoint where the hub is reachable (its own tokenizer)::
 OUTPUT_DIR/test_results.json (sacreBLEU and chrF with their signatures).
 """
 
-import json
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
-from datasets import Dataset, DatasetDict
+from datasets import DatasetDict
 from transformers import (
     DataCollatorForSeq2Seq,
     HfArgumentParser,
@@ -37,8 +36,8 @@ from transformers import (
     set_seed,
 )
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # example_tokenizers
-from example_tokenizers import HubTokenizer, SpmTokenizer  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # example_common
+from example_common import HubTokenizer, SpmTokenizer, read_split, score_and_write  # noqa: E402
 
 from lrdrop_hf import LRDropArguments, LRDropSeq2SeqTrainer
 
@@ -68,16 +67,6 @@ class DataArguments:
     num_beams: int = field(default=5)
 
 
-def read_split(d: DataArguments, split):
-    sides = {}
-    for lang in (d.source_lang, d.target_lang):
-        with open(os.path.join(d.data_dir, f"{split}.{lang}"), encoding="utf-8") as f:
-            sides[lang] = f.read().splitlines()
-    if len(sides[d.source_lang]) != len(sides[d.target_lang]):
-        raise SystemExit(f"{d.data_dir}/{split}.*: the two sides have different line counts")
-    return Dataset.from_dict({"source": sides[d.source_lang], "target": sides[d.target_lang]})
-
-
 def main(argv=None):
     parser = HfArgumentParser((ModelArguments, DataArguments, Seq2SeqTrainingArguments, LRDropArguments))
     m, d, training, lrdrop_args = parser.parse_args_into_dataclasses(args=argv)
@@ -98,7 +87,7 @@ def main(argv=None):
             share_encoder_decoder_embeddings=True,
         )  # fmt: skip
         model = MarianMTModel(config)
-    raw = DatasetDict({split: read_split(d, split) for split in ("train", "valid", "test")})
+    raw = DatasetDict({s: read_split(d.data_dir, d.source_lang, d.target_lang, s) for s in ("train", "valid", "test")})
     if d.max_train_samples:
         raw["train"] = raw["train"].select(range(min(d.max_train_samples, len(raw["train"]))))
     if d.max_test_samples:
@@ -123,26 +112,10 @@ def main(argv=None):
     trainer.train()
     trainer.save_model()
     # test: beam search, detokenised, sacreBLEU and chrF with their signatures
-    import sacrebleu
-
     predictions = trainer.predict(data["test"]).predictions  # padded with -100 across batches
     hyps = [tok.decode([int(i) for i in ids if i >= 0]) for ids in predictions]
     refs = list(raw["test"]["target"])
-    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
-    result = {
-        "bleu": round(bleu.corpus_score(hyps, [refs]).score, 2),
-        "bleu_signature": str(bleu.get_signature()),
-        "chrf": round(chrf.corpus_score(hyps, [refs]).score, 2),
-        "chrf_signature": str(chrf.get_signature()),
-        "test_sentences": len(refs),
-        "lrdrop": vars(lrdrop_args),
-    }
-    with open(os.path.join(training.output_dir, f"test.hyp.{d.target_lang}"), "w", encoding="utf-8") as f:
-        f.writelines(h + "\n" for h in hyps)
-    with open(os.path.join(training.output_dir, "test_results.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"[run_translation] test sacreBLEU {result['bleu']} ({result['bleu_signature']}), chrF {result['chrf']}")
-    return result
+    return score_and_write("run_translation", training.output_dir, d.target_lang, hyps, refs, lrdrop_args)
 
 
 if __name__ == "__main__":

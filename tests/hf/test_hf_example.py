@@ -15,16 +15,23 @@ from conftest import ROOT  # noqa: E402
 from lrdrop_cli.corpora.toy import write_corpus  # noqa: E402
 
 
-def test_run_translation_offline_from_scratch(tmp_path):
+def _toy_corpus_and_spm(tmp_path, vocab_size, model_type):
+    """The toy parallel corpus (200 / 20 / 30 pairs) and a sentencepiece model trained on it:
+    (its folder, the model's prefix)."""
     import sentencepiece as spm
 
     data = write_corpus(str(tmp_path / "data"), (("train", 200), ("valid", 20), ("test", 30)))
     prefix = str(tmp_path / "spm")
     spm.SentencePieceTrainer.train(
         input=[os.path.join(data, "train.src"), os.path.join(data, "train.tgt")], model_prefix=prefix,
-        vocab_size=60, model_type="word", hard_vocab_limit=False, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0,
-        minloglevel=2,
+        vocab_size=vocab_size, model_type=model_type, hard_vocab_limit=False, bos_id=-1, eos_id=-1, pad_id=-1,
+        unk_id=0, minloglevel=2,
     )  # fmt: skip
+    return data, prefix
+
+
+def test_run_translation_offline_from_scratch(tmp_path):
+    data, prefix = _toy_corpus_and_spm(tmp_path, vocab_size=60, model_type="word")
     spec = importlib.util.spec_from_file_location(
         "run_translation", os.path.join(ROOT, "examples/hf/run_translation.py")
     )
@@ -77,15 +84,7 @@ def test_run_classification_offline_from_scratch(tmp_path, regression):
 def test_run_causal_translation_offline_from_scratch(tmp_path):
     """A tiny Llama trained on prompts (German: ... English:) and their answers, greedy decoding from
     the left-padded prompts, sacreBLEU; the layer terms on, every one logged."""
-    import sentencepiece as spm
-
-    data = write_corpus(str(tmp_path / "data"), (("train", 200), ("valid", 20), ("test", 30)))
-    prefix = str(tmp_path / "spm")
-    spm.SentencePieceTrainer.train(
-        input=[os.path.join(data, "train.src"), os.path.join(data, "train.tgt")], model_prefix=prefix,
-        vocab_size=80, model_type="unigram", hard_vocab_limit=False, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0,
-        minloglevel=2,
-    )  # fmt: skip
+    data, prefix = _toy_corpus_and_spm(tmp_path, vocab_size=80, model_type="unigram")
     out = tmp_path / "out"
     script = _load("run_causal_translation")
     result = script.main([

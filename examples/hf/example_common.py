@@ -1,6 +1,7 @@
 """What the examples share: a hub checkpoint's own tokenizer behind the small interface the scripts
 use (``pad_token_id``, ``encode``, ``encode_target``, ``decode``), the same as this project's
-sentencepiece model for models built from scratch (:class:`SpmTokenizer`)."""
+sentencepiece model for models built from scratch (:class:`SpmTokenizer`), and the reader of a
+parallel corpus's splits (:func:`read_split`)."""
 
 import os
 
@@ -57,3 +58,41 @@ class SpmTokenizer:
         ids = torch.tensor([list(f["input_ids"]) + [self.pad_token_id] * (longest - len(f["input_ids"]))
                             for f in features])  # fmt: skip
         return {"input_ids": ids, "attention_mask": (ids != self.pad_token_id).long()}
+
+
+def read_split(data_dir, source_lang, target_lang, split):
+    """``{split}.{source_lang}`` and ``{split}.{target_lang}`` under ``data_dir`` (one sentence a line)
+    as a ``datasets.Dataset`` of ``source`` and ``target``."""
+    from datasets import Dataset
+
+    sides = {}
+    for lang in (source_lang, target_lang):
+        with open(os.path.join(data_dir, f"{split}.{lang}"), encoding="utf-8") as f:
+            sides[lang] = f.read().splitlines()
+    if len(sides[source_lang]) != len(sides[target_lang]):
+        raise SystemExit(f"{data_dir}/{split}.*: the two sides have different line counts")
+    return Dataset.from_dict({"source": sides[source_lang], "target": sides[target_lang]})
+
+
+def score_and_write(name, output_dir, target_lang, hyps, refs, lrdrop_args):
+    """sacreBLEU's BLEU and chrF of ``hyps`` against ``refs`` with their signatures, written with the
+    hypotheses (OUTPUT_DIR/test.hyp.TGT, OUTPUT_DIR/test_results.json) and printed; the result."""
+    import json
+
+    import sacrebleu
+
+    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+    result = {
+        "bleu": round(bleu.corpus_score(hyps, [refs]).score, 2),
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf": round(chrf.corpus_score(hyps, [refs]).score, 2),
+        "chrf_signature": str(chrf.get_signature()),
+        "test_sentences": len(refs),
+        "lrdrop": vars(lrdrop_args),
+    }
+    with open(os.path.join(output_dir, f"test.hyp.{target_lang}"), "w", encoding="utf-8") as f:
+        f.writelines(h + "\n" for h in hyps)
+    with open(os.path.join(output_dir, "test_results.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"[{name}] test sacreBLEU {result['bleu']} ({result['bleu_signature']}), chrF {result['chrf']}")
+    return result
