@@ -59,7 +59,7 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     assert len(hyps) == len(refs) == 30 and hyps != refs
     assert result["bleu"] == pytest.approx(round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2))
     assert result["chrf"] == pytest.approx(round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2))
-    assert "chrF on test: " in p.stdout and "chrF2|" in result["chrf_signature"]
+    assert "chrF on test: " in p.stdout and "|nc:6|" in result["chrf_signature"]
     assert "translation memory" not in p.stdout and "translation_memory" not in result  # a user corpus has none
     assert curve_panels(out / "curves.png") == 5  # loss, nll_loss, kl_loss, hidden_loss, attn_loss (lrdrop)
     assert (out / "data-bin" / "test.fr-xx.xx.bin").is_file()
