@@ -31,8 +31,6 @@ from torch import nn
 
 from lrdrop.options import LRDropConfigError
 
-KINDS = ("seq2seq", "encoder", "causal")
-
 
 @dataclass(frozen=True)
 class Family:

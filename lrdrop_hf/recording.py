@@ -42,8 +42,8 @@ class Recorder:
     """A context manager: inside it, one doubled forward records the states and the attention the
     record spec selects; :meth:`records` then gives the core's records and padding masks."""
 
-    def __init__(self, layout: Layout, spec, config=None):
-        self.layout, self.spec, self.config = layout, spec, config
+    def __init__(self, layout: Layout, spec):
+        self.layout, self.spec = layout, spec
         self.handles = []
         self.states = {"encoder": [], "decoder": []}
         self.attn = {t: [] for t in spec.attn_types if t in layout.attn_types}

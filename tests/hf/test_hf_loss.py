@@ -141,7 +141,7 @@ def test_the_attention_interface_is_restored_and_other_modules_pass_through():
     assert ALL_ATTENTION_FUNCTIONS._local_mapping == before
 
 
-def test_a_flash_kernels_padding_and_sliding_window_give_sdpas_mask():
+def test_a_flash_kernels_padding_and_sliding_window_give_sdpas_mask(monkeypatch):
     """A flash kernel gets a (B, Tk) padding mask (or none) and the ``sliding_window`` keyword, and
     keeps causality by the module's ``is_causal``: the mask rebuilt from them is the 4-D one SDPA
     gets for the same Mistral batch."""
@@ -157,11 +157,8 @@ def test_a_flash_kernels_padding_and_sliding_window_give_sdpas_mask():
         seen.append((module, query, key, mask, kwargs))
         return real(module, query, key, mask, kwargs, impl)
 
-    recording._score_mask = spy
-    try:
-        _recorded(model, "mistral", b)
-    finally:
-        recording._score_mask = real
+    monkeypatch.setattr(recording, "_score_mask", spy)
+    _recorded(model, "mistral", b)
     module, query, key, sdpa_mask, kwargs = seen[0]
     assert sdpa_mask.dtype == torch.bool and sdpa_mask.dim() == 4 and kwargs["sliding_window"] == 3
     flash = real(module, query, key, torch.cat([b["attention_mask"]] * 2), kwargs, "flash_attention_2")
