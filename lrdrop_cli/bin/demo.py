@@ -59,6 +59,12 @@ def build_parser():
         "word/phrase pairs to train (lexical data; valid/test stay sentences)",
     )
     ap.add_argument("--vocab", type=int, default=4000, help="joint sentencepiece vocabulary size")
+    ap.add_argument(
+        "--lenpen",
+        type=float,
+        help="beam search's length penalty on test (fairseq-generate --lenpen; above 1 favours longer "
+        "translations; default: the corpus's, chosen on its validation set: libreoffice 1.5, otherwise 1)",
+    )
     ap.add_argument("--valid-size", type=int, help="default: the corpus's (libreoffice 1000, otherwise 500)")
     ap.add_argument("--test-size", type=int, help="default: the corpus's (libreoffice 1500, otherwise 1000)")
     steps.add_training_args(ap)
