@@ -15,6 +15,9 @@ lrdrop_sb     lr_drop, LR-Drop's three terms with scale-blind layer distances: t
               relative MSE (--hidden-loss rel_mse) and the attention scores' correlation
               (--attn-loss corr), which cannot be met by shrinking the states or flattening the rows
 attn_corr     lr_drop, output KL + attention by the scores' correlation (ablation)
+lrdrop_corr   lr_drop, LR-Drop's three terms with the paper's FFN-output MSE and the attention by
+              the scores' correlation (--attn-loss corr): the screen's formulation that kept its
+              attention at weight 1 and stayed closest to R-Drop (docs/results.md, section 00)
 
 A mode's name always means the same terms, in every tool and recipe. A term that is on
 takes its weight from the flag, or else from DEFAULT_WEIGHTS, which are lr_drop's own defaults
@@ -54,6 +57,7 @@ MODES = {
         "attn_loss": "corr",
     },  # fmt: skip
     "attn_corr": {"kl": True, "hidden": False, "attn": True, "attn_loss": "corr"},
+    "lrdrop_corr": {"kl": True, "hidden": True, "attn": True, "site": "ffn", "attn_loss": "corr"},
 }
 
 

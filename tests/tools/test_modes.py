@@ -38,6 +38,7 @@ TRANSLATION = {
     # the scale-blind distances: the FFN output's relative MSE, the scores' correlation
     "lrdrop_sb": lr_drop("5", "0.1", "0.1", "ffn", "rel_mse", "corr"),
     "attn_corr": lr_drop("5", "0", "0.1", attn_loss="corr"),
+    "lrdrop_corr": lr_drop("5", "0.1", "0.1", "ffn", None, "corr"),
 }
 # mode -> (hidden, attn, site) of the classification criterion
 SENTENCE = {
@@ -48,6 +49,7 @@ SENTENCE = {
     "attn": ("0", "0.1", None),
     "lrdrop_sb": ("0.1", "0.1", "ffn", "rel_mse", "corr"),
     "attn_corr": ("0", "0.1", None, None, "corr"),
+    "lrdrop_corr": ("0.1", "0.1", "ffn", None, "corr"),
 }
 
 
