@@ -3,6 +3,7 @@ earlier protocol's runs kept under "earlier") and regenerate the status block of
 section 0 (per run, per configuration from lrdrop-compare --report, what is running and queued).
 
     STUDY=/work/study python scripts/libreoffice_study/report.py      # from the repository, then commit
+    STUDY=/work/study JOBS=compare_jobs python scripts/libreoffice_study/report.py   # issue 44's queue
 
 On a machine that lost $STUDY/grid, first write back every committed run's result.json (the
 runs without one, interrupted or not, start again from scratch when grid.sh runs them):
@@ -26,13 +27,15 @@ MARK = "<!-- status: scripts/libreoffice_study/report.py -->"
 
 def compare_report():
     args = ["--out", f"{STUDY}/grid", "--data-bin", f"{STUDY}/lo/data-bin", "--raw", f"{STUDY}/lo/corpus",
-            "--corpus-name", "libreoffice", "--max-update", "8000", "--configs", "baseline,rdrop,lrdrop,attn",
+            "--corpus-name", "libreoffice", "--max-update", "8000",
+            "--configs", "baseline,rdrop,lrdrop,attn,lrdrop_corr",
             "--dropouts", "0.1,0.3", "--seeds", "1,2,3", "--variant",
             "base_compute=--mode baseline --max-update 21000", "--variant",
             "lrdrop_h01=--mode lrdrop --hidden-weight 0.1", "--variant",
             "hidden_h01=--mode hidden --hidden-weight 0.1", "--variant",
             "lrdrop_a01=--mode lrdrop --hidden-weight 0.1 --attn-weight 0.1", "--variant",
-            "lrdrop_wu=--mode lrdrop --hidden-weight 0.1 --consistency-warmup-updates 1000", "--report"]  # fmt: skip
+            "lrdrop_wu=--mode lrdrop --hidden-weight 0.1 --consistency-warmup-updates 1000", "--variant",
+            "rdrop_rerun=--mode rdrop", "--report"]  # fmt: skip
     p = subprocess.run([os.path.join(ROOT, ".venv", "bin", "python"), "-m", "lrdrop_cli.bin.compare", *args],
                        cwd="/tmp", capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT})  # fmt: skip
     if p.returncode:
@@ -62,7 +65,10 @@ def main():
                           "linear decay to 0 after 150 warm-up updates, 2+2 x 128 transformer_lrdrop, corpus "
                           "built 2026-12-05; LR-Drop with every weight 1 (lrdrop) for seed 1 only, then as "
                           "lrdrop_h01 (hidden weight 0.1), and from 2026-12-06 also as lrdrop_a01 (hidden and "
-                          "attention weight 0.1, after a 1,200-update screen): docs/results.md section 0")  # fmt: skip
+                          "attention weight 0.1, after a 1,200-update screen): docs/results.md section 0; from "
+                          "2026-12-07 issue 44's comparison, lrdrop_corr (attention by the scores' correlation) "
+                          "with every weight 1, and R-Drop's seed-1 rerun at dropout 0.1 (rdrop_rerun): "
+                          "section 00")  # fmt: skip
     report["in_progress"] = True
     report["earlier"] = old.get("earlier", old)
     json.dump(report, open(path, "w"), indent=1)
@@ -94,7 +100,8 @@ def main():
         if name not in done and os.path.exists(d + "train.log"):
             ups = re.findall(r'"num_updates": "(\d+)"', open(d + "train.log").read())
             running.append((name, ups[-1] if ups else "0"))
-    jobs = [line.split("\t")[0] for line in open(f"{STUDY}/jobs") if line.strip() and not line.startswith("#")]
+    jobs_file = os.path.join(STUDY, os.environ.get("JOBS", "jobs"))  # grid.sh's JOBS: the queue being run
+    jobs = [line.split("\t")[0] for line in open(jobs_file) if line.strip() and not line.startswith("#")]
     queued = [j for j in jobs if j not in done and j not in dict(running)]
     lines += [f"Unfinished at {datetime.datetime.now():%Y-%m-%d %H:%M}: "
               + ("; ".join(f"{n} at update {u}" for n, u in running) or "none") + ".",
