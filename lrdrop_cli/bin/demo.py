@@ -15,7 +15,7 @@ def build_parser():
         type=int,
         help="training updates; the learning rate decays linearly to 0 over them (default: the corpus's, "
         + ", ".join(f"{c} {d['updates']}" for c, d in translation.CORPUS_DEFAULTS.items())
-        + "; LibreOffice's about 19 minutes on 2 CPU cores)",
+        + "; LibreOffice's about 25 minutes on 2 CPU cores, where the --minutes cap stops them near 2,250)",
     )
     ap.add_argument(
         "--minutes",

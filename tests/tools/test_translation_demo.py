@@ -54,6 +54,7 @@ def test_shrunken_demo_end_to_end_on_user_corpus(tmp_path):
     assert "sacreBLEU on test (30 sentences)" in p.stdout and "nrefs:1|" in p.stdout
     result = json.loads((out / "result.json").read_text())
     assert result["test_sentences"] == 30 and result["lenpen"] == 1.7
+    assert result["updates"] == result["updates_trained"] == 30 and 0 < result["training_minutes"] < 10
     assert "'lenpen': 1.7," in (out / "generate.log").read_text()  # fairseq-generate's own config
     # the BLEU recomputed with sacreBLEU from the files the demo wrote: its hypotheses against the
     # test references, in the same order (not the references against themselves)
@@ -178,7 +179,7 @@ def test_the_demo_defaults_to_libreoffice_with_its_measured_budget_and_the_study
     from lrdrop_cli.bin.demo import parse_args
 
     a = parse_args([])
-    assert (a.corpus, a.updates, a.valid_size, a.test_size, a.lenpen) == ("libreoffice", 1900, 1000, 1500, 1.5)
+    assert (a.corpus, a.updates, a.valid_size, a.test_size, a.lenpen) == ("libreoffice", 2300, 1000, 1500, 1.5)
     a = parse_args(["--corpus", "ding"])
     assert (a.updates, a.valid_size, a.test_size, a.lenpen) == (2800, 500, 1000, 1.0)
     a = parse_args(["--source", "s.txt", "--target", "t.txt", "--updates", "30", "--test-size", "7", "--lenpen", "2"])
