@@ -10,7 +10,10 @@ TORCH ?= torch==2.13.0
 VPY := $(VENV)/bin/python
 PIP := $(VPY) -m pip
 STAMP := $(VENV)/.lrdrop-setup-done
-PYTEST_ARGS ?=
+# the suite on TEST_WORKERS processes (pytest-xdist; each test file stays in one, in order), one
+# torch thread each, and its 20 slowest tests at the end; TEST_WORKERS=0: one process
+TEST_WORKERS ?= 2
+PYTEST_ARGS ?= $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) --durations=20
 
 .PHONY: setup demo demo-summarization demo-classification smoke test format clean-venv
 

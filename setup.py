@@ -80,7 +80,8 @@ setup(
             "matplotlib>=3.5",
             "tensorboardX>=2.5",  # fairseq's TensorBoard logging (--tensorboard-logdir)
         ],
-        "test": ["pytest>=7", "ruff==0.17.6"],  # ruff: lint + format check in make test
+        # ruff: lint + format check in make test; pytest-xdist: the suite on every core (make test)
+        "test": ["pytest>=7", "pytest-xdist>=3.5", "ruff==0.17.6"],
         # the Hugging Face adapter (lrdrop_hf): transformers 5.x, tested on 5.17; accelerate: the
         # Trainer needs it; peft: LoRA; datasets, sacrebleu, sentencepiece: examples/hf
         "hf": [

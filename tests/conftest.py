@@ -10,6 +10,16 @@ BIN = os.path.dirname(sys.executable)
 import lrdrop_fairseq  # noqa: E402,F401  (registers archs/criterion for in-process tests)
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (make test: one worker per core), one torch thread per worker: two
+    workers of two threads each on two cores wait at every parallel op for a thread the other
+    worker holds (a training step ran 3-4x slower so, measured beside another process)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def run(cmd, cwd=None, env=None, check=True, timeout=600):
     """Run a CLI as a user would; on failure show its output. A hang fails the test (timeout)."""
     # the recipes' Python is this interpreter, not ROOT/.venv's: the suite runs from any venv
