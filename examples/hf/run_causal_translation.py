@@ -9,7 +9,8 @@ Offline, from scratch (a small Llama built from a config, this project's sentenc
 
     python examples/hf/run_causal_translation.py --data_dir runs/demo/corpus --spm_model runs/demo/spm/spm.model \\
         --source_lang de --target_lang en --output_dir runs/hf-llama --max_steps 2000 \\
-        --per_device_train_batch_size 64 --learning_rate 3e-3 --warmup_steps 150 --kl_weight 1 --use_cpu
+        --per_device_train_batch_size 64 --train_sampling_strategy group_by_length --learning_rate 3e-3 \\
+        --warmup_steps 150 --kl_weight 1 --use_cpu
 
 A pretrained causal LM where the hub is reachable (its own tokenizer), with LoRA on its attention::
 
@@ -161,9 +162,12 @@ def translate(model, tok, prompts, d: DataArguments, device):
     return hyps
 
 
+def build_parser():
+    return HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, LRDropArguments))
+
+
 def main(argv=None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, LRDropArguments))
-    m, d, training, lrdrop_args = parser.parse_args_into_dataclasses(args=argv)
+    m, d, training, lrdrop_args = build_parser().parse_args_into_dataclasses(args=argv)
     set_seed(training.seed)
     if not m.model_name_or_path and not m.spm_model:
         raise SystemExit("give --model_name_or_path, or --spm_model (e.g. runs/demo/spm/spm.model) to train one")

@@ -8,8 +8,12 @@ Offline, from scratch (a small Marian built from a config, this project's senten
 
     python examples/hf/run_translation.py --data_dir runs/demo/corpus --spm_model runs/demo/spm/spm.model \\
         --source_lang de --target_lang en --output_dir runs/hf-demo --max_steps 2000 \\
-        --per_device_train_batch_size 64 --learning_rate 3e-3 --warmup_steps 150 --label_smoothing_factor 0.1 \\
+        --per_device_train_batch_size 64 --train_sampling_strategy group_by_length --learning_rate 3e-3 \\
+        --warmup_steps 150 --label_smoothing_factor 0.1 \\
         --kl_weight 1    # and LR-Drop's default layer weights: hidden 0.1 (FFN output), attention 0.1
+
+(``group_by_length``: batches of similar lengths, as fairseq's; random batches of this corpus are
+padded to 4.3x their tokens.)
 
 A pretrained checkpoint where the hub is reachable (its own tokenizer)::
 
@@ -67,9 +71,12 @@ class DataArguments:
     num_beams: int = field(default=5)
 
 
+def build_parser():
+    return HfArgumentParser((ModelArguments, DataArguments, Seq2SeqTrainingArguments, LRDropArguments))
+
+
 def main(argv=None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, Seq2SeqTrainingArguments, LRDropArguments))
-    m, d, training, lrdrop_args = parser.parse_args_into_dataclasses(args=argv)
+    m, d, training, lrdrop_args = build_parser().parse_args_into_dataclasses(args=argv)
     set_seed(training.seed)
     if m.model_name_or_path:
         tok = HubTokenizer(m.model_name_or_path)
