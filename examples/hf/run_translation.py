@@ -30,6 +30,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
+import torch
 from datasets import DatasetDict
 from transformers import (
     DataCollatorForSeq2Seq,
@@ -71,6 +72,42 @@ class DataArguments:
     num_beams: int = field(default=5)
 
 
+def build_model(m: ModelArguments, d: DataArguments):
+    """(tokenizer, model): the pretrained ones, or a small Marian from a config with this project's
+    sentencepiece model."""
+    if m.model_name_or_path:
+        return HubTokenizer(m.model_name_or_path), MarianMTModel.from_pretrained(m.model_name_or_path)
+    if not m.spm_model:
+        raise SystemExit("give --model_name_or_path, or --spm_model (e.g. runs/demo/spm/spm.model) to train one")
+    tok = SpmTokenizer(m.spm_model)
+    # fairseq's transformer, as the fairseq demo trains it: ReLU FFN (the paper's HS(x)), token
+    # embeddings ~ N(0, 1/d) scaled by sqrt(d), projections Xavier-uniform (queries, keys and values
+    # with gain 1/sqrt(2)), biases 0. With MarianConfig's defaults (every weight N(0, 0.02),
+    # embeddings unscaled: the tokens 1/35 of the sinusoidal positions, the scores q.k ~100x
+    # smaller than fairseq's) the LibreOffice example's encoder-decoder attention stayed flat
+    # (score sd 0.03-0.08 nats over 100-400 steps; fairseq's 0.2-0.7 over 100-300 updates).
+    config = MarianConfig(
+        vocab_size=tok.vocab_size, d_model=m.d_model, encoder_layers=m.layers, decoder_layers=m.layers,
+        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=4 * m.d_model,
+        decoder_ffn_dim=4 * m.d_model, max_position_embeddings=max(d.max_source_length, d.max_target_length),
+        dropout=m.dropout, attention_dropout=m.dropout, activation_dropout=0.0, pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id,
+        share_encoder_decoder_embeddings=True, activation_function="relu", scale_embedding=True,
+    )  # fmt: skip
+    model = MarianMTModel(config)
+    with torch.no_grad():
+        for name, module in model.model.named_modules():
+            if isinstance(module, torch.nn.Linear):
+                gain = 2**-0.5 if name.endswith(("q_proj", "k_proj", "v_proj")) else 1.0
+                torch.nn.init.xavier_uniform_(module.weight, gain=gain)
+                if module.bias is not None:
+                    torch.nn.init.zeros_(module.bias)
+        shared = model.get_input_embeddings().weight
+        shared.normal_(0.0, m.d_model**-0.5)
+        shared[tok.pad_token_id].zero_()
+    return tok, model
+
+
 def build_parser():
     return HfArgumentParser((ModelArguments, DataArguments, Seq2SeqTrainingArguments, LRDropArguments))
 
@@ -78,22 +115,7 @@ def build_parser():
 def main(argv=None):
     m, d, training, lrdrop_args = build_parser().parse_args_into_dataclasses(args=argv)
     set_seed(training.seed)
-    if m.model_name_or_path:
-        tok = HubTokenizer(m.model_name_or_path)
-        model = MarianMTModel.from_pretrained(m.model_name_or_path)
-    else:
-        if not m.spm_model:
-            raise SystemExit("give --model_name_or_path, or --spm_model (e.g. runs/demo/spm/spm.model) to train one")
-        tok = SpmTokenizer(m.spm_model)
-        config = MarianConfig(
-            vocab_size=tok.vocab_size, d_model=m.d_model, encoder_layers=m.layers, decoder_layers=m.layers,
-            encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=4 * m.d_model,
-            decoder_ffn_dim=4 * m.d_model, max_position_embeddings=max(d.max_source_length, d.max_target_length),
-            dropout=m.dropout, attention_dropout=m.dropout, activation_dropout=0.0, pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id,
-            share_encoder_decoder_embeddings=True,
-        )  # fmt: skip
-        model = MarianMTModel(config)
+    tok, model = build_model(m, d)
     raw = DatasetDict({s: read_split(d.data_dir, d.source_lang, d.target_lang, s) for s in ("train", "valid", "test")})
     if d.max_train_samples:
         raw["train"] = raw["train"].select(range(min(d.max_train_samples, len(raw["train"]))))

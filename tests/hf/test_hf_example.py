@@ -139,3 +139,32 @@ def test_the_documented_example_commands_parse(script):
         assert d.data_dir and training.max_steps != 0
         if m.spm_model:  # from scratch: batches by length, as fairseq's (random ones pad 4.3x)
             assert training.train_sampling_strategy == "group_by_length", args
+
+
+def test_the_from_scratch_marian_starts_as_fairseqs_transformer(tmp_path):
+    """The example's small Marian starts as fairseq's transformer: tokens embedded N(0, 1/d) and
+    scaled by sqrt(d) (unit scale, beside sinusoidal positions of unit scale), Xavier-uniform
+    projections, a ReLU FFN. MarianConfig's own defaults (every weight N(0, 0.02), embeddings
+    unscaled) left the LibreOffice example's encoder-decoder attention flat."""
+    import torch
+
+    data, prefix = _toy_corpus_and_spm(tmp_path, vocab_size=60, model_type="word")
+    script = _load("run_translation")
+    args = ["--data_dir", data, "--spm_model", prefix + ".model", "--output_dir", str(tmp_path / "out")]
+    m, d, _training, _lrdrop = script.build_parser().parse_args_into_dataclasses(args=args)
+    tok, model = script.build_model(m, d)
+    encoder = model.get_encoder()
+    ids = torch.tensor([i for i in range(tok.vocab_size) if i != tok.pad_token_id])
+    with torch.no_grad():
+        tokens = encoder.embed_tokens(ids) * encoder.embed_scale
+        positions = encoder.embed_positions(ids[None, :40].shape)
+    assert 0.9 < tokens.std().item() < 1.1
+    assert 0.5 < tokens.std().item() / positions.std().item() < 2
+    assert encoder.embed_tokens.weight[tok.pad_token_id].abs().sum() == 0
+    assert model.config.activation_function == "relu"
+    # fairseq's Xavier-uniform projections: queries' std gain * sqrt(2 / (d + d)), gain 1/sqrt(2)
+    attention = model.get_decoder().layers[0].encoder_attn
+    for projection, gain in ((attention.q_proj, 2**-0.5), (attention.out_proj, 1.0)):
+        expected = gain * (2 / (2 * m.d_model)) ** 0.5
+        assert abs(projection.weight.std().item() / expected - 1) < 0.05
+        assert projection.bias.abs().sum() == 0
