@@ -7,7 +7,7 @@ beam search by the Trainer (``predict_with_generate``), sacreBLEU at the end.
 Offline, from scratch (a small Marian built from a config, this project's sentencepiece model)::
 
     python examples/hf/run_translation.py --data_dir runs/demo/corpus --spm_model runs/demo/spm/spm.model \\
-        --source_lang de --target_lang en --output_dir runs/hf-demo --max_steps 2000 \\
+        --source_lang de --target_lang en --output_dir runs/hf-demo --max_steps 1000 \\
         --per_device_train_batch_size 64 --train_sampling_strategy group_by_length --learning_rate 3e-3 \\
         --warmup_steps 150 --label_smoothing_factor 0.1 \\
         --kl_weight 1    # and LR-Drop's default layer weights: hidden 0.1 (FFN output), attention 0.1
